@@ -1,0 +1,1 @@
+"""The ``automl-seg`` command line: parses, prints, and calls library functions, nothing else."""

@@ -1,0 +1,31 @@
+"""Pieces every CLI module shares: consoles, common options, JSON output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+DataRootOption = Annotated[
+    Path | None,
+    typer.Option("--data-root", help="Folder holding MSD tasks (default: $AUTOML_SEG_DATA, else a user cache)."),
+]
+RegistryOption = Annotated[
+    Path | None,
+    typer.Option("--registry", help="Registry folder (default: $AUTOML_SEG_REGISTRY, else a user data dir)."),
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML or TOML file with run settings; flags override it.")
+]
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, unwrapped and uncoloured, so it pipes into jq."""
+    typer.echo(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,23 @@
+"""Errors that reach the user as one clear line (the CLI prints them, exits non-zero)."""
+
+
+class UserError(Exception):
+    """A problem the user can fix: the message names the problem and what to do."""
+
+    exit_code = 2
+
+
+class DataError(UserError):
+    """A dataset, dataset.json or case that cannot be used."""
+
+
+class ConfigError(UserError):
+    """A config file or flag with an invalid value."""
+
+
+class PluginError(UserError):
+    """A plugin that cannot be loaded or registers something invalid."""
+
+
+class RegistryError(UserError):
+    """A registry reference or record that cannot be used."""

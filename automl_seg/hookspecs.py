@@ -1,0 +1,51 @@
+"""The hooks automl-seg offers plugins.
+
+A plugin is a module (or object) named in the ``automl_seg`` entry-point group that implements
+some of these hooks with ``@automl_seg.hookimpl``. Registration hooks get a ``register``
+callback: the host owns the names and rejects duplicates. Lifecycle hooks let observers
+(TensorBoard, MLflow, ...) follow a run without the engine knowing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from automl_seg.interfaces import Exporter, RunInfo, SearchSpace, SearchStrategy
+
+PROJECT = "automl_seg"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_search_strategies(register: Callable[[SearchStrategy], None]) -> None:
+    """Register search strategies by calling ``register(strategy)`` once per strategy."""
+
+
+@hookspec
+def register_search_spaces(register: Callable[[SearchSpace], None]) -> None:
+    """Register search spaces by calling ``register(space)`` once per space."""
+
+
+@hookspec
+def register_exporters(register: Callable[[Exporter], None]) -> None:
+    """Register exporters (ONNX, TorchScript, ...) by calling ``register(exporter)``."""
+
+
+@hookspec
+def on_run_started(run: RunInfo) -> None:
+    """Called once when a search, training or tuning run starts."""
+
+
+@hookspec
+def on_epoch_ended(run: RunInfo, phase: str, epoch: int, metrics: Mapping[str, float]) -> None:
+    """Called after every epoch of a phase (``"search"``, ``"train"``) with that epoch's metrics."""
+
+
+@hookspec
+def on_search_ended(run: RunInfo, result: Mapping[str, Any]) -> None:
+    """Called when a run ends, with its summary (architecture, metrics, registry reference)."""

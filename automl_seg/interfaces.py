@@ -1,0 +1,141 @@
+"""What plugins provide: search spaces, search strategies and exporters.
+
+These are structural protocols: a plugin object need not inherit from anything, it only needs
+these attributes and methods. The engine (automl_seg.engine) is the only caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from automl_seg.data.models import Plan
+    from automl_seg.data.prepared import PreparedData
+
+Budget = Literal["quick", "full"]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Identity of one run, handed to lifecycle hooks."""
+
+    run_id: str
+    kind: str  # "search", "train", "tune", ...
+    dataset: str | None = None
+    strategy: str | None = None
+    workdir: Path | None = None
+
+
+class TunableParameter(BaseModel):
+    """A hyper-parameter a plugin lets Optuna tune, with its range."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+    help: str = ""
+
+
+@runtime_checkable
+class SearchSpace(Protocol):
+    """A family of networks. ``build_network`` turns a discrete architecture into an nn.Module."""
+
+    name: str
+    version: str
+
+    def default_args(self, plan: Plan, budget: Budget) -> dict[str, Any]:
+        """Constructor arguments (channels, depths, ...) for a plan; JSON-serialisable."""
+        ...
+
+    def build_network(self, args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
+        """The discrete network: input (B, in_channels, *patch) -> logits (B, num_classes, *patch)."""
+        ...
+
+
+@dataclass
+class SearchContext:
+    """Everything a strategy's ``search`` gets from the engine."""
+
+    space: SearchSpace
+    space_args: dict[str, Any]
+    data: PreparedData
+    settings: BaseModel
+    seed: int
+    device: torch.device
+    workdir: Path
+    resume: bool
+    run: RunInfo
+    epoch_ended: Callable[[int, Mapping[str, float]], None] = lambda epoch, metrics: None
+
+
+@dataclass
+class SearchOutcome:
+    """What a strategy returns: a discrete architecture and how it was found."""
+
+    arch: dict[str, Any]
+    space_args: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, Path] = field(default_factory=dict)
+
+
+@runtime_checkable
+class SearchStrategy(Protocol):
+    """Finds an architecture in a search space."""
+
+    name: str
+    space: str  # name of the search space this strategy searches
+
+    def settings(self, budget: Budget, overrides: Mapping[str, Any]) -> BaseModel:
+        """The strategy's validated settings: the budget's preset with ``overrides`` applied.
+
+        Raise ``ConfigError`` (or let pydantic raise) on unknown keys or invalid values."""
+        ...
+
+    def search(self, ctx: SearchContext) -> SearchOutcome: ...
+
+
+class ExportOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    opset: int | None = None
+    fp16: bool = False
+    dynamic_spatial: bool = True
+    spatial_multiple: int = Field(default=16, gt=0, description="spatial sizes must be multiples of this")
+
+
+class Predictor(Protocol):
+    """A loaded artefact: float32 array (B, C, *spatial) in, logits out."""
+
+    providers: list[str]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Exporter(Protocol):
+    """Turns a trained network into a deployable artefact and loads it back for parity checks."""
+
+    name: str
+    suffix: str  # file suffix, e.g. ".onnx"
+
+    def export(
+        self, model: nn.Module, example: torch.Tensor, path: Path, options: ExportOptions
+    ) -> dict[str, Any]:
+        """Write the artefact to ``path``; return facts for the sidecar (opset, axes, ...)."""
+        ...
+
+    def load(self, path: Path, providers: list[str] | None = None) -> Predictor: ...

@@ -1,0 +1,187 @@
+"""Loading plugins: one ``PluginHost`` per run (no global manager).
+
+Plugins come from the ``automl_seg`` entry-point group, built-in ones included. Each is loaded,
+validated and asked to register its objects on its own, so one broken plugin is reported with its
+name and the error and does not take the CLI or the other plugins down.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import pluggy
+
+from automl_seg import API_VERSION, hookspecs
+from automl_seg.errors import PluginError
+from automl_seg.interfaces import Exporter, SearchSpace, SearchStrategy
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT
+DISABLE_ENV = "AUTOML_SEG_DISABLE_PLUGINS"
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+#: registration hook -> (kind shown to users, protocol the registered objects must follow)
+KINDS: dict[str, tuple[str, type]] = {
+    "register_search_strategies": ("strategy", SearchStrategy),
+    "register_search_spaces": ("space", SearchSpace),
+    "register_exporters": ("exporter", Exporter),
+}
+
+
+@dataclass
+class PluginInfo:
+    """What ``plugins list`` shows about one plugin."""
+
+    name: str
+    version: str
+    hooks: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class PluginHost:
+    """A pluggy manager plus the strategies, spaces and exporters its plugins registered."""
+
+    pm: pluggy.PluginManager
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+    registered: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {kind: {} for kind, _ in KINDS.values()}
+    )
+    owners: dict[tuple[str, str], str] = field(default_factory=dict)
+    collisions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"plugin '{p.name}': {e}" for p in self.plugins.values() for e in p.errors]
+
+    def get(self, kind: str, name: str) -> Any:
+        """The object registered as ``name``; a clear error when unknown or ambiguous."""
+        if (kind, name) in self.collisions:
+            owners = " and ".join(self.collisions[(kind, name)])
+            raise PluginError(
+                f"{kind} '{name}' is registered by several plugins ({owners}); "
+                f"disable one with {DISABLE_ENV}=<plugin>"
+            )
+        table = self.registered[kind]
+        if name not in table:
+            known = ", ".join(sorted(table)) or "none"
+            raise PluginError(f"unknown {kind} '{name}'; installed {kind}s: {known}")
+        return table[name]
+
+    def strategy(self, name: str) -> SearchStrategy:
+        return self.get("strategy", name)
+
+    def space(self, name: str) -> SearchSpace:
+        return self.get("space", name)
+
+    def exporter(self, name: str) -> Exporter:
+        return self.get("exporter", name)
+
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook on every observer; a failing observer is logged, never fatal."""
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            try:
+                impl.function(**{a: kwargs[a] for a in impl.argnames})
+            except Exception as exc:  # an observer must not break the run
+                log.warning("plugin '%s' failed in %s: %s", impl.plugin_name, hook, exc)
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def add(self, plugin: object, name: str, version: str = "unknown") -> None:
+        """Register one plugin object and collect what it registers."""
+        info = self.plugins.setdefault(name, PluginInfo(name=name, version=version))
+        api = getattr(plugin, "AUTOML_SEG_API", API_VERSION)
+        if api != API_VERSION:
+            info.errors.append(
+                f"written for plugin API {api}, this automl-seg provides API {API_VERSION}; "
+                "upgrade the plugin or automl-seg"
+            )
+            return
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+        except Exception as exc:
+            self.pm.unregister(name=name)
+            info.errors.append(f"invalid hooks: {exc}")
+            return
+        info.hooks = sorted(c.name for c in self.pm.get_hookcallers(plugin) or [])
+        for hook, (kind, protocol) in KINDS.items():
+            for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                if impl.plugin_name == name:
+                    self._collect(info, impl.function, kind, protocol)
+
+    def _collect(self, info: PluginInfo, hook: Callable[..., Any], kind: str, protocol: type) -> None:
+        def register(obj: Any) -> None:
+            obj_name = getattr(obj, "name", None)
+            if not isinstance(obj_name, str) or not _NAME.match(obj_name):
+                raise PluginError(f"registered a {kind} with invalid name {obj_name!r} (use [a-z0-9_-])")
+            if not isinstance(obj, protocol):
+                raise PluginError(f"{kind} '{obj_name}' does not follow the {protocol.__name__} interface")
+            owner = self.owners.get((kind, obj_name))
+            if owner is not None and owner != info.name:
+                self.collisions.setdefault((kind, obj_name), [owner]).append(info.name)
+                raise PluginError(f"{kind} '{obj_name}' is already registered by plugin '{owner}'")
+            self.owners[(kind, obj_name)] = info.name
+            self.registered[kind][obj_name] = obj
+            info.registered.setdefault(kind, []).append(obj_name)
+
+        try:
+            hook(register=register)
+        except Exception as exc:
+            info.errors.append(str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}")
+
+
+def _disabled_from_env() -> set[str]:
+    return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+
+
+def _version(ep: EntryPoint, module: object) -> str:
+    if ep.dist is not None:
+        return ep.dist.version
+    return str(getattr(module, "__version__", "unknown"))
+
+
+def load_plugins(
+    extra: Iterable[tuple[str, object]] = (),
+    disabled: set[str] | None = None,
+    use_entry_points: bool = True,
+) -> PluginHost:
+    """A fresh host with every installed plugin (minus the disabled ones) and ``extra`` ones.
+
+    ``extra`` holds ``(name, plugin_object)`` pairs, for tests and embedding applications."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    host = PluginHost(pm=pm)
+    disabled = _disabled_from_env() if disabled is None else disabled
+    eps = entry_points(group=ENTRY_POINT_GROUP) if use_entry_points else []
+    for ep in sorted(eps, key=lambda e: e.name):
+        if ep.name in disabled:
+            continue
+        try:
+            module = ep.load()
+        except Exception as exc:
+            host.plugins[ep.name] = PluginInfo(
+                name=ep.name,
+                version=ep.dist.version if ep.dist else "unknown",
+                errors=[f"failed to import {ep.value}: {type(exc).__name__}: {exc}"],
+            )
+            continue
+        host.add(module, ep.name, _version(ep, module))
+    for name, plugin in extra:
+        if name not in disabled:
+            host.add(plugin, name, str(getattr(plugin, "__version__", "unknown")))
+    for problem in host.problems:
+        log.warning("%s", problem)
+    return host

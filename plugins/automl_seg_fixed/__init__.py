@@ -1,0 +1,1 @@
+"""First-party automl-seg plugin: fixed."""

@@ -1,0 +1,1 @@
+"""The automl-seg architecture registry: typed records and a local store."""
