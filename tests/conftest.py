@@ -38,3 +38,22 @@ def real_data_root() -> Path:
     if not (REAL_DATA_ROOT / "Task04_Hippocampus" / "dataset.json").is_file():
         pytest.skip(f"real Task04_Hippocampus not found under {REAL_DATA_ROOT} (set AUTOML_SEG_DATA)")
     return REAL_DATA_ROOT
+
+
+@pytest.fixture
+def cli():
+    """Run the real ``automl-seg`` CLI in a subprocess: ``cli("data", "check", ...)``."""
+    import subprocess
+    import sys
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+        full_env = {**os.environ, **(env or {})}
+        return subprocess.run(
+            [sys.executable, "-m", "automl_seg.cli.main", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+        )
+
+    return run

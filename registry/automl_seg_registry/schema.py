@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,7 +62,7 @@ class ArchitectureRecord(_Model):
     schema_version: int = SCHEMA_VERSION
     name: str
     version: int | None = None
-    created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     space: SpaceRef
     arch: dict[str, Any] = Field(default_factory=dict, description="discrete architecture payload")
     strategy: StrategyRef
