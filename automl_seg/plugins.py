@@ -77,7 +77,7 @@ class PluginHost:
         table = self.registered[kind]
         if name not in table:
             known = ", ".join(sorted(table)) or "none"
-            raise PluginError(f"unknown {kind} '{name}'; installed {kind}s: {known}")
+            raise PluginError(f"unknown {kind} '{name}'; installed: {known}")
         return table[name]
 
     def strategy(self, name: str) -> SearchStrategy:
@@ -122,25 +122,32 @@ class PluginHost:
                 if impl.plugin_name == name:
                     self._collect(info, impl.function, kind, protocol)
 
+    def _admit(self, info: PluginInfo, obj: Any, kind: str, protocol: type) -> str | None:
+        obj_name = getattr(obj, "name", None)
+        if not isinstance(obj_name, str) or not _NAME.match(obj_name):
+            return f"registered a {kind} with invalid name {obj_name!r} (use [a-z0-9_-])"
+        if not isinstance(obj, protocol):
+            return f"{kind} '{obj_name}' does not follow the {protocol.__name__} interface"
+        owner = self.owners.get((kind, obj_name))
+        if owner is not None and owner != info.name:
+            self.collisions.setdefault((kind, obj_name), [owner]).append(info.name)
+            return f"{kind} '{obj_name}' is already registered by plugin '{owner}'"
+        self.owners[(kind, obj_name)] = info.name
+        self.registered[kind][obj_name] = obj
+        info.registered.setdefault(kind, []).append(obj_name)
+        return None
+
     def _collect(self, info: PluginInfo, hook: Callable[..., Any], kind: str, protocol: type) -> None:
         def register(obj: Any) -> None:
-            obj_name = getattr(obj, "name", None)
-            if not isinstance(obj_name, str) or not _NAME.match(obj_name):
-                raise PluginError(f"registered a {kind} with invalid name {obj_name!r} (use [a-z0-9_-])")
-            if not isinstance(obj, protocol):
-                raise PluginError(f"{kind} '{obj_name}' does not follow the {protocol.__name__} interface")
-            owner = self.owners.get((kind, obj_name))
-            if owner is not None and owner != info.name:
-                self.collisions.setdefault((kind, obj_name), [owner]).append(info.name)
-                raise PluginError(f"{kind} '{obj_name}' is already registered by plugin '{owner}'")
-            self.owners[(kind, obj_name)] = info.name
-            self.registered[kind][obj_name] = obj
-            info.registered.setdefault(kind, []).append(obj_name)
+            """Accept ``obj`` or record why not; a rejected object never stops the plugin's hook."""
+            problem = self._admit(info, obj, kind, protocol)
+            if problem:
+                info.errors.append(problem)
 
         try:
             hook(register=register)
         except Exception as exc:
-            info.errors.append(str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}")
+            info.errors.append(f"{type(exc).__name__}: {exc}")
 
 
 def _disabled_from_env() -> set[str]:
