@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from automl_seg.errors import ConfigError
 
@@ -33,7 +33,7 @@ class DataSettings(Settings):
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
     split_seed: int = 0
     max_cases: int | None = Field(default=None, gt=0, description="use only the first N cases (smoke runs)")
-    patch_size: tuple[int, int, int] | None = Field(default=None, description="override the plan's patch")
+XX
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
