@@ -33,7 +33,9 @@ class DataSettings(Settings):
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
     split_seed: int = 0
     max_cases: int | None = Field(default=None, gt=0, description="use only the first N cases (smoke runs)")
-XX
+    patch_size: tuple[PositiveInt, PositiveInt, PositiveInt] | None = Field(
+        default=None, description="override the plan's patch"
+    )
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
