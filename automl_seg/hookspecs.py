@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from automl_seg.interfaces import Exporter, RunInfo, SearchSpace, SearchStrategy
+    from automl_seg.interfaces import Exporter, RunInfo, SearchSpace, SearchStrategy, TunableParameter
 
 PROJECT = "automl_seg"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -34,6 +34,12 @@ def register_search_spaces(register: Callable[[SearchSpace], None]) -> None:
 @hookspec
 def register_exporters(register: Callable[[Exporter], None]) -> None:
     """Register exporters (ONNX, TorchScript, ...) by calling ``register(exporter)``."""
+
+
+@hookspec
+def tunable_parameters(strategy: str, space: str) -> list[TunableParameter] | None:
+    """Hyper-parameters (with ranges) this plugin lets ``automl-seg tune`` search for a run of
+    ``strategy`` on ``space``; return None when the plugin has nothing to tune for that pair."""
 
 
 @hookspec

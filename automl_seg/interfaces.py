@@ -41,6 +41,9 @@ class TunableParameter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
+    target: Literal["strategy", "space", "train"] = Field(
+        description="where the value goes: strategy settings, search-space args or training settings"
+    )
     kind: Literal["float", "int", "categorical"]
     low: float | None = None
     high: float | None = None
