@@ -21,3 +21,7 @@ class PluginError(UserError):
 
 class RegistryError(UserError):
     """A registry reference or record that cannot be used."""
+
+
+class RunStopped(Exception):
+    """Raised by an observer (e.g. Optuna's pruner) to end a run early; the engine lets it through."""

@@ -18,7 +18,7 @@ from typing import Any
 import pluggy
 
 from automl_seg import API_VERSION, hookspecs
-from automl_seg.errors import PluginError
+from automl_seg.errors import PluginError, RunStopped
 from automl_seg.interfaces import Exporter, SearchSpace, SearchStrategy
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,14 @@ class PluginHost:
         return self.get("exporter", name)
 
     def notify(self, hook: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook on every observer; a failing observer is logged, never fatal."""
+        """Call a lifecycle hook on every observer; a failing observer is logged, never fatal.
+
+        Only ``RunStopped`` goes through: it is how an observer (a pruner) ends a run on purpose."""
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             try:
                 impl.function(**{a: kwargs[a] for a in impl.argnames})
+            except RunStopped:
+                raise
             except Exception as exc:  # an observer must not break the run
                 log.warning("plugin '%s' failed in %s: %s", impl.plugin_name, hook, exc)
 

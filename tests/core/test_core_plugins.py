@@ -173,3 +173,18 @@ def test_cli_plugins_list_table(cli):
     assert result.returncode == 0, result.stderr
     for name in ("fixed", "dints", "export"):
         assert name in result.stdout
+
+
+def test_observer_can_stop_a_run_on_purpose():
+    from automl_seg.errors import RunStopped
+
+    class Pruner:
+        @hookimpl
+        def on_epoch_ended(self, epoch):
+            if epoch >= 2:
+                raise RunStopped("pruned at epoch 2")
+
+    host = load_plugins(extra=[("pruner", Pruner())], use_entry_points=False)
+    host.notify("on_epoch_ended", run=None, phase="train", epoch=1, metrics={})
+    with pytest.raises(RunStopped, match="pruned"):
+        host.notify("on_epoch_ended", run=None, phase="train", epoch=2, metrics={})
