@@ -25,3 +25,7 @@ class RegistryError(UserError):
 
 class RunStopped(Exception):
     """Raised by an observer (e.g. Optuna's pruner) to end a run early; the engine lets it through."""
+
+
+class ExportError(UserError):
+    """An export that fails, or whose artefact does not compute what the model computes."""

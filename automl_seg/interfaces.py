@@ -41,8 +41,8 @@ class TunableParameter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    target: Literal["strategy", "space", "train"] = Field(
-        description="where the value goes: strategy settings, search-space args or training settings"
+    target: Literal["strategy", "space", "train", "data"] = Field(
+        description="where the value goes: strategy settings, search-space args, training or data settings"
     )
     kind: Literal["float", "int", "categorical"]
     low: float | None = None
@@ -118,6 +118,10 @@ class ExportOptions(BaseModel):
     fp16: bool = False
     dynamic_spatial: bool = True
     spatial_multiple: int = Field(default=16, gt=0, description="spatial sizes must be multiples of this")
+    onnx_exporter: Literal["auto", "torchscript", "dynamo"] = Field(
+        default="auto",
+        description="torch's ONNX exporter: 'auto' tries the TorchScript-based one, then dynamo",
+    )
 
 
 class Predictor(Protocol):

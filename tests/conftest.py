@@ -57,3 +57,47 @@ def cli():
         )
 
     return run
+
+
+POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, uniquely named PostgreSQL database on 127.0.0.1:5432; yields its URL, drops it afterwards.
+
+    Skips (with the reason) where no server answers, except when CI=true: there it fails loudly.
+    """
+    import shutil
+    import subprocess
+    import uuid
+
+    def unavailable(reason: str) -> None:
+        message = f"PostgreSQL on 127.0.0.1:5432 unavailable: {reason}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true requires it)")
+        pytest.skip(message)
+
+    if shutil.which("pg_isready"):
+        probe = subprocess.run(
+            ["pg_isready", "-h", "127.0.0.1", "-p", "5432", "-t", "3"], capture_output=True, text=True
+        )
+        if probe.returncode != 0:
+            unavailable((probe.stdout or probe.stderr).strip() or f"pg_isready exit {probe.returncode}")
+    try:
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # no driver, no server, no trust auth: all mean "cannot test here"
+        unavailable(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+    database = f"automl_seg_test_{uuid.uuid4().hex[:16]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()

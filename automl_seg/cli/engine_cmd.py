@@ -1,9 +1,331 @@
-"""Top-level engine commands (added by its issue)."""
+"""Top-level engine commands: ``search``, ``train``, ``evaluate`` and ``predict``.
+
+They parse flags and config files, call ``automl_seg.engine`` and print; torch and MONAI are
+imported inside the commands so ``automl-seg --help`` stays fast.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+from rich import box
+from rich.table import Table
+
+from automl_seg.cli.common import (
+    ConfigOption,
+    DataRootOption,
+    JsonFlag,
+    RegistryOption,
+    console,
+    print_json,
+)
+from automl_seg.config import Budget, DataSettings, Device, build_settings, check_sections, read_config_file, section
+from automl_seg.errors import ConfigError
+
+if TYPE_CHECKING:
+    from automl_seg.engine.evaluate import EvalReport
+
+RefArgument = Annotated[str, typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest'.")]
+BudgetOption = Annotated[Budget, typer.Option("--budget", help="Preset: quick (2-core CPU) or full (GPU).")]
+SeedOption = Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")]
+DeviceOption = Annotated[Device | None, typer.Option("--device", help="auto picks CUDA when available.")]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run from its checkpoint.")]
+WorkdirOption = Annotated[
+    Path | None, typer.Option("--workdir", help="Checkpoint folder (default: a per-run folder in the user cache).")
+]
+MaxCasesOption = Annotated[int | None, typer.Option("--max-cases", help="Use only the first N cases (smoke runs).")]
+PatchOption = Annotated[
+    str | None, typer.Option("--patch-size", help="Override the plan's patch, e.g. 32x48x32 (multiples of 16).")
+]
+ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+
+CONFIG_SECTIONS = {"data", "train", "search", "strategy"}
+
+
+def parse_patch(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        sides = tuple(int(p) for p in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--patch-size {text!r} is not like 32x48x32") from None
+    if len(sides) != 3:
+        raise ConfigError(f"--patch-size {text!r} needs 3 sides, like 32x48x32")
+    return sides  # type: ignore[return-value]
+
+
+def parse_memory_budget(text: str | None) -> float | str | None:
+    """``0.5`` (a fraction) becomes a float; ``900MB`` stays a string for the strategy to parse."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def load_config(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    config = read_config_file(path)
+    check_sections(config, CONFIG_SECTIONS, path)
+    return config
+
+
+def _open_registry(path: Path | None):  # noqa: ANN202 - Registry, imported lazily
+    from automl_seg_registry import Registry
+
+    return Registry.open(path)
+
+
+def _dice_table(report: EvalReport, title: str, per_case: bool = True) -> Table:
+    names = list(report.dice_per_class)
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    table.add_column("case")
+    for name in names:
+        table.add_column(f"Dice {name}", justify="right")
+    for name in names:
+        table.add_column(f"HD95 {name}", justify="right")
+
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    if per_case:
+        for row in report.cases:
+            table.add_row(row.case, *(fmt(row.dice[n]) for n in names), *(fmt(row.hd95[n]) for n in names))
+        table.add_section()
+    table.add_row(
+        "[bold]mean[/]",
+        *(f"[bold]{report.dice_per_class[n]:.3f}[/]" for n in names),
+        *(fmt(report.hd95_per_class[n]) for n in names),
+    )
+    return table
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    """What --json prints for a trained model."""
+    return {
+        "ref": result.record.ref,
+        "parent": result.record.parent,
+        "promoted_best": result.promoted,
+        "metrics": result.record.metrics.model_dump(mode="json"),
+        "history": result.train.history,
+    }
+
+
+def search(
+    strategy: Annotated[str, typer.Option("--strategy", help="Search strategy (see `automl-seg plugins list`).")] = (
+        "dints"
+    ),
+    dataset: Annotated[str | None, typer.Option("--dataset", help="MSD task name.")] = None,
+    data_root: DataRootOption = None,
+    registry: RegistryOption = None,
+    config: ConfigOption = None,
+    budget: BudgetOption = "quick",
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Search epochs (strategy setting).")] = None,
+    warmup_epochs: Annotated[
+        int | None, typer.Option("--warmup-epochs", help="Search warm-up epochs (strategy setting).")
+    ] = None,
+    memory_budget: Annotated[
+        str | None, typer.Option("--memory-budget", help="Memory budget: a fraction (0.5) or a size (900MB).")
+    ] = None,
+    train_epochs: Annotated[int | None, typer.Option("--train-epochs", help="Retraining epochs.")] = None,
+    seed: SeedOption = None,
+    device: DeviceOption = None,
+    resume: ResumeOption = False,
+    no_train: Annotated[bool, typer.Option("--no-train", help="Only search and register the architecture.")] = False,
+    workdir: WorkdirOption = None,
+    max_cases: MaxCasesOption = None,
+    patch_size: PatchOption = None,
+    progress: ProgressOption = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search an architecture, register it, retrain and evaluate it, register the trained model."""
+    from automl_seg.engine.pipeline import run_search
+    from automl_seg.engine.settings import SearchRunSettings, train_settings
+    from automl_seg.plugins import load_plugins
+
+    cfg = load_config(config)
+    run = build_settings(
+        SearchRunSettings,
+        section(cfg, "search"),
+        {"strategy": strategy, "budget": budget, "seed": seed, "device": device, "workdir": workdir,
+         "resume": resume or None, "no_train": no_train or None, "progress": progress},
+        source="search settings",
+    )  # fmt: skip
+    data = build_settings(
+        DataSettings,
+        section(cfg, "data"),
+        {"dataset": dataset, "data_root": data_root, "max_cases": max_cases, "patch_size": parse_patch(patch_size)},
+        source="data settings",
+    )
+    train = train_settings(run.budget, section(cfg, "train"), {"epochs": train_epochs})
+    overrides = {
+        **section(cfg, "strategy"),
+        **{
+            k: v
+            for k, v in {
+                "epochs": epochs,
+                "warmup_epochs": warmup_epochs,
+                "memory_budget": parse_memory_budget(memory_budget),
+            }.items()
+            if v is not None
+        },
+    }
+    host = load_plugins()
+    with _open_registry(registry) as reg:
+        result = run_search(run, data, train, overrides, registry=reg, host=host)
+    if as_json:
+        print_json(
+            {
+                "architecture": result.architecture.ref,
+                "trained": _summary(result.trained) if result.trained else None,
+                "workdir": str(result.workdir),
+            }
+        )
+        return
+    console.print(f"architecture registered as [bold]{result.architecture.ref}[/]")
+    if result.trained:
+        trained = result.trained
+        console.print(_dice_table(trained.evaluation, f"validation of {trained.record.ref}", per_case=False))
+        console.print(
+            f"trained model registered as [bold]{trained.record.ref}[/] (parent {trained.record.parent})"
+            + (", now [green]best[/]" if trained.promoted else "")
+        )
+
+
+def train(
+    ref: RefArgument,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Training epochs (default: the budget's).")] = None,
+    budget: BudgetOption = "quick",
+    registry: RegistryOption = None,
+    data_root: DataRootOption = None,
+    config: ConfigOption = None,
+    seed: SeedOption = None,
+    device: DeviceOption = None,
+    resume: ResumeOption = False,
+    workdir: WorkdirOption = None,
+    max_cases: MaxCasesOption = None,
+    progress: ProgressOption = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Retrain a registered architecture from scratch; register it as a new version (parent REF)."""
+    from automl_seg.engine.pipeline import retrain
+    from automl_seg.engine.settings import RunSettings, train_settings
+    from automl_seg.plugins import load_plugins
+
+    cfg = load_config(config)
+    run = build_settings(
+        RunSettings,
+        section(cfg, "search"),
+        {"budget": budget, "seed": seed, "device": device, "workdir": workdir, "resume": resume or None,
+         "progress": progress},
+        source="run settings",
+    )  # fmt: skip
+    settings = train_settings(run.budget, section(cfg, "train"), {"epochs": epochs})
+    root = data_root or section(cfg, "data").get("data_root")
+    with _open_registry(registry) as reg:
+        result = retrain(
+            ref, run, settings, registry=reg, host=load_plugins(), data_root=Path(root) if root else None,
+            max_cases=max_cases,
+        )  # fmt: skip
+    if as_json:
+        print_json(_summary(result))
+        return
+    console.print(_dice_table(result.evaluation, f"validation of {result.record.ref}", per_case=False))
+    console.print(
+        f"registered [bold]{result.record.ref}[/] (parent {result.record.parent})"
+        + (", now [green]best[/]" if result.promoted else "")
+    )
+
+
+def evaluate(
+    ref: RefArgument,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Evaluate on this dataset's validation split.")
+    ] = None,
+    images: Annotated[Path | None, typer.Option("--images", help="Folder of NIfTI images.")] = None,
+    labels: Annotated[Path | None, typer.Option("--labels", help="Folder of NIfTI labels (same file names).")] = None,
+    data_root: DataRootOption = None,
+    registry: RegistryOption = None,
+    device: DeviceOption = None,
+    max_cases: MaxCasesOption = None,
+    progress: ProgressOption = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Dice and HD95 per class and per case, on a dataset's validation split or on image/label folders."""
+    from automl_seg.engine.evaluate import evaluate_reference
+    from automl_seg.plugins import load_plugins
+
+    if (images is None) != (labels is None):
+        raise ConfigError("give both --images and --labels (or neither, to use --dataset's validation split)")
+    if images is not None and dataset is not None:
+        raise ConfigError("give either --dataset or --images/--labels, not both")
+    with _open_registry(registry) as reg:
+        report = evaluate_reference(
+            reg, ref, load_plugins(), device=device or "auto", dataset=dataset, data_root=data_root,
+            images=images, labels=labels, max_cases=max_cases, progress=progress,
+        )  # fmt: skip
+    if as_json:
+        print_json({"ref": ref, **report.model_dump(mode="json")})
+        return
+    console.print(_dice_table(report, f"evaluation of {ref}"))
+
+
+def predict(
+    ref: RefArgument,
+    input: Annotated[Path, typer.Option("--input", "-i", help="A NIfTI file or a folder of them.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the label maps.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
+    backend: Annotated[
+        str, typer.Option("--backend", help="torch, or onnxruntime (needs `automl-seg export REF --format onnx`).")
+    ] = "torch",
+    providers: Annotated[
+        str | None, typer.Option("--providers", help="onnxruntime providers, comma separated, in order.")
+    ] = None,
+    registry: RegistryOption = None,
+    device: DeviceOption = None,
+    progress: ProgressOption = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Segment NIfTI images: one label map per input, same name, same shape, affine and header."""
+    from automl_seg.engine.predict import predict_reference
+    from automl_seg.plugins import load_plugins
+
+    if backend not in ("torch", "onnxruntime"):
+        raise ConfigError(f"unknown --backend {backend!r}; use torch or onnxruntime")
+    provider_list = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
+    with _open_registry(registry) as reg:
+        predictions, used = predict_reference(
+            reg, ref, load_plugins(), input, output, device=device or "auto", backend=backend,
+            providers=provider_list, overwrite=overwrite, progress=progress,
+        )  # fmt: skip
+    if as_json:
+        print_json(
+            {
+                "ref": ref,
+                "backend": backend,
+                "providers": used,
+                "outputs": [
+                    {"case": p.case, "input": str(p.source), "output": str(p.output), "shape": list(p.shape)}
+                    for p in predictions
+                ],
+            }
+        )
+        return
+    table = Table(title=f"predictions of {ref} ({backend}{': ' + ', '.join(used) if used else ''})", box=box.SIMPLE)
+    for column in ("case", "shape", "labels", "output"):
+        table.add_column(column)
+    for p in predictions:
+        table.add_row(p.case, "x".join(map(str, p.shape)), ",".join(map(str, p.labels_present)), str(p.output))
+    console.print(table)
 
 
 def register(root: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    root.command("search")(search)
+    root.command("train")(train)
+    root.command("evaluate")(evaluate)
+    root.command("predict")(predict)

@@ -1,9 +1,119 @@
-"""Top-level export commands (added by its issue)."""
+"""``automl-seg export``: a registered model to ONNX/TorchScript, with its parity proof and sidecar.
+
+The command parses flags, calls ``automl_seg.export.export_model`` and prints; torch, onnx and
+the registry are imported inside the command so ``automl-seg --help`` stays fast.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+from rich import box
+from rich.table import Table
+
+from automl_seg.cli.common import DataRootOption, JsonFlag, RegistryOption, console, print_json
+from automl_seg.config import build_settings
+
+if TYPE_CHECKING:
+    from automl_seg.export import ExportResult
+
+
+def _result_table(result: ExportResult) -> Table:
+    parity = result.parity
+    verdict = "within" if parity.within_tolerance else "OUTSIDE"
+    kind = "enforced" if parity.enforced else "report-only (fp16)"
+    table = Table(
+        title=f"{result.format} export of {result.ref} -> '{result.artifact}' "
+        f"(parity on {len(parity.cases)} {parity.source} case(s), {', '.join(parity.providers)})",
+        box=box.SIMPLE,
+    )
+    for column in ("case", "shape", "max |logit diff|", "label agreement", "Dice vs torch"):
+        table.add_column(column, justify="left" if column == "case" else "right")
+    for case in parity.cases:
+        table.add_row(
+            case.case,
+            "x".join(map(str, case.shape)),
+            f"{case.max_abs_diff:.2e}",
+            f"{case.label_agreement:.5f}",
+            f"{case.dice:.4f}",
+        )
+    table.caption = (
+        f"max |diff| {parity.max_abs_diff:.2e} {verdict} atol {parity.atol:g} ({kind}); "
+        f"sha256 {result.sha256[:12]}; sidecar {result.sidecar_path}"
+        + (f"; written to {result.output}" if result.output else "")
+    )
+    return table
+
+
+def export(
+    ref: Annotated[
+        str, typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest'.")
+    ] = "latest",
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="Exporter name (see `automl-seg plugins list`): onnx, torchscript.")
+    ] = "onnx",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Also write the artefact (and its .json sidecar) to this file or folder."),
+    ] = None,
+    opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset (default 17).")] = None,
+    fp16: Annotated[
+        bool, typer.Option("--fp16", help="Half precision inside (float32 in/out); needs a CUDA/TensorRT runtime.")
+    ] = False,
+    dynamic_spatial: Annotated[
+        bool,
+        typer.Option(
+            "--dynamic-spatial/--static",
+            help="Dynamic spatial axes (multiples of the network's stride) or fixed to the plan's patch.",
+        ),
+    ] = True,
+    atol: Annotated[
+        float | None, typer.Option("--atol", help="Max abs logit difference allowed vs torch (fp32; default 1e-3).")
+    ] = None,
+    providers: Annotated[
+        str | None,
+        typer.Option("--providers", help="Force runtime providers for the parity run, comma separated, in order."),
+    ] = None,
+    parity_cases: Annotated[
+        int | None, typer.Option("--parity-cases", help="Validation volumes the parity proof runs on (default 4).")
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    data_root: DataRootOption = None,
+    registry: RegistryOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Export a registered model (ONNX, TorchScript), prove it computes what torch computes, and register it."""
+    from automl_seg.engine.progress import progress_bar
+    from automl_seg.export import ExportRequest, export_model
+
+    request = build_settings(
+        ExportRequest,
+        overrides={
+            "ref": ref,
+            "format": format,
+            "output": output,
+            "opset": opset,
+            "fp16": fp16,
+            "dynamic_spatial": dynamic_spatial,
+            "atol": atol,
+            "providers": [p.strip() for p in providers.split(",") if p.strip()] if providers else None,
+            "parity_cases": parity_cases,
+            "data_root": data_root,
+            "registry": registry,
+        },
+        source="export options",
+    )
+    with progress_bar(progress and not as_json) as bar:
+        task = bar.add_task("parity check", total=request.parity_cases)
+        result = export_model(request, on_case=lambda case: bar.advance(task))
+    if as_json:
+        print_json(result.model_dump(mode="json", exclude={"sidecar"}))
+        return
+    console.print(_result_table(result))
 
 
 def register(root: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    root.command("export")(export)

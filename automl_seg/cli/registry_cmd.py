@@ -1,10 +1,199 @@
-"""``automl-seg registry``: (commands added by its issue)."""
+"""``automl-seg registry``: browse, tag, remove and verify registered architectures."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
-app = typer.Typer(help="registry commands.", no_args_is_help=True)
+import typer
+from rich import box
+from rich.table import Table
+
+from automl_seg.cli.common import JsonFlag, RegistryOption, console, err_console, print_json
+
+if TYPE_CHECKING:
+    from automl_seg_registry import ArchitectureRecord, Registry
+
+app = typer.Typer(help="Browse and manage registered architectures.", no_args_is_help=True)
+
+RefArgument = Annotated[str, typer.Argument(help="NAME, NAME:VERSION, NAME@ALIAS or 'latest'.")]
+
+
+def _open(registry: Path | None) -> Registry:
+    from automl_seg_registry import Registry
+
+    return Registry.open(registry)
+
+
+@app.command("list")
+def list_records(
+    registry: RegistryOption = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Only records of this dataset.")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="Only records found by this strategy.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Only versions of this record name.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List registered records (newest version of each name marked 'latest')."""
+    with _open(registry) as reg:
+        found = reg.list(dataset=dataset, strategy=strategy, name=name)
+        if as_json:
+            print_json([record.model_dump(mode="json") for record in found])
+            return
+        if not found:
+            console.print(
+                f"no records in {reg.root}" + (" matching the filters" if dataset or strategy or name else "")
+            )
+            return
+        aliases = reg.aliases()
+    table = Table(title=f"registry {reg.root}", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("ref", overflow="fold", min_width=12)
+    table.add_column("dataset", overflow="fold", min_width=10)
+    table.add_column("strategy", overflow="fold", min_width=8)
+    for column in ("mean Dice", "params", "memory"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    for record in found:
+        marks = aliases.get(record.ref, [])
+        table.add_row(
+            record.ref + (f"\n[dim]({', '.join(marks)})[/]" if marks else ""),
+            record.dataset.name,
+            record.strategy.name,
+            _number(record.metrics.dice_mean, "{:.4f}"),
+            _params(record.metrics.params),
+            _number(record.metrics.peak_memory_mb, "{:.0f} MB"),
+            record.created.strftime("%Y-%m-%d %H:%M"),
+        )
+    console.print(table)
+
+
+@app.command()
+def show(ref: RefArgument, registry: RegistryOption = None, as_json: JsonFlag = False) -> None:
+    """Show one record: what was searched, on what, how well, and its files."""
+    with _open(registry) as reg:
+        record = reg.get(ref)
+        marks = reg.aliases().get(record.ref, [])
+    if as_json:
+        print_json(record.model_dump(mode="json"))
+        return
+    _print_record(record, marks)
+
+
+@app.command()
+def tag(
+    ref: RefArgument,
+    alias: Annotated[str, typer.Argument(help="Alias to point at REF, e.g. 'best'.")],
+    registry: RegistryOption = None,
+) -> None:
+    """Point NAME@ALIAS at REF (moving the alias if it pointed elsewhere)."""
+    with _open(registry) as reg:
+        exact = reg.resolve(ref)
+        reg.tag(exact, alias)
+    console.print(f"{exact.split(':')[0]}@{alias} -> {exact}")
+
+
+@app.command("rm")
+def remove(
+    ref: RefArgument,
+    registry: RegistryOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a record version, its aliases and its files."""
+    with _open(registry) as reg:
+        record = reg.get(ref)
+        if not yes:
+            typer.confirm(f"Remove {record.ref} and its {len(record.artifacts)} file(s)?", abort=True)
+        removed = reg.remove(record.ref)
+    console.print(f"removed {removed}")
+
+
+@app.command()
+def verify(registry: RegistryOption = None, as_json: JsonFlag = False) -> None:
+    """Check every artifact's checksum; report missing or altered files (exit 1 if any)."""
+    with _open(registry) as reg:
+        problems = reg.verify()
+        found = reg.list()
+    checked = sum(len(record.artifacts) for record in found)
+    if as_json:
+        print_json(
+            {
+                "records": len(found),
+                "artifacts": checked,
+                "problems": [
+                    {"ref": p.ref, "artifact": p.artifact, "kind": p.kind, "path": str(p.path)} for p in problems
+                ],
+            }
+        )
+    elif problems:
+        table = Table(title=f"{len(problems)} problem(s)")
+        for column in ("ref", "artifact", "problem", "path"):
+            table.add_column(column)
+        for problem in problems:
+            table.add_row(problem.ref, problem.artifact or "-", problem.kind, str(problem.path))
+        err_console.print(table)
+    else:
+        console.print(f"ok: {checked} artifact(s) of {len(found)} record(s) match their sha256")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def card(
+    ref: RefArgument,
+    registry: RegistryOption = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the card to this file.")] = None,
+) -> None:
+    """Print (or write) the record's model card: Markdown with YAML front matter."""
+    with _open(registry) as reg:
+        text = reg.card(ref)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    console.print(f"wrote {output}")
+
+
+def _print_record(record: ArchitectureRecord, marks: list[str]) -> None:
+    metrics = record.metrics
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    rows = {
+        "ref": record.ref + (f" ({', '.join(marks)})" if marks else ""),
+        "created": record.created.isoformat(timespec="seconds"),
+        "space": f"{record.space.name} {record.space.version}",
+        "strategy": record.strategy.name,
+        "dataset": f"{record.dataset.name} (fingerprint {record.dataset.fingerprint_hash or '-'})",
+        "seed": str(record.seed),
+        "mean Dice": _number(metrics.dice_mean, "{:.4f}"),
+        "Dice per class": ", ".join(f"{k}: {v:.4f}" for k, v in metrics.dice_per_class.items()) or "-",
+        "mean HD95": _number(metrics.hd95_mean, "{:.2f} mm"),
+        "params": _params(metrics.params),
+        "peak memory": _number(metrics.peak_memory_mb, "{:.0f} MB"),
+        "search time": _number(metrics.search_time_s, "{:.0f} s"),
+        "train time": _number(metrics.train_time_s, "{:.0f} s"),
+        "tags": ", ".join(record.tags) or "-",
+        "parent": record.parent or "-",
+    }
+    for key, value in rows.items():
+        facts.add_row(key, value)
+    console.print(facts)
+    if record.artifacts:
+        files = Table(title="artifacts")
+        for column in ("name", "kind", "size", "sha256", "path"):
+            files.add_column(column, justify="right" if column == "size" else "left")
+        for item in record.artifacts:
+            files.add_row(item.name, item.kind, f"{item.size:,}", item.sha256[:16] + "…", item.path)
+        console.print(files)
+
+
+def _number(value: float | None, pattern: str) -> str:
+    return pattern.format(value) if value is not None else "-"
+
+
+def _params(value: int | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1e6:.2f} M" if value >= 100_000 else f"{value:,}"
 
 
 def register(root: typer.Typer) -> None:

@@ -1,10 +1,230 @@
-"""``automl-seg tune``: (commands added by its issue)."""
+"""``automl-seg tune``: run (or resume, or join) an Optuna study; ``tune show``: what a study found."""
 
 from __future__ import annotations
 
-import typer
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
 
-app = typer.Typer(help="tune commands.", no_args_is_help=True)
+import typer
+from rich import box
+from rich.table import Table
+
+from automl_seg.cli.common import (
+    ConfigOption,
+    DataRootOption,
+    JsonFlag,
+    RegistryOption,
+    console,
+    err_console,
+    print_json,
+)
+
+app = typer.Typer(
+    help="Tune hyper-parameters with Optuna: run a study (no subcommand) or `tune show` one.",
+    invoke_without_command=True,
+    no_args_is_help=True,
+)
+
+CONFIG_SECTIONS = {"data", "train", "strategy", "search", "tune"}
+
+
+class SamplerChoice(StrEnum):
+    tpe = "tpe"
+    random = "random"
+    cmaes = "cmaes"
+
+
+class PrunerChoice(StrEnum):
+    median = "median"
+    hyperband = "hyperband"
+    none = "none"
+
+
+class ObjectiveChoice(StrEnum):
+    dice = "dice"
+    dice_per_mb = "dice-per-mb"
+    pareto = "pareto"
+
+
+StorageOption = Annotated[
+    str | None,
+    typer.Option("--storage", help="Optuna storage URL, e.g. postgresql://user@host/db (default: SQLite file in "
+                 "the registry folder). Workers on several machines share a study through one server URL."),
+]  # fmt: skip
+RegistryIndexOption = Annotated[
+    str | None,
+    typer.Option("--registry-index", envvar="AUTOML_SEG_REGISTRY_INDEX",
+                 help="Database URL of the registry index (default: SQLite inside the registry folder)."),
+]  # fmt: skip
+
+
+@app.callback()
+def tune(
+    ctx: typer.Context,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="Search strategy to tune (e.g. dints).")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="MSD task name, e.g. Task04_Hippocampus.")] = None,
+    trials: Annotated[int, typer.Option("--trials", help="Trials this process runs (each worker runs its own).")] = 10,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Stop starting trials after this many seconds.")
+    ] = None,
+    storage: StorageOption = None,
+    study: Annotated[str | None, typer.Option("--study", help="Study name (default tune-<strategy>-<dataset>); "
+                                              "an existing study is resumed.")] = None,
+    sampler: Annotated[SamplerChoice, typer.Option("--sampler", help="Optuna sampler.")] = SamplerChoice.tpe,
+    pruner: Annotated[PrunerChoice | None, typer.Option("--pruner", help="Pruner (default: median; none for "
+                                                        "pareto).")] = None,
+    objective: Annotated[ObjectiveChoice, typer.Option("--objective", help="dice: maximise validation Dice; "
+                         "dice-per-mb: Dice / measured MB; pareto: Dice vs measured memory.")] = ObjectiveChoice.dice,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler and of every trial's run; give each "
+                                      "worker of a shared study its own.")] = 0,
+    budget: Annotated[str, typer.Option("--budget", help="Preset of every trial: quick or full.")] = "quick",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Search epochs per trial (strategy).")] = None,
+    train_epochs: Annotated[int | None, typer.Option("--train-epochs", help="Retraining epochs per trial.")] = None,
+    max_cases: Annotated[int | None, typer.Option("--max-cases", help="Use only the first N cases.")] = None,
+    data_root: DataRootOption = None,
+    registry: RegistryOption = None,
+    registry_index: RegistryIndexOption = None,
+    config: ConfigOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run an Optuna study: each trial is a short search + retrain; validation Dice per epoch lets the
+    pruner stop bad trials. The best trial's model gets the registry alias `best` of the study's name."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from automl_seg.config import check_sections, read_config_file, section
+    from automl_seg.errors import ConfigError
+    from automl_seg.tune.run import TuneRequest
+
+    if not strategy or not dataset:
+        raise ConfigError("automl-seg tune needs --strategy and --dataset (or a subcommand: tune show)")
+    file = read_config_file(config) if config else {}
+    if config:
+        check_sections(file, CONFIG_SECTIONS, config)
+    tune_section = section(file, "tune")
+    unknown = sorted(set(tune_section) - {"params"})
+    if unknown:
+        raise ConfigError(f"config file {config}: unknown key(s) {', '.join(unknown)} in section 'tune'; known: params")
+    search = section(file, "search")
+    request = TuneRequest(
+        strategy=strategy, dataset=dataset, trials=trials, timeout_s=timeout, storage=storage, study=study,
+        sampler=sampler.value, pruner=pruner.value if pruner else None, objective=objective.value,
+        seed=seed, registry=registry, registry_index=registry_index,
+        params=section(tune_section, "params"), params_source=f"config file {config}",
+    )  # fmt: skip
+    request.check()
+    result = _run(request, file, search, budget, device, epochs, train_epochs, max_cases, data_root)
+    if as_json:
+        print_json({"study": result.study, "storage": result.storage, "best_ref": result.best_ref,
+                    "pareto_png": str(result.pareto_png) if result.pareto_png else None, **result.summary})
+        return
+    _print_summary(result.summary, result.storage)
+    if result.best_ref:
+        console.print(f"alias [bold]best[/] -> {result.best_ref}")
+    if result.pareto_png:
+        console.print(f"Pareto front: {result.pareto_png}")
+
+
+def _run(request: Any, file: dict[str, Any], search: dict[str, Any], budget: str, device: str,
+         epochs: int | None, train_epochs: int | None, max_cases: int | None, data_root: Path | None) -> Any:
+    from automl_seg.config import section
+    from automl_seg.engine.progress import progress_bar
+    from automl_seg.plugins import load_plugins
+    from automl_seg.tune.run import run_tune
+    from automl_seg.tune.runner import EngineTrialRunner, EngineTrialSettings
+
+    settings = EngineTrialSettings(
+        strategy=request.strategy, dataset=request.dataset, study=request.study_name, data_root=data_root,
+        max_cases=max_cases, budget=search.get("budget", budget), device=search.get("device", device),
+        seed=request.seed, search_epochs=epochs, train_epochs=train_epochs, registry=request.registry,
+        registry_index=request.registry_index, data_section=section(file, "data"),
+        train_section=section(file, "train"), strategy_section=section(file, "strategy"),
+    )  # fmt: skip
+    host = load_plugins()
+    with progress_bar(True) as bar:
+        task = bar.add_task(f"study {request.study_name}", total=request.trials)
+
+        def advance(trial: Any) -> None:
+            bar.update(task, advance=1, description=f"study {request.study_name} (trial {trial.number}: "
+                                                   f"{trial.state.name.lower()})")
+
+        return run_tune(request, host, EngineTrialRunner(settings), max_epochs=settings.max_train_epochs,
+                        on_trial=advance)  # fmt: skip
+
+
+@app.command("show")
+def show(
+    study: Annotated[str, typer.Option("--study", help="Name of the study.")],
+    storage: StorageOption = None,
+    registry: RegistryOption = None,
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Write the Pareto front (pareto studies) to this PNG.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Trials table, best parameters and parameter importances of a study (works with optuna-dashboard too)."""
+    from automl_seg.paths import registry_root
+    from automl_seg.tune.report import pareto_png, summary
+    from automl_seg.tune.storage import default_storage_url, open_storage, safe_url
+    from automl_seg.tune.study import load_study
+
+    url = storage or default_storage_url(registry_root(registry))
+    found = load_study(open_storage(url), study)
+    data = summary(found)
+    written = pareto_png(found, png) if png and len(found.directions) == 2 else None
+    if as_json:
+        print_json({"storage": safe_url(url), "pareto_png": str(written) if written else None, **data})
+        return
+    _print_summary(data, safe_url(url))
+    if written:
+        console.print(f"Pareto front: {written}")
+    elif png:
+        err_console.print("no Pareto PNG: the study has one objective or no completed trial yet")
+
+
+# -- printing ---------------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _print_summary(data: dict[str, Any], storage: str) -> None:
+    identity = data.get("identity") or {}
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(data["counts"].items())) or "no trials"
+    console.print(
+        f"study [bold]{data['study']}[/] ({storage}): {identity.get('strategy', '?')} on "
+        f"{identity.get('dataset', '?')}, objective {identity.get('objective', '?')}; {counts}",
+        highlight=False,
+    )
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="trials")
+    for column in ("#", "state", "value", "Dice", "memory MB", "epochs", "time s"):
+        table.add_column(column, justify="right" if column not in ("state",) else "left", no_wrap=True)
+    table.add_column("params", overflow="fold")
+    table.add_column("record / reason", overflow="fold")
+    for row in data["trials"]:
+        values = ", ".join(_fmt(v) for v in row["values"]) if row["values"] else "-"
+        params = ", ".join(f"{k}={_fmt(v, 3)}" for k, v in row["params"].items())
+        table.add_row(
+            str(row["number"]), row["state"].lower(), values, _fmt(row["dice"]), _fmt(row["memory_mb"]),
+            _fmt(row["last_epoch"]), _fmt(row["duration_s"], 3), params, row["ref"] or row["reason"] or "",
+        )  # fmt: skip
+    console.print(table)
+    for best in data["best"]:
+        params = ", ".join(f"{k}={_fmt(v, 4)}" for k, v in best["params"].items()) or "(none searched)"
+        console.print(f"best trial #{best['number']}: Dice {_fmt(best['dice'])}, {params}", highlight=False)
+    if data["importances"]:
+        imp = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="parameter importance (Dice)")
+        imp.add_column("parameter")
+        imp.add_column("importance", justify="right")
+        for name, value in data["importances"].items():
+            imp.add_row(name, f"{value:.3f}")
+        console.print(imp)
 
 
 def register(root: typer.Typer) -> None:

@@ -30,3 +30,55 @@ class Plan(BaseModel):
     batch_size: int = Field(default=2, gt=0)
     samples_per_image: int = Field(default=2, gt=0, description="random crops drawn per cached image")
     sw_overlap: float = Field(default=0.5, ge=0, lt=1, description="sliding-window overlap at inference")
+
+
+class ShapeSummary(BaseModel):
+    """Per-axis minimum, median and maximum over the cases (in the plan's RAS orientation)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: tuple[float, float, float]
+    median: tuple[float, float, float]
+    max: tuple[float, float, float]
+
+
+class IntensityStats(BaseModel):
+    """Intensity of one image channel over the foreground (label > 0) voxels of all cases."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: str
+    p00_5: float
+    p50: float
+    p99_5: float
+    mean: float
+    std: float
+
+
+class Split(BaseModel):
+    """A deterministic train/validation split of the case ids."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int
+    val_fraction: float
+    train: list[str]
+    val: list[str]
+
+
+class Fingerprint(BaseModel):
+    """What a dataset holds, measured in one validating pass over every case (nnU-Net style)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str
+    num_cases: int = Field(gt=0)
+    num_channels: int = Field(gt=0)
+    modality: dict[int, str]
+    labels: dict[int, str]
+    shapes: ShapeSummary = Field(description="voxel counts per axis")
+    spacings: ShapeSummary = Field(description="voxel spacing per axis in mm")
+    intensity: list[IntensityStats] = Field(description="one entry per channel, foreground voxels only")
+    class_fractions: dict[int, float] = Field(description="fraction of all voxels carrying each label")
+    content_hash: str = Field(description="sha256 over the case files' bytes in case-id order")
+    split: Split | None = None

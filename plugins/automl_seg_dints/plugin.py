@@ -1,3 +1,23 @@
-"""Entry point of the dints plugin (filled in by its issue)."""
+"""Entry point of the dints plugin: the ``dints`` search space and the ``dints`` search strategy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from automl_seg.hookspecs import hookimpl
+from automl_seg.interfaces import SearchSpace, SearchStrategy
+from automl_seg_dints.space import DintsSpace
+from automl_seg_dints.strategy import DintsStrategy
 
 AUTOML_SEG_API = 1
+__version__ = "0.1.0"
+
+
+@hookimpl
+def register_search_spaces(register: Callable[[SearchSpace], None]) -> None:
+    register(DintsSpace())
+
+
+@hookimpl
+def register_search_strategies(register: Callable[[SearchStrategy], None]) -> None:
+    register(DintsStrategy())

@@ -1,3 +1,22 @@
-"""Entry point of the export plugin (filled in by its issue)."""
+"""Entry point of the export plugin: registers the ONNX and TorchScript exporters.
+
+The exporter modules import torch/onnx/onnxruntime, so they are imported only when the hook runs
+(``automl-seg --help`` and ``plugins list`` stay fast)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from automl_seg.hookspecs import hookimpl
 
 AUTOML_SEG_API = 1
+
+
+@hookimpl
+def register_exporters(register: Callable[[Any], None]) -> None:
+    from automl_seg_export.onnx_exporter import OnnxExporter
+    from automl_seg_export.torchscript_exporter import TorchScriptExporter
+
+    register(OnnxExporter())
+    register(TorchScriptExporter())

@@ -1,1 +1,35 @@
-"""The automl-seg architecture registry: typed records and a local store."""
+"""The automl-seg architecture registry: typed records and a local store.
+
+It is a store and knows nothing about strategies: the engine and plugins hand it records and files.
+"""
+
+from automl_seg_registry.refs import Ref, parse_ref
+from automl_seg_registry.schema import (
+    SCHEMA_VERSION,
+    ArchitectureRecord,
+    Artifact,
+    DatasetRef,
+    Metrics,
+    SpaceRef,
+    StrategyRef,
+    load_record,
+    migrate_payload,
+)
+from automl_seg_registry.store import INDEX_ENV, Problem, Registry
+
+__all__ = [
+    "INDEX_ENV",
+    "SCHEMA_VERSION",
+    "ArchitectureRecord",
+    "Artifact",
+    "DatasetRef",
+    "Metrics",
+    "Problem",
+    "Ref",
+    "Registry",
+    "SpaceRef",
+    "StrategyRef",
+    "load_record",
+    "migrate_payload",
+    "parse_ref",
+]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from automl_seg.errors import RegistryError
+
+#: Layout of a record payload. Bump it when a field changes meaning or moves, and add the step that
+#: lifts the previous layout to ``MIGRATIONS`` so records written by older releases keep loading.
 SCHEMA_VERSION = 1
 
 
@@ -80,3 +85,70 @@ class ArchitectureRecord(_Model):
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
+
+
+def _v0_to_v1(old: dict[str, Any]) -> dict[str, Any]:
+    """Lift the pre-release flat layout (schema 0, no ``schema_version`` key) to schema 1.
+
+    Schema 0 kept references flat (``space``/``space_version``/``space_args``, ``strategy``/
+    ``strategy_settings``, ``dataset``/``fingerprint``/``plan``), called the architecture ``arch_code``,
+    the artifacts ``files``, the versions ``package_versions`` and the per-class Dice ``metrics.dice``.
+    """
+    new = {key: value for key, value in old.items() if key not in _V0_MOVED}
+    new["space"] = {
+        "name": old["space"],
+        "version": str(old.get("space_version", "0")),
+        "args": old.get("space_args", {}),
+    }
+    new["strategy"] = {"name": old["strategy"], "settings": old.get("strategy_settings", {})}
+    new["dataset"] = {
+        "name": old["dataset"],
+        "fingerprint_hash": old.get("fingerprint", ""),
+        "plan": old.get("plan", {}),
+    }
+    new["arch"] = old.get("arch_code", old.get("arch", {}))
+    new["artifacts"] = old.get("files", [])
+    new["versions"] = old.get("package_versions", {})
+    metrics = dict(old.get("metrics", {}))
+    if "dice" in metrics:
+        metrics["dice_per_class"] = metrics.pop("dice")
+    new["metrics"] = metrics
+    new["schema_version"] = 1
+    return new
+
+
+_V0_MOVED = {
+    "space_version", "space_args", "strategy_settings", "fingerprint", "plan", "arch_code", "arch", "files",
+    "package_versions", "metrics", "schema_version",
+}  # fmt: skip
+
+#: ``MIGRATIONS[n]`` turns a schema-``n`` payload into a schema-``n + 1`` payload.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _v0_to_v1}
+
+
+def migrate_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored payload of any known schema version, lifted step by step to ``SCHEMA_VERSION``."""
+    data = dict(payload)
+    version = data.get("schema_version", 0)
+    if not isinstance(version, int) or version < 0:
+        raise RegistryError(f"record {data.get('name', '?')!r} has an invalid schema_version {version!r}")
+    if version > SCHEMA_VERSION:
+        raise RegistryError(
+            f"record {data.get('name', '?')!r} uses record schema {version}, newer than this automl-seg "
+            f"understands ({SCHEMA_VERSION}); upgrade automl-seg"
+        )
+    while version < SCHEMA_VERSION:
+        data = MIGRATIONS[version](data)
+        version = data["schema_version"]
+    return data
+
+
+def load_record(payload: Mapping[str, Any]) -> ArchitectureRecord:
+    """Validate a stored payload (any known schema version) into the current ``ArchitectureRecord``."""
+    try:
+        return ArchitectureRecord.model_validate(migrate_payload(payload))
+    except (KeyError, TypeError, ValidationError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RegistryError(
+            f"record {payload.get('name', '?')!r} cannot be read ({first}); restore it or remove it"
+        ) from exc

@@ -1,0 +1,141 @@
+"""``prepare_data``: from a dataset name to validated, fingerprinted, planned and split data.
+
+``PreparedData`` preprocesses each case at most once (lazily, on first use, with a progress bar)
+and keeps the result in memory; datasets and loaders for any subset of cases draw their random
+patches from those cached volumes, so no file is read again per step, epoch or subset.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from automl_seg.config import DataSettings
+from automl_seg.data.fingerprint import fingerprint_dataset
+from automl_seg.data.models import Fingerprint, Plan
+from automl_seg.data.msd import DatasetInfo, load_dataset_info
+from automl_seg.data.plan import check_patch_size, derive_plan
+from automl_seg.data.progress import track
+from automl_seg.data.split import split_cases
+from automl_seg.errors import DataError
+
+if TYPE_CHECKING:
+    from monai.data import DataLoader
+    from torch.utils.data import Dataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    """A validated dataset with its fingerprint, plan and split, and loaders over its cached volumes.
+
+    Train items are lists of ``plan.samples_per_image`` dicts ``{"image": (C, *patch), "label":
+    (1, *patch), "case": id}``; the loaders flatten them, so a train batch holds
+    ``batch_size * samples_per_image`` patches. Validation items are whole volumes padded to
+    multiples of ``plan.divisor``."""
+
+    info: DatasetInfo
+    fingerprint: Fingerprint
+    plan: Plan
+    train_cases: list[str]
+    val_cases: list[str]
+    progress: bool = True
+    _volumes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    @property
+    def num_cached(self) -> int:
+        return len(self._volumes)
+
+    def preprocessed(self, cases: list[str]) -> list[dict[str, Any]]:
+        """The cached preprocessed volumes of ``cases``, preprocessing those not cached yet."""
+        files = {case.id: case for case in self.info.cases}
+        unknown = [c for c in cases if c not in files]
+        if unknown:
+            raise DataError(f"case(s) {', '.join(unknown[:5])} are not in {self.info.name}; use ids from its split")
+        missing = list(dict.fromkeys(c for c in cases if c not in self._volumes))
+        if missing:
+            from monai.transforms import Compose
+
+            from automl_seg.data.transforms import IMAGE, LABEL, preprocessing
+
+            pipeline = Compose(preprocessing(self.plan))
+            for case_id in track(missing, f"preprocessing {self.info.name}", len(missing), self.progress):
+                case = files[case_id]
+                try:
+                    volume = pipeline({IMAGE: str(case.image), LABEL: str(case.label)})
+                except Exception as exc:
+                    raise DataError(f"case {case_id} ({case.image}) could not be preprocessed: {exc}") from exc
+                volume["case"] = case_id
+                self._volumes[case_id] = volume
+        return [self._volumes[c] for c in cases]
+
+    def train_dataset(self, cases: list[str] | None = None, *, seed: int = 0) -> Dataset:
+        """Random patches (pos/neg crops, flips, intensity augmentation) from the cached volumes."""
+        from automl_seg.data.loaders import CachedVolumes
+        from automl_seg.data.transforms import training_transforms
+
+        transform = training_transforms(self.plan)
+        transform.set_random_state(seed=seed)
+        return CachedVolumes(self.preprocessed(self.train_cases if cases is None else cases), transform)
+
+    def val_dataset(self, cases: list[str] | None = None) -> Dataset:
+        """Whole preprocessed volumes ``{"image": (C, *spatial), "label": (1, *spatial), "case": id}``."""
+        from automl_seg.data.loaders import CachedVolumes
+        from automl_seg.data.transforms import validation_transforms
+
+        return CachedVolumes(
+            self.preprocessed(self.val_cases if cases is None else cases), validation_transforms(self.plan)
+        )
+
+    def train_loader(
+        self,
+        cases: list[str] | None = None,
+        batch_size: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> DataLoader:
+        """Batches of ``batch_size`` (default ``plan.batch_size``) volumes' patches; same seed, same batches."""
+        from automl_seg.data.loaders import seeded_loader
+
+        dataset = self.train_dataset(cases, seed=seed)
+        return seeded_loader(dataset, batch_size or self.plan.batch_size, shuffle, seed, num_workers)
+
+    def val_loader(self, cases: list[str] | None = None, num_workers: int = 0) -> DataLoader:
+        """One whole volume per batch, in case order."""
+        from automl_seg.data.loaders import seeded_loader
+
+        return seeded_loader(self.val_dataset(cases), batch_size=1, shuffle=False, seed=0, num_workers=num_workers)
+
+
+def prepare_data(settings: DataSettings, *, progress: bool = True, use_cache: bool = True) -> PreparedData:
+    """Locate (downloading a missing MSD task), validate every case, fingerprint, plan and split.
+
+    ``use_cache=False`` re-reads every file even when a cached fingerprint matches."""
+    if settings.patch_size is not None:
+        check_patch_size(settings.patch_size)
+    info = load_dataset_info(settings.dataset, settings.data_root, download=True, progress=progress)
+    if settings.max_cases is not None:
+        info = info.model_copy(update={"cases": info.cases[: settings.max_cases]})
+    fingerprint = fingerprint_dataset(info, progress=progress, use_cache=use_cache)
+    split = split_cases([case.id for case in info.cases], settings.val_fraction, settings.split_seed)
+    fingerprint = fingerprint.model_copy(update={"split": split})
+    plan = derive_plan(fingerprint, settings.patch_size)
+    log.info(
+        "%s: %d cases (%d train, %d val), patch %s",
+        info.name,
+        fingerprint.num_cases,
+        len(split.train),
+        len(split.val),
+        "x".join(map(str, plan.patch_size)),
+    )
+    return PreparedData(
+        info=info,
+        fingerprint=fingerprint,
+        plan=plan,
+        train_cases=list(split.train),
+        val_cases=list(split.val),
+        progress=progress,
+    )

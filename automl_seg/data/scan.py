@@ -1,0 +1,129 @@
+"""One validating pass over the cases: every file is read once, checked, hashed and measured.
+
+Checks (each a ``DataError`` naming the file): unreadable or truncated NIfTI, wrong number of image
+channels, image/label shape or affine mismatch, non-integer labels or label values that
+``dataset.json`` does not declare. Measures, in the RAS frame the plan resamples into: shape,
+spacing, label voxel counts and a seeded sample of foreground intensities per channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from automl_seg.data.msd import CaseFiles, DatasetInfo
+from automl_seg.errors import DataError
+
+#: foreground voxels sampled per case and channel for the intensity percentiles (as nnU-Net does)
+INTENSITY_SAMPLES = 10_000
+#: image and label affines may differ by this much (mm) before they count as mismatched
+AFFINE_TOLERANCE = 1e-3
+
+
+@dataclass
+class CaseStats:
+    """What one case contributes to the fingerprint."""
+
+    id: str
+    shape: tuple[int, int, int]  # RAS axis order
+    spacing: tuple[float, float, float]  # RAS axis order, mm
+    label_counts: dict[int, int]
+    foreground_samples: list[np.ndarray]  # one 1-D array per channel
+
+
+def _load(path: Path, hasher: hashlib._Hash) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """Voxels, affine and zooms of a NIfTI file whose bytes also feed ``hasher``."""
+    try:
+        raw = path.read_bytes()
+        hasher.update(path.name.encode())
+        hasher.update(raw)
+        image = nib.load(path)
+        data = np.asanyarray(image.dataobj)
+    except Exception as exc:  # nibabel raises many types for truncated/corrupt files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"{path} cannot be read as NIfTI ({type(exc).__name__}: {reason}); the file is corrupt or truncated: "
+            "replace it or re-download the task"
+        ) from exc
+    return data, image.affine, tuple(float(z) for z in image.header.get_zooms()[:3])
+
+
+def _to_ras(values: tuple, affine: np.ndarray) -> tuple:
+    """Reorder per-axis values from voxel-axis order into RAS order (the plan's orientation)."""
+    axes = nib.orientations.io_orientation(affine)[:, 0].astype(int)
+    out = [None, None, None]
+    for voxel_axis, world_axis in enumerate(axes):
+        out[world_axis] = values[voxel_axis]
+    return tuple(out)
+
+
+def _check_geometry(case: CaseFiles, image: np.ndarray, label: np.ndarray, channels: int) -> np.ndarray:
+    """The label as 3-D integers, after checking channels and shape against the image."""
+    if label.ndim == 4 and label.shape[3] == 1:
+        label = label[..., 0]
+    if label.ndim != 3:
+        raise DataError(f"{case.label} has shape {label.shape}; a label must be a 3-D volume")
+    expected_ndim = 3 if channels == 1 else 4
+    if image.ndim == 4 and channels == 1 and image.shape[3] == 1:
+        image = image[..., 0]
+    if image.ndim != expected_ndim or (channels > 1 and image.shape[3] != channels):
+        raise DataError(
+            f"{case.image} has shape {image.shape}; dataset.json declares {channels} channel(s), so it must be "
+            f"{'X x Y x Z' if channels == 1 else f'X x Y x Z x {channels}'}"
+        )
+    if image.shape[:3] != label.shape:
+        raise DataError(
+            f"{case.label} has shape {'x'.join(map(str, label.shape))} but its image {case.image.name} has "
+            f"{'x'.join(map(str, image.shape[:3]))}; image and label must cover the same voxels"
+        )
+    return label
+
+
+def _label_counts(case: CaseFiles, label: np.ndarray, declared: dict[int, str]) -> tuple[np.ndarray, dict[int, int]]:
+    if not np.issubdtype(label.dtype, np.integer):
+        rounded = np.rint(label)
+        if not np.array_equal(rounded, label):
+            raise DataError(f"{case.label} holds non-integer label values; labels must be whole numbers")
+        label = rounded
+    label = label.astype(np.int64)
+    values, counts = np.unique(label, return_counts=True)
+    unknown = sorted(int(v) for v in values if int(v) not in declared)
+    if unknown:
+        raise DataError(
+            f"{case.label} holds label value(s) {unknown} that dataset.json does not declare "
+            f"(labels: {sorted(declared)}); fix the label or the 'labels' entry"
+        )
+    return label, {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+
+def scan_case(case: CaseFiles, info: DatasetInfo, hasher: hashlib._Hash, seed: int) -> CaseStats:
+    """Read, validate and measure one case (its bytes are added to ``hasher``)."""
+    image, image_affine, zooms = _load(case.image, hasher)
+    label, label_affine, _ = _load(case.label, hasher)
+    label = _check_geometry(case, image, label, info.num_channels)
+    if not np.allclose(image_affine, label_affine, atol=AFFINE_TOLERANCE):
+        raise DataError(
+            f"{case.label} and its image {case.image.name} have different affines (orientation/spacing/origin); "
+            "resample the label onto the image grid"
+        )
+    label, counts = _label_counts(case, label, info.labels)
+    foreground = label > 0
+    rng = np.random.default_rng(seed)
+    channels = image.reshape(*label.shape, -1)
+    samples = []
+    for c in range(channels.shape[-1]):
+        values = np.asarray(channels[..., c][foreground], dtype=np.float64)
+        if values.size > INTENSITY_SAMPLES:
+            values = rng.choice(values, INTENSITY_SAMPLES, replace=False)
+        samples.append(values)
+    return CaseStats(
+        id=case.id,
+        shape=_to_ras(label.shape, image_affine),
+        spacing=_to_ras(zooms, image_affine),
+        label_counts=counts,
+        foreground_samples=samples,
+    )

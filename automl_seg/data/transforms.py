@@ -1,0 +1,96 @@
+"""MONAI transform pipelines, all built from one definition of the deterministic preprocessing.
+
+``preprocessing`` (load, channel first, RAS orientation, resampling to the plan's spacing,
+normalisation) is shared by training, validation and inference. Training adds padding to the
+patch, random pos/neg crops, flips and intensity augmentation on top of cached preprocessed
+volumes; validation and inference add padding to multiples of ``plan.divisor``. Every spatial step
+is invertible, so ``monai.transforms.Invertd`` maps a prediction back onto the input file's grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from monai.transforms import (
+    Compose,
+    DivisiblePadd,
+    LoadImaged,
+    MapTransform,
+    NormalizeIntensityd,
+    Orientationd,
+    RandCropByPosNegLabeld,
+    RandFlipd,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    ScaleIntensityRanged,
+    Spacingd,
+    SpatialPadd,
+)
+
+from automl_seg.data.models import Plan
+
+IMAGE, LABEL = "image", "label"
+
+
+def normalisation(plan: Plan) -> list[MapTransform]:
+    """Per-image z-score (nonzero voxels for MRI), after a fixed intensity window for CT."""
+    if plan.normalization == "ct":
+        if plan.ct_clip is None:
+            raise ValueError("a CT plan needs ct_clip")
+        low, high = plan.ct_clip
+        window = ScaleIntensityRanged(IMAGE, a_min=low, a_max=high, b_min=low, b_max=high, clip=True)
+        return [window, NormalizeIntensityd(IMAGE, channel_wise=True)]
+    return [NormalizeIntensityd(IMAGE, nonzero=True, channel_wise=True)]
+
+
+def preprocessing(plan: Plan, keys: Sequence[str] = (IMAGE, LABEL)) -> list[MapTransform]:
+    """The deterministic steps from file paths to a normalised volume on the plan's grid."""
+    keys = tuple(keys)
+    modes = tuple("nearest" if key == LABEL else "bilinear" for key in keys)
+    return [
+        LoadImaged(keys, ensure_channel_first=True, image_only=True),
+        Orientationd(keys, axcodes=plan.orientation, labels=None),
+        Spacingd(keys, pixdim=plan.spacing, mode=modes),
+        *normalisation(plan),
+    ]
+
+
+def divisible_padding(plan: Plan, keys: Sequence[str]) -> DivisiblePadd:
+    """Pad every spatial side up to a multiple of ``plan.divisor`` (what the networks accept)."""
+    return DivisiblePadd(tuple(keys), k=plan.divisor)
+
+
+def inference_transforms(plan: Plan) -> Compose:
+    """Preprocessing of a NIfTI file for prediction, on key ``"image"``; invertible with ``Invertd``."""
+    return Compose([*preprocessing(plan, (IMAGE,)), divisible_padding(plan, (IMAGE,))])
+
+
+def validation_transforms(plan: Plan) -> Compose:
+    """Applied to cached preprocessed volumes: pad image and label to multiples of the divisor."""
+    return Compose([divisible_padding(plan, (IMAGE, LABEL))])
+
+
+def training_transforms(plan: Plan, patch_size: Sequence[int] | None = None) -> Compose:
+    """Applied to cached preprocessed volumes: ``samples_per_image`` random patches per volume.
+
+    Half the patches are centred on foreground (pos/neg 1:1). Volumes smaller than the patch are
+    padded first, so every patch has exactly the patch shape. Then flips on every axis and a
+    random intensity scale and shift."""
+    patch = tuple(patch_size or plan.patch_size)
+    keys = (IMAGE, LABEL)
+    return Compose(
+        [
+            SpatialPadd(keys, spatial_size=patch),
+            RandCropByPosNegLabeld(
+                keys,
+                label_key=LABEL,
+                spatial_size=patch,
+                pos=1.0,
+                neg=1.0,
+                num_samples=plan.samples_per_image,
+            ),
+            *(RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in range(3)),
+            RandScaleIntensityd(IMAGE, factors=0.1, prob=0.5),
+            RandShiftIntensityd(IMAGE, offsets=0.1, prob=0.5),
+        ]
+    )

@@ -1,0 +1,1 @@
+"""Training, evaluation, prediction and the search pipeline (plain functions, typed settings)."""

@@ -1,0 +1,204 @@
+"""Scoring segmentations: sliding-window inference, per-class Dice and HD95 (MONAI metrics).
+
+Two entry points share one scorer: ``evaluate_loader`` on preprocessed validation volumes, and
+``evaluate_files`` on NIfTI images + labels folders (predictions are mapped back onto each label
+file's own grid first, so the score is in the original space).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from automl_seg.data.models import Plan
+from automl_seg.engine.inference import (
+    Window,
+    case_name,
+    list_nifti,
+    predict_file_labels,
+    read_label,
+    sliding_window_logits,
+)
+from automl_seg.errors import DataError
+
+if TYPE_CHECKING:
+    from automl_seg_registry import Registry
+
+    from automl_seg.plugins import PluginHost
+
+
+class CaseScore(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    case: str
+    dice: dict[str, float]
+    hd95: dict[str, float | None]
+
+
+class EvalReport(BaseModel):
+    """Per-case rows and their means; HD95 is None where a class is missing from a prediction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cases: list[CaseScore]
+    dice_per_class: dict[str, float]
+    dice_mean: float
+    hd95_per_class: dict[str, float | None]
+    hd95_mean: float | None
+
+
+def foreground_names(plan: Plan) -> list[str]:
+    """Names of the classes that are scored (background excluded), in label order."""
+    return [plan.labels.get(c, f"class{c}") for c in range(1, plan.num_classes)]
+
+
+def score_case(case: str, prediction: torch.Tensor, label: torch.Tensor, names: Sequence[str]) -> CaseScore:
+    """Dice and HD95 per foreground class of a label map prediction (1, *spatial) vs label (1, *spatial)."""
+    from monai.metrics import DiceMetric, HausdorffDistanceMetric
+    from monai.networks.utils import one_hot
+
+    num_classes = len(names) + 1
+    pred = one_hot(prediction[None].long(), num_classes)
+    true = one_hot(label[None].long(), num_classes)
+    dice = DiceMetric(include_background=False, reduction="none", ignore_empty=False)(pred, true)[0]
+    with np.errstate(all="ignore"), _quiet_monai():
+        hd95 = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")(pred, true)[0]
+    return CaseScore(
+        case=case,
+        dice={n: float(d) for n, d in zip(names, dice, strict=True)},
+        hd95={n: (float(h) if math.isfinite(float(h)) else None) for n, h in zip(names, hd95, strict=True)},
+    )
+
+
+class _quiet_monai:
+    """HD95 of an empty class warns on every call; the report already shows it as missing."""
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore")
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)
+
+
+def summarise(cases: list[CaseScore], names: Sequence[str]) -> EvalReport:
+    """Means over cases; a case's missing HD95 is left out of that class' mean."""
+    dice = {n: float(np.mean([c.dice[n] for c in cases])) if cases else 0.0 for n in names}
+    hd95: dict[str, float | None] = {}
+    for n in names:
+        values = [c.hd95[n] for c in cases if c.hd95[n] is not None]
+        hd95[n] = float(np.mean(values)) if values else None
+    finite = [v for v in hd95.values() if v is not None]
+    return EvalReport(
+        cases=cases,
+        dice_per_class=dice,
+        dice_mean=float(np.mean(list(dice.values()))) if dice else 0.0,
+        hd95_per_class=hd95,
+        hd95_mean=float(np.mean(finite)) if finite else None,
+    )
+
+
+def evaluate_loader(
+    window: Window,
+    batches: Iterable[Mapping[str, object]],
+    plan: Plan,
+    device: torch.device,
+    sw_batch_size: int = 4,
+    progress: Callable[[], None] = lambda: None,
+) -> EvalReport:
+    """Score whole preprocessed volumes ({"image", "label", "case"}, batch 1) in the plan's space."""
+    names = foreground_names(plan)
+    rows = []
+    for batch in batches:
+        image = torch.as_tensor(batch["image"]).to(device)
+        logits = sliding_window_logits(window, image, plan, sw_batch_size)
+        prediction = logits.argmax(1).cpu()
+        label = torch.as_tensor(batch["label"])[:, 0].cpu()
+        case = batch["case"][0] if isinstance(batch["case"], (list, tuple)) else str(batch["case"])
+        rows.append(score_case(case, prediction, label, names))
+        progress()
+    return summarise(rows, names)
+
+
+def paired_files(images: Path, labels: Path) -> list[tuple[Path, Path]]:
+    """(image, label) pairs with the same file name in two folders; a clear error when they don't match."""
+
+    pairs = []
+    for image in list_nifti(images):
+        label = labels / image.name
+        if not label.is_file():
+            raise DataError(f"no label {label} for image {image}; labels must have the image's file name")
+        pairs.append((image, label))
+    return pairs
+
+
+def evaluate_files(
+    window: Window,
+    pairs: Sequence[tuple[Path, Path]],
+    plan: Plan,
+    device: torch.device,
+    sw_batch_size: int = 4,
+    progress: Callable[[], None] = lambda: None,
+) -> EvalReport:
+    """Predict every image, map it back onto its label file's grid and score it there."""
+    names = foreground_names(plan)
+    rows = []
+    for image, label_path in pairs:
+        prediction = predict_file_labels(window, image, plan, device, sw_batch_size)
+        label = read_label(label_path, reference=image)
+        rows.append(
+            score_case(case_name(image), torch.from_numpy(prediction)[None], torch.from_numpy(label)[None], names)
+        )
+        progress()
+    return summarise(rows, names)
+
+
+def evaluate_reference(
+    registry: Registry,
+    ref: str,
+    host: PluginHost,
+    *,
+    device: str = "auto",
+    dataset: str | None = None,
+    data_root: Path | None = None,
+    images: Path | None = None,
+    labels: Path | None = None,
+    max_cases: int | None = None,
+    progress: bool = True,
+) -> EvalReport:
+    """Evaluate the trained model ``ref`` on image/label folders, else on a dataset's validation split
+    (default: the dataset it was trained on, preprocessed with its plan)."""
+    from automl_seg.config import DataSettings
+    from automl_seg.data import prepare_data
+    from automl_seg.engine.devices import resolve_device
+    from automl_seg.engine.model import load_trained_model
+    from automl_seg.engine.progress import progress_bar
+
+    torch_device = resolve_device(device)
+    network, record = load_trained_model(registry, ref, host, torch_device)
+    plan = Plan.model_validate(record.dataset.plan)
+    with progress_bar(progress) as bar:
+        if images is not None and labels is not None:
+            pairs = paired_files(images, labels)
+            task = bar.add_task("evaluating", total=len(pairs))
+            return evaluate_files(network, pairs, plan, torch_device, progress=lambda: bar.advance(task))
+        settings = DataSettings(
+            dataset=dataset or record.dataset.name, data_root=data_root, max_cases=max_cases, patch_size=plan.patch_size
+        )
+        data = prepare_data(settings, progress=progress)
+        if (data.plan.in_channels, data.plan.num_classes) != (plan.in_channels, plan.num_classes):
+            raise DataError(
+                f"{settings.dataset} has {data.plan.in_channels} channel(s) and {data.plan.num_classes} classes but "
+                f"{record.ref} expects {plan.in_channels} and {plan.num_classes}; evaluate it on a matching dataset"
+            )
+        task = bar.add_task("evaluating", total=len(data.val_cases))
+        return evaluate_loader(network, data.val_loader(), plan, torch_device, progress=lambda: bar.advance(task))

@@ -1,0 +1,102 @@
+"""From a NIfTI file to a label map on that file's own grid, through any window predictor.
+
+The window predictor is any callable ``(B, C, *patch) tensor -> (B, classes, *patch) logits``: a torch
+module or an exported model (ONNX Runtime). MONAI's ``sliding_window_inference`` runs the window
+loop; the data layer's ``inference_transforms`` preprocesses, and ``Invertd`` maps the prediction back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from automl_seg.data.models import Plan
+from automl_seg.errors import DataError
+
+Window = Callable[[torch.Tensor], torch.Tensor]
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def is_nifti(path: Path) -> bool:
+    return path.name.endswith(NIFTI_SUFFIXES)
+
+
+def case_name(path: Path) -> str:
+    """The file name without its NIfTI suffix: ``hippocampus_001.nii.gz`` -> ``hippocampus_001``."""
+    for suffix in sorted(NIFTI_SUFFIXES, key=len, reverse=True):
+        if path.name.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.stem
+
+
+def list_nifti(source: Path) -> list[Path]:
+    """A NIfTI file, or every NIfTI file in a folder (sorted); a clear error for anything else."""
+    if source.is_file():
+        if not is_nifti(source):
+            raise DataError(f"{source} is not a NIfTI file; give .nii or .nii.gz files (or a folder of them)")
+        return [source]
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.is_file() and is_nifti(p))
+        if not files:
+            raise DataError(f"{source} holds no .nii/.nii.gz files; point it at a folder of NIfTI images")
+        return files
+    raise DataError(f"{source} does not exist; give a NIfTI file or a folder of them")
+
+
+def sliding_window_logits(window: Window, image: torch.Tensor, plan: Plan, sw_batch_size: int = 4) -> torch.Tensor:
+    """Logits (B, classes, *spatial) of ``image`` (B, C, *spatial) by MONAI's sliding-window inference."""
+    from monai.inferers import sliding_window_inference
+
+    with torch.no_grad():
+        return sliding_window_inference(
+            image, roi_size=plan.patch_size, sw_batch_size=sw_batch_size, predictor=window,
+            overlap=plan.sw_overlap, mode="gaussian",
+        )  # fmt: skip
+
+
+def load_preprocessed(path: Path, plan: Plan) -> tuple[dict, object]:
+    """The file through ``inference_transforms`` (data dict, transforms); clear errors for bad files."""
+    from automl_seg.data.transforms import inference_transforms
+
+    transforms = inference_transforms(plan)
+    try:
+        data = transforms({"image": str(path)})
+    except Exception as exc:
+        raise DataError(f"{path} cannot be read as a NIfTI image ({type(exc).__name__}); check the file") from exc
+    channels = data["image"].shape[0]
+    if channels != plan.in_channels:
+        raise DataError(f"{path} has {channels} channel(s) but the model expects {plan.in_channels}")
+    return data, transforms
+
+
+def predict_file_labels(
+    window: Window, path: Path, plan: Plan, device: torch.device, sw_batch_size: int = 4
+) -> np.ndarray:
+    """The label map (uint8) of one NIfTI file on the file's own voxel grid (preprocessing inverted)."""
+    from monai.data import MetaTensor
+    from monai.transforms import Invertd
+
+    data, transforms = load_preprocessed(path, plan)
+    image = data["image"]
+    logits = sliding_window_logits(window, image[None].to(device), plan, sw_batch_size)
+    labels = logits.argmax(1).to(torch.float32).cpu()
+    prediction = MetaTensor(labels, meta=dict(image.meta), applied_operations=list(image.applied_operations))
+    invert = Invertd(keys="pred", transform=transforms, orig_keys="image", nearest_interp=True)
+    restored = invert({"pred": prediction, "image": image})["pred"]
+    return np.asarray(restored[0].detach().cpu().numpy()).round().astype(np.uint8)
+
+
+def read_label(path: Path, reference: Path) -> np.ndarray:
+    """A label file's voxels; it must be on the same grid (shape and affine) as its image."""
+    try:
+        label, image = nib.load(path), nib.load(reference)
+        voxels = np.asanyarray(label.dataobj)
+    except Exception as exc:
+        raise DataError(f"{path} cannot be read as a NIfTI label ({type(exc).__name__}); check the file") from exc
+    if label.shape[:3] != image.shape[:3] or not np.allclose(label.affine, image.affine, atol=1e-4):
+        raise DataError(f"label {path} is not on the grid of its image {reference} (shape or affine differ)")
+    return voxels.reshape(label.shape[:3]).astype(np.int64)

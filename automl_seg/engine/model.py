@@ -1,0 +1,89 @@
+"""Networks from registry records: build one through its search space, or load a trained one.
+
+Weights convention (the export plugin relies on it): artifact ``"weights"`` (kind ``"weights"``) is
+a file ``weights.pt`` written by ``torch.save(state_dict)`` and read with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from automl_seg.engine.devices import seed_everything
+from automl_seg.errors import RegistryError, UserError
+
+if TYPE_CHECKING:
+    from automl_seg_registry import ArchitectureRecord, Registry
+
+    from automl_seg.interfaces import SearchSpace
+    from automl_seg.plugins import PluginHost
+
+WEIGHTS_ARTIFACT = "weights"
+WEIGHTS_KIND = "weights"
+WEIGHTS_FILE = "weights.pt"
+
+
+def new_network(space: SearchSpace, args: Mapping[str, Any], arch: Mapping[str, Any], seed: int) -> nn.Module:
+    """A freshly initialised network; seeding first makes its initial weights reproducible."""
+    seed_everything(seed)
+    return space.build_network(args, arch)
+
+
+def build_network(record: ArchitectureRecord, host: PluginHost) -> nn.Module:
+    """The record's network (untrained) through its search space's ``build_network``."""
+    space = host.space(record.space.name)
+    if str(space.version) != str(record.space.version):
+        raise RegistryError(
+            f"{record.ref} was made with search space '{space.name}' version {record.space.version}, "
+            f"but version {space.version} is installed; install the matching plugin version"
+        )
+    try:
+        return space.build_network(record.space.args, record.arch)
+    except Exception as exc:
+        raise RegistryError(
+            f"{record.ref}: search space '{space.name}' cannot build its architecture ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def save_weights(network: nn.Module | Mapping[str, torch.Tensor], path: Path) -> Path:
+    state = network.state_dict() if isinstance(network, nn.Module) else network
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, path)
+    return path
+
+
+def read_weights(path: Path, ref: str) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RegistryError(
+            f"weights of {ref} ({path}) cannot be read ({type(exc).__name__}); re-train it or remove the record"
+        ) from exc
+    if not isinstance(state, dict):
+        raise RegistryError(f"weights of {ref} ({path}) are not a state dict; re-train it or remove the record")
+    return state
+
+
+def load_trained_model(
+    registry: Registry, ref: str, host: PluginHost, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, ArchitectureRecord]:
+    """The trained network of ``ref`` in eval mode on ``device``, with its record.
+
+    A record without weights, or with missing/corrupt/mismatching weights, is a one-line error."""
+    record = registry.get(ref)
+    if not any(a.name == WEIGHTS_ARTIFACT for a in record.artifacts):
+        raise UserError(
+            f"{record.ref} has no trained weights (an architecture only); train it with `automl-seg train {record.ref}`"
+        )
+    path = registry.artifact_path(record.ref, WEIGHTS_ARTIFACT, verify=True)
+    network = build_network(record, host)
+    try:
+        network.load_state_dict(read_weights(path, record.ref))
+    except RuntimeError as exc:
+        raise RegistryError(
+            f"weights of {record.ref} do not fit its architecture; re-train it or remove the record"
+        ) from exc
+    return network.to(device).eval(), record

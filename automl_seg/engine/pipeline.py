@@ -1,0 +1,361 @@
+"""The search pipeline: data -> plan -> strategy search -> register the architecture -> retrain ->
+evaluate -> register the trained model -> promote ``best``. Also ``retrain`` of a registered record.
+
+Registry layout (one name per strategy and dataset, f"{strategy}-{dataset}"): the searched
+architecture is a version without weights; the trained model is the next version, whose parent is
+the architecture, with weights, history (JSON + PNG) and metrics. A failed run registers nothing
+beyond what it completed, and never changes existing versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from pydantic import BaseModel, ValidationError
+
+from automl_seg.config import DataSettings, describe_validation_error
+from automl_seg.engine.devices import resolve_device
+from automl_seg.engine.evaluate import EvalReport, evaluate_loader
+from automl_seg.engine.history import plot_history, save_history_json
+from automl_seg.engine.model import WEIGHTS_ARTIFACT, WEIGHTS_FILE, WEIGHTS_KIND, new_network, save_weights
+from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings
+from automl_seg.engine.train import TrainResult, train_network
+from automl_seg.errors import ConfigError, UserError
+from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome
+
+if TYPE_CHECKING:
+    from automl_seg_registry import ArchitectureRecord, Registry
+
+    from automl_seg.data.prepared import PreparedData
+    from automl_seg.plugins import PluginHost
+
+log = logging.getLogger(__name__)
+
+ARCH_MARKER = "architecture.json"
+
+
+@dataclass
+class TrainRunResult:
+    record: ArchitectureRecord
+    evaluation: EvalReport
+    train: TrainResult
+    promoted: bool
+
+
+@dataclass
+class SearchRunResult:
+    architecture: ArchitectureRecord
+    trained: TrainRunResult | None
+    workdir: Path
+
+
+# -- small pieces ---------------------------------------------------------------------------------
+
+
+def run_key(**parts: Any) -> str:
+    """A short deterministic key for a run's settings (same settings, same workdir)."""
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def default_workdir(key: str) -> Path:
+    from platformdirs import user_cache_path
+
+    return user_cache_path("automl-seg") / "runs" / key
+
+
+def record_name(strategy: str, dataset: str) -> str:
+    return f"{strategy}-{dataset}"
+
+
+def package_versions(host: PluginHost) -> dict[str, str]:
+    import monai
+
+    from automl_seg import __version__
+
+    versions = {"automl-seg": __version__, "torch": torch.__version__, "monai": monai.__version__}
+    versions.update({f"plugin:{name}": info.version for name, info in sorted(host.plugins.items())})
+    return versions
+
+
+def strategy_settings(strategy: Any, budget: str, overrides: Mapping[str, Any]) -> BaseModel:
+    """The strategy's settings; pydantic errors become one ``ConfigError`` line."""
+    try:
+        return strategy.settings(budget, {k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, f"strategy '{strategy.name}' settings")) from exc
+
+
+def split_outcome_metrics(metrics: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """``memory_*`` keys (prefix stripped) and the rest."""
+    memory = {k.removeprefix("memory_"): float(v) for k, v in metrics.items() if k.startswith("memory_")}
+    extra = {k: float(v) for k, v in metrics.items() if not k.startswith("memory_")}
+    return memory, extra
+
+
+def artifact_kind(path: Path, name: str) -> str:
+    if path.suffix == ".png":
+        return "figure"
+    if path.suffix == ".json":
+        return "history" if "history" in name else "report"
+    return "report"
+
+
+def prepare(data_settings: DataSettings, progress: bool) -> PreparedData:
+    from automl_seg.data import prepare_data
+
+    return prepare_data(data_settings, progress=progress)
+
+
+def _notify_epoch(host: PluginHost, info: RunInfo, phase: str):  # noqa: ANN202 - a callback
+    def callback(epoch: int, metrics: Mapping[str, float]) -> None:
+        host.notify("on_epoch_ended", run=info, phase=phase, epoch=epoch, metrics=dict(metrics))
+
+    return callback
+
+
+# -- search -----------------------------------------------------------------------------------------
+
+
+def run_search(
+    run: SearchRunSettings,
+    data_settings: DataSettings,
+    train: TrainSettings,
+    strategy_overrides: Mapping[str, Any],
+    *,
+    registry: Registry,
+    host: PluginHost,
+    space_overrides: Mapping[str, Any] | None = None,
+    record_overrides: Mapping[str, Any] | None = None,
+    promote: bool = True,
+) -> SearchRunResult:
+    """Search with ``run.strategy``, register the architecture, then (unless ``no_train``) retrain,
+    evaluate, register the trained model and promote it to ``best`` when it beats the previous best.
+
+    For tuning: ``space_overrides`` update the space's default arguments; ``record_overrides`` set
+    the records' ``name``/``tags`` and add to their ``provenance``; ``promote=False`` leaves ``best``."""
+    from automl_seg_registry import ArchitectureRecord, DatasetRef, Metrics, SpaceRef, StrategyRef
+
+    strategy = host.strategy(run.strategy)
+    space = host.space(strategy.space)
+    settings = strategy_settings(strategy, run.budget, strategy_overrides)
+    device = resolve_device(run.device)
+    key = run_key(
+        kind="search", strategy=strategy.name, seed=run.seed, budget=run.budget,
+        data=data_settings.model_dump(mode="json", exclude={"data_root"}),
+        strategy_settings=settings.model_dump(mode="json"), train=train.model_dump(mode="json"),
+    )  # fmt: skip
+    workdir = Path(run.workdir) if run.workdir else default_workdir(key)
+    if run.resume and not (workdir.is_dir() and any(workdir.iterdir())):
+        raise UserError(f"--resume: no checkpoint of this run in {workdir}; run without --resume to start it")
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = prepare(data_settings, run.progress)
+    info = RunInfo(run_id=key, kind="search", dataset=data.plan.dataset, strategy=strategy.name, workdir=workdir)
+    host.notify("on_run_started", run=info)
+
+    architecture = _resumed_architecture(registry, workdir) if run.resume else None
+    if architecture is None:
+        space_args = {**space.default_args(data.plan, run.budget), **(space_overrides or {})}
+        ctx = SearchContext(
+            space=space, space_args=space_args, data=data, settings=settings, seed=run.seed, device=device,
+            workdir=workdir / "search", resume=run.resume, run=info, epoch_ended=_notify_epoch(host, info, "search"),
+        )  # fmt: skip
+        ctx.workdir.mkdir(parents=True, exist_ok=True)
+        began = time.perf_counter()
+        outcome: SearchOutcome = strategy.search(ctx)
+        search_time = time.perf_counter() - began
+        memory, extra = split_outcome_metrics(outcome.metrics)
+        record = ArchitectureRecord(
+            name=record_name(strategy.name, data.plan.dataset),
+            space=SpaceRef(name=space.name, version=str(space.version), args=outcome.space_args),
+            arch=outcome.arch,
+            strategy=StrategyRef(name=strategy.name, settings=settings.model_dump(mode="json")),
+            dataset=DatasetRef(
+                name=data.plan.dataset,
+                fingerprint_hash=data.fingerprint.content_hash,
+                plan=data.plan.model_dump(mode="json"),
+            ),
+            seed=run.seed,
+            versions=package_versions(host),
+            metrics=Metrics(search_time_s=search_time, memory=memory, extra=extra),
+            provenance={"run": key, "budget": run.budget, "device": device.type},
+        )
+        record = _with_overrides(record, record_overrides)
+        architecture = registry.register(record, files=_outcome_files(outcome, workdir))
+        (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
+        log.info("registered architecture %s", architecture.ref)
+
+    trained = None
+    if not run.no_train:
+        trained = _train_and_register(
+            architecture, data, train, run, registry=registry, host=host, device=device,
+            workdir=workdir / "train", resume=run.resume and (workdir / "train").is_dir(), info=info,
+            promote=promote,
+        )  # fmt: skip
+    host.notify(
+        "on_search_ended",
+        run=info,
+        result={
+            "architecture": architecture.ref,
+            "trained": trained.record.ref if trained else None,
+            "dice_mean": trained.evaluation.dice_mean if trained else None,
+            "promoted": trained.promoted if trained else False,
+        },
+    )
+    return SearchRunResult(architecture=architecture, trained=trained, workdir=workdir)
+
+
+def _with_overrides(record: ArchitectureRecord, overrides: Mapping[str, Any] | None) -> ArchitectureRecord:
+    """``record`` with another ``name``/``tags`` and more ``provenance`` (e.g. a tuning study's trial)."""
+    if not overrides:
+        return record
+    unknown = set(overrides) - {"name", "tags", "provenance"}
+    if unknown:
+        raise ValueError(f"record_overrides accepts name, tags and provenance, not {sorted(unknown)}")
+    update = {k: v for k, v in overrides.items() if k != "provenance"}
+    update["provenance"] = {**record.provenance, **overrides.get("provenance", {})}
+    return record.model_copy(update=update, deep=True)
+
+
+def _resumed_architecture(registry: Registry, workdir: Path) -> ArchitectureRecord | None:
+    """The architecture this run already registered (resume skips the finished search)."""
+    marker = workdir / ARCH_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        return registry.get(json.loads(marker.read_text())["ref"])
+    except (UserError, KeyError, ValueError):
+        return None
+
+
+def _outcome_files(outcome: SearchOutcome, workdir: Path) -> dict[str, tuple[Path, str]]:
+    files = {name: (Path(path), artifact_kind(Path(path), name)) for name, path in outcome.artifacts.items()}
+    if outcome.history and not any(kind == "history" for _, kind in files.values()):
+        path = save_history_json(outcome.history, workdir / "search_history.json")
+        files["search_history"] = (path, "history")
+    return files
+
+
+# -- training a registered architecture -------------------------------------------------------------
+
+
+def retrain(
+    ref: str,
+    run: RunSettings,
+    train: TrainSettings,
+    *,
+    registry: Registry,
+    host: PluginHost,
+    data_root: Path | None = None,
+    max_cases: int | None = None,
+) -> TrainRunResult:
+    """Train the architecture of ``ref`` from scratch on its dataset (with its plan's patch size) and
+    register the result as the next version of its name, with ``ref`` as parent."""
+    record = registry.get(ref)
+    device = resolve_device(run.device)
+    plan = record.dataset.plan
+    data_settings = DataSettings(
+        dataset=record.dataset.name,
+        data_root=data_root,
+        max_cases=max_cases,
+        patch_size=tuple(plan["patch_size"]) if plan.get("patch_size") else None,
+    )
+    key = run_key(kind="train", ref=record.ref, seed=run.seed, train=train.model_dump(mode="json"), max_cases=max_cases)
+    workdir = Path(run.workdir) if run.workdir else default_workdir(key)
+    data = prepare(data_settings, run.progress)
+    if data.fingerprint.content_hash != record.dataset.fingerprint_hash:
+        log.warning("%s was searched on other data than %s holds now (fingerprints differ)", record.ref, data.info.name)
+    info = RunInfo(
+        run_id=key, kind="train", dataset=record.dataset.name, strategy=record.strategy.name, workdir=workdir
+    )
+    host.notify("on_run_started", run=info)
+    result = _train_and_register(
+        record, data, train, run, registry=registry, host=host, device=device,
+        workdir=workdir, resume=run.resume, info=info,
+    )  # fmt: skip
+    host.notify(
+        "on_search_ended",
+        run=info,
+        result={"trained": result.record.ref, "dice_mean": result.evaluation.dice_mean, "promoted": result.promoted},
+    )
+    return result
+
+
+def _train_and_register(
+    parent: ArchitectureRecord,
+    data: PreparedData,
+    train: TrainSettings,
+    run: RunSettings,
+    *,
+    registry: Registry,
+    host: PluginHost,
+    device: torch.device,
+    workdir: Path,
+    resume: bool,
+    info: RunInfo,
+    promote: bool = True,
+) -> TrainRunResult:
+    from automl_seg_registry import Metrics
+
+    space = host.space(parent.space.name)
+    network = new_network(space, parent.space.args, parent.arch, run.seed)
+    result = train_network(
+        network, data, train, device=device, seed=run.seed, workdir=workdir, resume=resume,
+        epoch_ended=_notify_epoch(host, info, "train"), progress=run.progress,
+    )  # fmt: skip
+    network.eval()
+    with torch.autocast(device.type, enabled=train.amp and device.type == "cuda"):
+        evaluation = evaluate_loader(network, data.val_loader(), data.plan, device, train.sw_batch_size)
+    metrics = Metrics(
+        dice_per_class=evaluation.dice_per_class,
+        dice_mean=evaluation.dice_mean,
+        hd95_per_class={k: v for k, v in evaluation.hd95_per_class.items() if v is not None},
+        hd95_mean=evaluation.hd95_mean,
+        search_time_s=parent.metrics.search_time_s,
+        train_time_s=result.train_time_s,
+        peak_memory_mb=result.peak_memory_mb,
+        params=result.params,
+        memory=dict(parent.metrics.memory),
+        extra={**parent.metrics.extra, "train_epochs": float(train.epochs), "val_cases": float(len(data.val_cases))},
+    )
+    payload = parent.model_dump(exclude={"version", "artifacts", "created"})
+    payload.update(
+        parent=parent.ref,
+        metrics=metrics.model_dump(),
+        seed=run.seed,
+        versions=package_versions(host),
+        provenance={
+            **parent.provenance,
+            "run": info.run_id,
+            "train": train.model_dump(mode="json"),
+            "device": device.type,
+            "val_cases": list(data.val_cases),
+        },
+    )
+    record = type(parent).model_validate(payload)
+    with tempfile.TemporaryDirectory(prefix="artifacts-", dir=workdir) as tmp:
+        folder = Path(tmp)
+        files = {
+            WEIGHTS_ARTIFACT: (save_weights(result.state_dict, folder / WEIGHTS_FILE), WEIGHTS_KIND),
+            "train_history": (save_history_json(result.history, folder / "train_history.json"), "history"),
+            "train_curves": (plot_history(result.history, folder / "train_curves.png", title=parent.name), "figure"),
+            "evaluation": (_write_json(evaluation.model_dump(mode="json"), folder / "evaluation.json"), "report"),
+        }
+        stored = registry.register(record, files=files)
+    promoted = registry.promote(stored.ref, "best", metric="dice_mean") if promote else False
+    log.info("registered %s (val Dice %.3f)%s", stored.ref, evaluation.dice_mean, ", now best" if promoted else "")
+    return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)
+
+
+def _write_json(data: Any, path: Path) -> Path:
+    path.write_text(json.dumps(data, indent=2))
+    return path

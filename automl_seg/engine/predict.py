@@ -1,0 +1,171 @@
+"""``predict``: NIfTI files in, NIfTI label maps out, on each input's exact grid and header.
+
+The network runs behind a *window predictor* (``torch.Tensor -> torch.Tensor``) so the same code
+serves a torch module and an exported model on ONNX Runtime; MONAI runs the window loop.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from automl_seg.data.models import Plan
+from automl_seg.engine.inference import Window, case_name, list_nifti, predict_file_labels
+from automl_seg.engine.progress import progress_bar
+from automl_seg.errors import UserError
+
+if TYPE_CHECKING:
+    from automl_seg_registry import ArchitectureRecord, Registry
+
+    from automl_seg.plugins import PluginHost
+
+Backend = Literal["torch", "onnxruntime"]
+ONNX_ARTIFACT = "onnx"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    case: str
+    source: Path
+    output: Path
+    shape: tuple[int, ...]
+    labels_present: tuple[int, ...]
+
+
+def onnx_window(
+    registry: Registry, record: ArchitectureRecord, host: PluginHost, providers: Sequence[str] | None
+) -> tuple[Window, list[str]]:
+    """A window predictor running the record's ONNX export on ONNX Runtime, and the providers it uses."""
+    if not any(a.name == ONNX_ARTIFACT for a in record.artifacts):
+        raise UserError(f"{record.ref} has no ONNX export; run `automl-seg export {record.ref} --format onnx` first")
+    path = registry.artifact_path(record.ref, ONNX_ARTIFACT, verify=True)
+    predictor = host.exporter("onnx").load(path, list(providers) if providers else None)
+
+    def window(batch: torch.Tensor) -> torch.Tensor:
+        logits = predictor(batch.detach().to("cpu", torch.float32).numpy())
+        return torch.from_numpy(np.asarray(logits, dtype=np.float32)).to(batch.device)
+
+    return window, list(predictor.providers)
+
+
+def output_file(output_dir: Path, source: Path) -> Path:
+    """The input's file name (same case name, same .nii/.nii.gz format) inside ``output_dir``."""
+    return output_dir / source.name
+
+
+def prepare_output_dir(output_dir: Path, sources: Sequence[Path], overwrite: bool) -> list[Path]:
+    """Create ``output_dir`` and check it is writable and holds none of the outputs (unless ``overwrite``)."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write-test-", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise UserError(
+            f"output folder {output_dir} is not writable ({exc.strerror or type(exc).__name__}); "
+            "choose another --output"
+        ) from exc
+    outputs = [output_file(output_dir, s) for s in sources]
+    names = [o.name for o in outputs]
+    if len(set(names)) != len(names):
+        raise UserError("several inputs have the same case name; give them distinct file names")
+    existing = [o for o in outputs if o.exists()]
+    if existing and not overwrite:
+        shown = ", ".join(o.name for o in existing[:3]) + (" ..." if len(existing) > 3 else "")
+        raise UserError(f"{len(existing)} output file(s) already exist in {output_dir} ({shown}); pass --overwrite")
+    return outputs
+
+
+def write_label_map(labels: np.ndarray, reference: Path, destination: Path) -> None:
+    """Save ``labels`` with the reference image's affine and header (uint8, no intensity scaling),
+    atomically (temp file + rename), so an interrupted run leaves no partial output."""
+    source = nib.load(reference)
+    header = source.header.copy()
+    image = nib.Nifti1Image(labels.astype(np.uint8), source.affine, header=header)
+    image.set_data_dtype(np.uint8)
+    image.header.set_slope_inter(1.0, 0.0)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{destination.name}.",
+        suffix=".nii.gz" if destination.name.endswith(".gz") else ".nii",
+        dir=destination.parent,
+    )
+    os.close(fd)
+    try:
+        nib.save(image, tmp)
+        os.replace(tmp, destination)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def predict_files(
+    window: Window,
+    source: Path,
+    output_dir: Path,
+    plan: Plan,
+    device: torch.device,
+    *,
+    overwrite: bool = False,
+    sw_batch_size: int = 4,
+    progress: bool = True,
+) -> list[Prediction]:
+    """Predict every NIfTI file of ``source`` (a file or a folder) into ``output_dir``."""
+    sources = list_nifti(source)
+    outputs = prepare_output_dir(output_dir, sources, overwrite)
+    done = []
+    with progress_bar(progress) as bar:
+        task = bar.add_task("predicting", total=len(sources))
+        for src, out in zip(sources, outputs, strict=True):
+            labels = predict_file_labels(window, src, plan, device, sw_batch_size)
+            write_label_map(labels, src, out)
+            done.append(
+                Prediction(
+                    case=case_name(src),
+                    source=src,
+                    output=out,
+                    shape=tuple(labels.shape),
+                    labels_present=tuple(int(v) for v in np.unique(labels)),
+                )
+            )
+            bar.advance(task)
+    return done
+
+
+def predict_reference(
+    registry: Registry,
+    ref: str,
+    host: PluginHost,
+    source: Path,
+    output_dir: Path,
+    *,
+    device: str = "auto",
+    backend: Backend = "torch",
+    providers: Sequence[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> tuple[list[Prediction], list[str]]:
+    """Predict with the registered model ``ref`` (torch, or its ONNX export on ONNX Runtime).
+
+    Returns the predictions and, for onnxruntime, the execution providers really used."""
+    from automl_seg.engine.devices import resolve_device
+    from automl_seg.engine.model import load_trained_model
+
+    record = registry.get(ref)
+    plan = Plan.model_validate(record.dataset.plan)
+    list_nifti(source)  # bad input fails before any model is loaded
+    if backend == "onnxruntime":
+        window, used = onnx_window(registry, record, host, providers)
+        torch_device = torch.device("cpu")
+    else:
+        torch_device = resolve_device(device)
+        window, _ = load_trained_model(registry, record.ref, host, torch_device)
+        used = []
+    predictions = predict_files(window, source, output_dir, plan, torch_device, overwrite=overwrite, progress=progress)
+    return predictions, used

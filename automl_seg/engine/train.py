@@ -1,0 +1,267 @@
+"""Training a network from scratch: DiceCE loss, SGD/AdamW with a schedule, clipping, AMP on CUDA,
+a checkpoint every epoch and an exact resume.
+
+Reproducibility: every epoch draws its batches from a loader seeded with ``(seed, epoch, pass)``,
+so the data an epoch sees never depends on what ran before it in this process, and the checkpoint
+holds the model, optimizer, scheduler, AMP scaler and RNG states. A resumed CPU run therefore ends
+with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from automl_seg.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from automl_seg.engine.devices import rng_states, seed_everything, set_rng_states
+from automl_seg.engine.evaluate import EvalReport, evaluate_loader
+from automl_seg.engine.progress import progress_bar
+from automl_seg.engine.settings import TrainSettings
+from automl_seg.errors import UserError
+from automl_seg.memory import device_peak_mb
+
+if TYPE_CHECKING:
+    from automl_seg.data.prepared import PreparedData
+
+log = logging.getLogger(__name__)
+
+EpochCallback = Callable[[int, Mapping[str, float]], None]
+
+
+@dataclass
+class TrainResult:
+    """Final weights (on CPU), the per-epoch history and the run's cost."""
+
+    state_dict: dict[str, torch.Tensor]
+    history: list[dict[str, Any]]
+    train_time_s: float
+    peak_memory_mb: float
+    params: int
+    last_eval: EvalReport | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def count_params(network: nn.Module) -> int:
+    return sum(p.numel() for p in network.parameters())
+
+
+def make_optimizer(network: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    return torch.optim.SGD(
+        network.parameters(),
+        lr=settings.lr,
+        momentum=settings.momentum,
+        weight_decay=settings.weight_decay,
+        nesterov=settings.momentum > 0,
+    )
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, settings: TrainSettings, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-step learning-rate factor: poly (nnU-Net, power 0.9), cosine to zero, or constant."""
+
+    def factor(step: int) -> float:
+        progress = min(step / max(total_steps, 1), 1.0)
+        if settings.schedule == "poly":
+            return (1 - progress) ** 0.9
+        if settings.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def epoch_batches(
+    data: PreparedData, settings: TrainSettings, seed: int, epoch: int, steps: int
+) -> Iterator[dict[str, Any]]:
+    """``steps`` training batches for ``epoch``, from loaders seeded by (seed, epoch, pass)."""
+    produced, passes = 0, 0
+    while produced < steps:
+        loader = data.train_loader(batch_size=settings.batch_size, shuffle=True, seed=_mix(seed, epoch, passes))
+        for batch in loader:
+            yield batch
+            produced += 1
+            if produced == steps:
+                return
+        passes += 1
+
+
+def _mix(seed: int, epoch: int, passes: int) -> int:
+    return (seed * 1_000_003 + epoch * 7_919 + passes) % 2**31
+
+
+def steps_per_epoch(data: PreparedData, settings: TrainSettings) -> int:
+    if settings.iterations is not None:
+        return settings.iterations
+    return len(data.train_loader(batch_size=settings.batch_size, shuffle=False))
+
+
+def validate(
+    network: nn.Module, data: PreparedData, settings: TrainSettings, device: torch.device, amp: bool
+) -> EvalReport:
+    cases = data.val_cases[: settings.val_cases] if settings.val_cases else data.val_cases
+    network.eval()
+    with torch.autocast(device.type, enabled=amp):
+        report = evaluate_loader(network, data.val_loader(cases), data.plan, device, settings.sw_batch_size)
+    network.train()
+    return report
+
+
+def train_network(
+    network: nn.Module,
+    data: PreparedData,
+    settings: TrainSettings,
+    *,
+    device: torch.device,
+    seed: int,
+    workdir: Path,
+    resume: bool = False,
+    epoch_ended: EpochCallback = lambda epoch, metrics: None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``network`` on ``data``'s training split; checkpoint to ``workdir`` after every epoch.
+
+    ``resume`` continues from ``workdir``'s checkpoint (a clear error when there is none).
+    ``epoch_ended(epoch, metrics)`` runs after each epoch's checkpoint is written, so an observer
+    that stops the run (``RunStopped``) leaves a resumable state behind."""
+    from monai.losses import DiceCELoss
+
+    seed_everything(seed)
+    network.to(device).train()
+    amp = settings.amp and device.type == "cuda"
+    optimizer = make_optimizer(network, settings)
+    steps = steps_per_epoch(data, settings)
+    scheduler = make_scheduler(optimizer, settings, total_steps=steps * settings.epochs)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    history: list[dict[str, Any]] = []
+    start_epoch, elapsed = 0, 0.0
+    if resume:
+        start_epoch, history, elapsed = _restore(workdir, network, optimizer, scheduler, scaler, settings)
+    elif has_checkpoint(workdir):
+        log.info("ignoring the old checkpoint in %s (no --resume): starting afresh", workdir)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    last_eval: EvalReport | None = None
+    with progress_bar(progress, show_loss=True) as bar:
+        task = bar.add_task("training", total=settings.epochs * steps, completed=start_epoch * steps, loss=float("nan"))
+        for epoch in range(start_epoch, settings.epochs):
+            began = time.perf_counter()
+            losses = []
+            for batch in epoch_batches(data, settings, seed, epoch, steps):
+                loss = _step(network, batch, loss_fn, optimizer, scaler, settings, device, amp)
+                scheduler.step()
+                losses.append(loss)
+                bar.update(task, advance=1, loss=loss, description=f"epoch {epoch + 1}/{settings.epochs}")
+            row: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "loss": float(sum(losses) / len(losses)),
+                "lr": float(optimizer.param_groups[0]["lr"]),
+                "val_dice": None,
+            }
+            if (epoch + 1) % settings.val_every == 0 or epoch + 1 == settings.epochs:
+                last_eval = validate(network, data, settings, device, amp)
+                row["val_dice"] = last_eval.dice_mean
+                row.update({f"val_dice_{name}": value for name, value in last_eval.dice_per_class.items()})
+            elapsed += time.perf_counter() - began
+            row["time_s"] = round(time.perf_counter() - began, 3)
+            row["memory_mb"] = round(device_peak_mb(device), 1)
+            if not math.isfinite(row["loss"]):
+                raise UserError(f"training diverged at epoch {epoch + 1} (loss {row['loss']}); lower --lr")
+            history.append(row)
+            _save(workdir, epoch + 1, network, optimizer, scheduler, scaler, history, elapsed, settings)
+            epoch_ended(epoch + 1, {k: float(v) for k, v in row.items() if isinstance(v, (int, float))})
+    if last_eval is None and settings.epochs == start_epoch:  # resumed a finished run: score it again
+        last_eval = validate(network, data, settings, device, amp)
+    return TrainResult(
+        state_dict={k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
+        history=history,
+        train_time_s=elapsed,
+        peak_memory_mb=device_peak_mb(device),
+        params=count_params(network),
+        last_eval=last_eval,
+    )
+
+
+def _step(
+    network: nn.Module,
+    batch: Mapping[str, Any],
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    settings: TrainSettings,
+    device: torch.device,
+    amp: bool,
+) -> float:
+    image = torch.as_tensor(batch["image"]).to(device)
+    label = torch.as_tensor(batch["label"]).to(device)
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(device.type, enabled=amp):
+        loss = loss_fn(network(image), label)
+    scaler.scale(loss).backward()
+    if settings.grad_clip is not None:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(network.parameters(), settings.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return float(loss.detach())
+
+
+def _save(
+    workdir: Path,
+    epochs_done: int,
+    network: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    history: list[dict[str, Any]],
+    elapsed: float,
+    settings: TrainSettings,
+) -> None:
+    save_checkpoint(
+        workdir,
+        {
+            "epochs_done": epochs_done,
+            "model": network.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": rng_states(),
+            "history": history,
+            "elapsed_s": elapsed,
+            "settings": settings.model_dump(mode="json"),
+        },
+    )
+
+
+def _restore(
+    workdir: Path,
+    network: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    settings: TrainSettings,
+) -> tuple[int, list[dict[str, Any]], float]:
+    state = load_checkpoint(workdir)
+    if state.get("settings") != settings.model_dump(mode="json"):
+        raise UserError(
+            f"--resume: the checkpoint in {workdir} was made with other training settings; "
+            "rerun with the same settings or without --resume"
+        )
+    network.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    set_rng_states(state["rng"])
+    log.info("resuming from epoch %d of %d (%s)", state["epochs_done"], settings.epochs, workdir)
+    return int(state["epochs_done"]), list(state["history"]), float(state["elapsed_s"])

@@ -1,0 +1,79 @@
+"""``ExporterContract``: what every exporter must do, as a pytest class to subclass.
+
+Override the ``exporter`` fixture (and optionally ``model``, ``example``, ``options``, ``atol``)::
+
+    class TestMyExporter(ExporterContract):
+        @pytest.fixture
+        def exporter(self):
+            return MyExporter()
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from automl_seg.interfaces import Exporter, ExportOptions
+from automl_seg.testing import checks
+
+
+def tiny_network(in_channels: int = 1, num_classes: int = 3) -> nn.Module:
+    """A small MONAI U-Net (two levels), seeded: stands in for a trained segmentation network."""
+    from monai.networks.nets import UNet
+
+    torch.manual_seed(0)
+    return UNet(3, in_channels, num_classes, channels=(4, 8), strides=(2,), num_res_units=0).eval()
+
+
+class ExporterContract:
+    """Subclass and override the ``exporter`` fixture; every ``test_*`` here then runs on it."""
+
+    #: max abs logit difference allowed between torch and the artefact (fp32)
+    atol: float = 1e-3
+    #: spatial side of the example input (a multiple of ``ExportOptions.spatial_multiple``)
+    side: int = 16
+
+    @pytest.fixture
+    def exporter(self) -> Exporter:
+        pytest.fail("override the `exporter` fixture to return the exporter under test")
+
+    @pytest.fixture
+    def model(self) -> nn.Module:
+        return tiny_network()
+
+    @pytest.fixture
+    def options(self) -> ExportOptions:
+        return ExportOptions()
+
+    @pytest.fixture
+    def example(self, model: nn.Module) -> torch.Tensor:
+        in_channels = next(p for p in model.parameters()).shape[1]
+        return torch.randn(1, in_channels, self.side, self.side, self.side, generator=torch.Generator().manual_seed(0))
+
+    def test_host_admits_exporter(self, exporter: Exporter) -> None:
+        checks.check_identity_fields("exporter", exporter)
+        checks.check_admitted("exporter", exporter)
+
+    def test_artefact_computes_what_the_model_computes(
+        self, exporter: Exporter, model: nn.Module, example: torch.Tensor, options: ExportOptions, tmp_path: Path
+    ) -> None:
+        """Same logits as torch, also for a batch of 3 (sliding-window inference feeds batches of windows)."""
+        batch3 = torch.cat([example, example.flip(-1), example * 0.5])
+        checks.check_export_roundtrip(
+            exporter, model, example, tmp_path, options, atol=self.atol, extra_inputs=[batch3]
+        )
+
+    def test_dynamic_spatial_sizes(
+        self, exporter: Exporter, model: nn.Module, example: torch.Tensor, options: ExportOptions, tmp_path: Path
+    ) -> None:
+        """With ``dynamic_spatial``, any multiple of ``spatial_multiple`` works, not only the example's size."""
+        if not options.dynamic_spatial:
+            pytest.skip("options ask for a static spatial shape")
+        step = options.spatial_multiple
+        bigger = torch.randn(1, example.shape[1], self.side + step, self.side, self.side + 2 * step)
+        checks.check_export_roundtrip(
+            exporter, model, example, tmp_path, options, atol=self.atol, extra_inputs=[bigger]
+        )

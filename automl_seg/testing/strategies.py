@@ -1,0 +1,139 @@
+"""``SearchStrategyContract``: what every search strategy must do, as a pytest class to subclass.
+
+Override the ``strategy`` fixture, and ``overrides`` to keep the search tiny::
+
+    class TestMyStrategy(SearchStrategyContract):
+        @pytest.fixture
+        def strategy(self):
+            return MyStrategy()
+
+        @pytest.fixture
+        def overrides(self):
+            return {"epochs": 2}
+
+The search space defaults to the installed one the strategy names (``strategy.space``); override
+the ``space`` fixture to test against another object. Searches run on CPU on a small synthetic
+MSD task (``automl_seg.testing.fixtures``) and register into a temporary registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from automl_seg.data.prepared import PreparedData
+from automl_seg.interfaces import Budget, SearchContext, SearchOutcome, SearchSpace, SearchStrategy
+from automl_seg.testing import checks
+from automl_seg.testing.fixtures import (
+    register_outcome,
+    search_context,
+    temporary_registry,
+    tiny_dataset,
+    tiny_prepared_data,
+)
+
+
+class SearchStrategyContract:
+    """Subclass and override the ``strategy`` fixture; every ``test_*`` here then runs on it."""
+
+    #: budget whose settings preset (with ``overrides``) the searches use
+    budget: Budget = "quick"
+    #: training patch of the tiny dataset's plan
+    patch_size: tuple[int, int, int] = (16, 16, 16)
+    seed: int = 0
+    #: settings field bounding how many times ``ctx.epoch_ended`` may be called (skipped when absent)
+    epochs_setting: str = "epochs"
+    #: True when the strategy promises ``memory_estimated <= memory_requested`` (a hard budget);
+    #: soft budgets (DiNTS' loss term) leave it False
+    hard_memory_budget: bool = False
+
+    @pytest.fixture
+    def strategy(self) -> SearchStrategy:
+        pytest.fail("override the `strategy` fixture to return the search strategy under test")
+
+    @pytest.fixture
+    def space(self, strategy: SearchStrategy) -> SearchSpace:
+        from automl_seg.plugins import load_plugins
+
+        return load_plugins().space(strategy.space)
+
+    @pytest.fixture
+    def overrides(self) -> dict[str, Any]:
+        """Settings overrides for the searches: make them tiny (few epochs/steps)."""
+        return {}
+
+    @pytest.fixture
+    def space_args(self, space: SearchSpace, data: PreparedData) -> dict[str, Any]:
+        """Space constructor args for the searches; override to shrink a large space."""
+        return space.default_args(data.plan, self.budget)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def conformance_data_root(cls, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        """The tiny synthetic task, written once per contract class."""
+        return tiny_dataset(tmp_path_factory.mktemp("conformance-data"))
+
+    @pytest.fixture
+    def data(self, conformance_data_root: Path) -> PreparedData:
+        return tiny_prepared_data(conformance_data_root, patch_size=self.patch_size)
+
+    def run_search(
+        self,
+        strategy: SearchStrategy,
+        space: SearchSpace,
+        data: PreparedData,
+        workdir: Path,
+        overrides: Mapping[str, Any],
+        space_args: Mapping[str, Any],
+        recorder: checks.EpochRecorder | None = None,
+    ) -> tuple[SearchOutcome, SearchContext]:
+        ctx = search_context(
+            strategy, space, data, workdir, seed=self.seed, budget=self.budget, overrides=overrides,
+            space_args=space_args, epoch_ended=recorder,
+        )  # fmt: skip
+        return checks.check_outcome(strategy.search(ctx)), ctx
+
+    def test_host_admits_strategy(self, strategy: SearchStrategy) -> None:
+        checks.check_identity_fields("strategy", strategy)
+        checks.check_admitted("strategy", strategy)
+
+    def test_settings_presets_validate_and_refuse_unknown_keys(self, strategy: SearchStrategy) -> None:
+        checks.check_strategy_settings(strategy)
+
+    def test_outcome_registers_and_rebuilds(
+        self,
+        strategy: SearchStrategy,
+        space: SearchSpace,
+        data: PreparedData,
+        overrides: dict[str, Any],
+        space_args: dict[str, Any],
+        tmp_path: Path,
+    ) -> None:
+        """The search's record is accepted by the registry; the stored record rebuilds a network whose
+        output matches the labels; epochs are reported in order and within the budget."""
+        recorder = checks.EpochRecorder()
+        outcome, ctx = self.run_search(strategy, space, data, tmp_path / "run", overrides, space_args, recorder)
+        checks.check_epoch_reports(recorder, ctx.settings, self.epochs_setting)
+        if self.hard_memory_budget:
+            checks.check_memory_budget(outcome)
+        with temporary_registry(tmp_path / "registry") as registry:
+            stored = register_outcome(registry, outcome, strategy, space, ctx)
+            again = registry.get(stored.ref)
+        assert again.arch == outcome.arch and again.space.args == outcome.space_args
+        checks.check_record_network(space, again.space.args, again.arch, ctx)
+
+    def test_same_seed_same_architecture(
+        self,
+        strategy: SearchStrategy,
+        space: SearchSpace,
+        data: PreparedData,
+        overrides: dict[str, Any],
+        space_args: dict[str, Any],
+        tmp_path: Path,
+    ) -> None:
+        first, _ = self.run_search(strategy, space, data, tmp_path / "first", overrides, space_args)
+        second, _ = self.run_search(strategy, space, data, tmp_path / "second", overrides, space_args)
+        checks.check_same_arch(first, second, self.seed)

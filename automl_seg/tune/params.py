@@ -1,0 +1,203 @@
+"""The tuning search space: what plugins declare, what the user narrows or fixes, what a trial picks.
+
+Plugins (and the engine, for training settings) declare ``TunableParameter``s through the
+``tunable_parameters(strategy, space)`` hook; nothing here knows a parameter by name. The user's
+config file may narrow a range, restrict the choices or fix a value (``tune.params`` section)::
+
+    tune:
+      params:
+        weight_lr: {low: 0.01, high: 0.1}   # narrow
+        batch_size: {choices: [2]}          # restrict
+        warmup_fraction: 0.5                # fix (not searched, still applied to every trial)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from automl_seg.config import describe_validation_error
+from automl_seg.errors import ConfigError, PluginError
+from automl_seg.interfaces import TunableParameter
+
+if TYPE_CHECKING:
+    import optuna
+
+    from automl_seg.plugins import PluginHost
+
+Target = Literal["strategy", "space", "train", "data"]
+TARGETS: tuple[Target, ...] = ("strategy", "space", "train", "data")
+
+
+class Narrowing(BaseModel):
+    """The user's restriction of one declared parameter (every field optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    low: float | None = None
+    high: float | None = None
+    log: bool | None = None
+    choices: list[Any] | None = None
+
+
+class ParameterSpec(BaseModel):
+    """One parameter of the study: its declaration after the user's narrowing, or a fixed value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    param: TunableParameter
+    owner: str
+    fixed: Any = None
+    is_fixed: bool = False
+
+
+def collect_parameters(
+    host: PluginHost, strategy: str, space: str, defaults: list[tuple[str, TunableParameter]] = ()
+) -> list[tuple[str, TunableParameter]]:
+    """Every ``(plugin name, parameter)`` declared for ``strategy`` on ``space``, in plugin order.
+
+    ``defaults`` (the engine's own training/data parameters) come last and yield to a plugin that
+    declares the same name: the plugin knows its constraints (e.g. patch sides divisible by 32).
+
+    A name declared twice (even for different targets) is a plugin error: Optuna knows a parameter
+    by its name only, and the value could go to only one of them."""
+    hook = host.pm.hook.tunable_parameters
+    found: list[tuple[str, TunableParameter]] = []
+    owners: dict[str, str] = {}
+    for impl in hook.get_hookimpls():
+        try:
+            declared = impl.function(strategy=strategy, space=space)
+        except Exception as exc:
+            raise PluginError(
+                f"plugin '{impl.plugin_name}' failed to declare tunable parameters: {type(exc).__name__}: {exc}"
+            ) from exc
+        for item in declared or []:
+            param = _as_parameter(item, impl.plugin_name)
+            if param.name in owners:
+                raise PluginError(
+                    f"tunable parameter '{param.name}' is declared by plugins '{owners[param.name]}' and "
+                    f"'{impl.plugin_name}'; disable one of them"
+                )
+            owners[param.name] = impl.plugin_name
+            found.append((impl.plugin_name, param))
+    found += [(owner, param) for owner, param in defaults if param.name not in owners]
+    return found
+
+
+def _as_parameter(item: Any, plugin: str) -> TunableParameter:
+    try:
+        param = item if isinstance(item, TunableParameter) else TunableParameter.model_validate(item)
+    except ValidationError as exc:
+        raise PluginError(describe_validation_error(exc, f"plugin '{plugin}' tunable parameter")) from exc
+    _check_declaration(param, f"plugin '{plugin}'", PluginError)
+    return param
+
+
+def _check_declaration(param: TunableParameter, source: str, error: type[Exception]) -> None:
+    """A usable range: numeric bounds for float/int (positive when log), non-empty choices otherwise."""
+    if param.kind == "categorical":
+        if not param.choices:
+            raise error(f"{source}: categorical parameter '{param.name}' needs a non-empty list of choices")
+        return
+    if param.low is None or param.high is None or not param.low <= param.high:
+        raise error(f"{source}: parameter '{param.name}' needs low <= high (got {param.low}, {param.high})")
+    if param.log and param.low <= 0:
+        raise error(f"{source}: log-scale parameter '{param.name}' needs low > 0 (got {param.low})")
+
+
+def build_space(
+    declared: list[tuple[str, TunableParameter]], user: Mapping[str, Any] | None = None, source: str = "config"
+) -> list[ParameterSpec]:
+    """Apply the user's ``tune.params`` section to the declared parameters.
+
+    A value that is a mapping narrows (``low``/``high``/``log``/``choices``, inside the declared
+    range); any other value fixes the parameter. Unknown names are a one-line ``ConfigError``."""
+    by_name = {param.name: (owner, param) for owner, param in declared}
+    user = dict(user or {})
+    unknown = sorted(set(user) - set(by_name))
+    if unknown:
+        known = ", ".join(sorted(by_name)) or "none"
+        raise ConfigError(f"{source}: unknown tunable parameter(s) {', '.join(unknown)}; known: {known}")
+    specs = []
+    for name, (owner, param) in by_name.items():
+        if name not in user:
+            specs.append(ParameterSpec(param=param, owner=owner))
+        elif isinstance(user[name], Mapping):
+            specs.append(ParameterSpec(param=_narrow(param, user[name], source), owner=owner))
+        else:
+            specs.append(ParameterSpec(param=param, owner=owner, fixed=user[name], is_fixed=True))
+    return specs
+
+
+def _narrow(param: TunableParameter, raw: Mapping[str, Any], source: str) -> TunableParameter:
+    where = f"{source}: tune.params.{param.name}"
+    try:
+        narrowing = Narrowing.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, f"{source} tune.params.{param.name}")) from exc
+    if param.kind == "categorical":
+        if narrowing.low is not None or narrowing.high is not None:
+            raise ConfigError(f"{where}: categorical parameter takes 'choices', not low/high")
+        choices = narrowing.choices if narrowing.choices is not None else param.choices
+        outside = [c for c in choices or [] if c not in (param.choices or [])]
+        if outside:
+            raise ConfigError(f"{where}: choices {outside} are not among the declared {param.choices}")
+        narrowed = param.model_copy(update={"choices": choices})
+    else:
+        if narrowing.choices is not None:
+            raise ConfigError(f"{where}: numeric parameter takes low/high, not 'choices'")
+        low = param.low if narrowing.low is None else narrowing.low
+        high = param.high if narrowing.high is None else narrowing.high
+        if low < param.low or high > param.high:  # type: ignore[operator]
+            raise ConfigError(f"{where}: range [{low}, {high}] leaves the declared [{param.low}, {param.high}]")
+        log = param.log if narrowing.log is None else narrowing.log
+        narrowed = param.model_copy(update={"low": low, "high": high, "log": log})
+    _check_declaration(narrowed, where, ConfigError)
+    return narrowed
+
+
+def suggest(trial: optuna.Trial, specs: list[ParameterSpec]) -> dict[Target, dict[str, Any]]:
+    """Values for one trial, grouped by where they go: ``{"strategy": {...}, "space": {...}, "train": {...}}``."""
+    values: dict[Target, dict[str, Any]] = {target: {} for target in TARGETS}
+    for spec in specs:
+        p = spec.param
+        if spec.is_fixed:
+            value = spec.fixed
+        elif p.kind == "categorical":
+            labels = [choice_label(c) for c in p.choices or []]
+            value = (p.choices or [])[labels.index(trial.suggest_categorical(p.name, labels))]
+        elif p.kind == "int":
+            value = trial.suggest_int(p.name, int(math.ceil(p.low)), int(p.high), log=p.log)  # type: ignore[arg-type]
+        else:
+            value = trial.suggest_float(p.name, float(p.low), float(p.high), log=p.log)  # type: ignore[arg-type]
+        values[p.target][p.name] = value
+    return values
+
+
+def choice_label(choice: Any) -> None | bool | int | float | str:
+    """Optuna stores categorical choices of plain types only: a list such as a patch size
+    ``[32, 48, 32]`` is offered as the label ``"32x48x32"`` (other objects as their JSON)."""
+    if choice is None or isinstance(choice, bool | int | float | str):
+        return choice
+    if isinstance(choice, list | tuple) and all(isinstance(v, int | float) for v in choice):
+        return "x".join(f"{v:g}" for v in choice)
+    return json.dumps(choice, sort_keys=True)
+
+
+def describe(specs: list[ParameterSpec]) -> list[dict[str, Any]]:
+    """JSON-able rows for tables and the study's user attributes."""
+    rows = []
+    for spec in specs:
+        p = spec.param
+        if spec.is_fixed:
+            scope = f"fixed = {spec.fixed!r}"
+        elif p.kind == "categorical":
+            scope = "one of " + ", ".join(str(choice_label(c)) for c in p.choices or [])
+        else:
+            scope = f"[{p.low:g}, {p.high:g}]" + (" log" if p.log else "")
+        rows.append({"name": p.name, "target": p.target, "kind": p.kind, "range": scope, "plugin": spec.owner})
+    return rows

@@ -1,0 +1,155 @@
+"""``run_tune``: open (or resume) a study, run trials with a runner, keep the registry's ``best`` alias
+on the best trial by the study's objective. Engine-agnostic: the runner does the real work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from automl_seg.errors import ConfigError
+from automl_seg.paths import registry_root
+from automl_seg.tune.engine_params import engine_parameters
+from automl_seg.tune.objective import TrialRunner, TuneObjective
+from automl_seg.tune.params import ParameterSpec, build_space, collect_parameters
+from automl_seg.tune.report import best_with_record, pareto_png, summary
+from automl_seg.tune.storage import default_storage_url, open_storage, safe_url
+from automl_seg.tune.study import (
+    Objective,
+    PrunerName,
+    SamplerName,
+    StudyIdentity,
+    default_study_name,
+    make_pruner,
+    make_sampler,
+    open_study,
+)
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+    from automl_seg.plugins import PluginHost
+
+log = logging.getLogger(__name__)
+
+BEST_ALIAS = "best"
+
+
+class TuneRequest(BaseModel):
+    """One ``automl-seg tune`` invocation (one worker of a possibly shared study)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str
+    dataset: str
+    trials: int = Field(description="trials this process runs (each worker of a shared study runs its own)")
+    timeout_s: float | None = None
+    storage: str | None = Field(default=None, description="database URL; default: SQLite file in the registry")
+    study: str | None = None
+    sampler: SamplerName = "tpe"
+    pruner: PrunerName | None = None
+    objective: Objective = "dice"
+    seed: int = 0
+    registry: Path | None = None
+    registry_index: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict, description="the config file's tune.params section")
+    params_source: str = "config"
+
+    def check(self) -> None:
+        """Bad numbers are one line before anything starts."""
+        if self.trials < 1:
+            raise ConfigError(f"--trials must be at least 1 (got {self.trials})")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ConfigError(f"--timeout must be positive seconds (got {self.timeout_s})")
+
+    @property
+    def study_name(self) -> str:
+        return self.study or default_study_name(self.strategy, self.dataset)
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or default_storage_url(registry_root(self.registry))
+
+
+@dataclass
+class TuneResult:
+    study: str
+    storage: str
+    summary: dict[str, Any]
+    pareto_png: Path | None = None
+    best_ref: str | None = None
+    specs: list[ParameterSpec] = field(default_factory=list)
+
+
+def tuning_space(host: PluginHost, request: TuneRequest) -> tuple[str, list[ParameterSpec]]:
+    """The strategy's search-space name and the study's parameters (declared, then narrowed by the user)."""
+    space = host.strategy(request.strategy).space
+    declared = collect_parameters(host, request.strategy, space, defaults=engine_parameters())
+    return space, build_space(declared, request.params, source=request.params_source)
+
+
+def run_tune(
+    request: TuneRequest,
+    host: PluginHost,
+    runner: TrialRunner,
+    max_epochs: int = 1,
+    on_trial: Callable[[FrozenTrial], None] | None = None,
+) -> TuneResult:
+    """Run ``request.trials`` trials of the (created or resumed) study; returns its summary."""
+    import optuna
+
+    request.check()
+    space, specs = tuning_space(host, request)
+    url = request.storage_url
+    storage = open_storage(url)
+    identity = StudyIdentity(
+        strategy=request.strategy, space=space, dataset=request.dataset, objective=request.objective
+    )
+    pruner = make_pruner(request.pruner, request.objective, max_epochs)
+    study = open_study(storage, request.study_name, identity, make_sampler(request.sampler, request.seed), pruner)
+    best = BestAlias(request, identity)
+    callbacks = [best] + ([lambda _study, trial: on_trial(trial)] if on_trial else [])
+    objective = TuneObjective(specs, runner, request.objective, prune=not isinstance(pruner, optuna.pruners.NopPruner))
+    log.info("study '%s' in %s: %d trial(s) on this worker", request.study_name, safe_url(url), request.trials)
+    study.optimize(
+        objective, n_trials=request.trials, timeout=request.timeout_s, catch=(Exception,), callbacks=callbacks
+    )
+    best(study, None)  # trials of other workers may have finished meanwhile
+    png = None
+    if request.objective == "pareto":
+        png = pareto_png(study, study_folder(request) / "pareto.png")
+    return TuneResult(
+        study=request.study_name, storage=safe_url(url), summary=summary(study), pareto_png=png,
+        best_ref=best.tagged, specs=specs,
+    )  # fmt: skip
+
+
+def study_folder(request: TuneRequest) -> Path:
+    """Where a study's figures go: ``<registry>/tune/<study>/``."""
+    return registry_root(request.registry) / "tune" / request.study_name
+
+
+class BestAlias:
+    """Study callback: points the registry alias ``best`` at the best trial's model by the objective."""
+
+    def __init__(self, request: TuneRequest, identity: StudyIdentity) -> None:
+        self.request = request
+        self.identity = identity
+        self.tagged: str | None = None
+
+    def __call__(self, study: optuna.Study, _trial: FrozenTrial | None) -> None:
+        best = best_with_record(study, self.identity)
+        ref = best.user_attrs["ref"] if best is not None else None
+        if ref is None or ref == self.tagged:
+            return
+        from automl_seg_registry import Registry
+
+        with Registry.open(self.request.registry, self.request.registry_index) as registry:
+            registry.tag(ref, BEST_ALIAS)
+        self.tagged = ref
+        log.info("alias '%s' -> %s (trial %d)", BEST_ALIAS, ref, best.number)

@@ -1,0 +1,103 @@
+"""The real trial runner: one trial = one short engine run (search -> register -> retrain -> evaluate).
+
+Every trial's models are registered under the study's name (so the name's ``best`` alias is the
+study's best by its objective, set by ``run_tune``), tagged ``tune:<study>``, with the study, trial
+number and parameters in the record's provenance. The engine's own ``best`` promotion is off.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from automl_seg.config import Budget, DataSettings, Device, build_settings
+from automl_seg.errors import UserError
+from automl_seg.tune.objective import OBSERVER_NAME, TrialOutcome
+from automl_seg.tune.params import Target
+
+log = logging.getLogger(__name__)
+
+MEASURED_MEMORY_KEY = "measured_mb"
+
+
+class EngineTrialSettings(BaseModel):
+    """What every trial of this worker shares: data, budget, device, config sections, flags."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str
+    dataset: str
+    study: str
+    data_root: Path | None = None
+    max_cases: int | None = Field(default=None, gt=0)
+    budget: Budget = "quick"
+    device: Device = "auto"
+    seed: int = 0
+    search_epochs: int | None = Field(default=None, gt=0, description="strategy 'epochs' override")
+    train_epochs: int | None = Field(default=None, gt=0)
+    registry: Path | None = None
+    registry_index: str | None = None
+    data_section: dict[str, Any] = Field(default_factory=dict)
+    train_section: dict[str, Any] = Field(default_factory=dict)
+    strategy_section: dict[str, Any] = Field(default_factory=dict)
+    progress: bool = False
+
+    @property
+    def max_train_epochs(self) -> int:
+        """The epochs a trial's retraining runs (the pruner's resource), without any trial's values."""
+        from automl_seg.engine.settings import train_settings
+
+        return train_settings(self.budget, self.train_section, {"epochs": self.train_epochs}).epochs
+
+
+class EngineTrialRunner:
+    """``TrialRunner`` running the engine's search pipeline with one trial's values."""
+
+    def __init__(self, settings: EngineTrialSettings) -> None:
+        self.settings = settings
+
+    def __call__(
+        self, trial_number: int, values: Mapping[Target, Mapping[str, Any]], observer: object
+    ) -> TrialOutcome:
+        from automl_seg_registry import Registry
+
+        from automl_seg.engine.pipeline import run_search
+        from automl_seg.engine.settings import SearchRunSettings, train_settings
+        from automl_seg.plugins import load_plugins
+
+        s = self.settings
+        data = build_settings(
+            DataSettings, s.data_section,
+            {"dataset": s.dataset, "data_root": s.data_root, "max_cases": s.max_cases, **values.get("data", {})},
+            source="tune data settings",
+        )  # fmt: skip
+        train = train_settings(s.budget, s.train_section, {"epochs": s.train_epochs, **values.get("train", {})})
+        strategy_overrides = {**s.strategy_section, "epochs": s.search_epochs, **values.get("strategy", {})}
+        host = load_plugins(extra=[(OBSERVER_NAME, observer)])
+        provenance = {"study": s.study, "trial": trial_number, "params": _plain(values)}
+        with tempfile.TemporaryDirectory(prefix=f"tune-{trial_number}-") as workdir:
+            run = SearchRunSettings(
+                strategy=s.strategy, budget=s.budget, seed=s.seed, device=s.device, workdir=Path(workdir),
+                progress=s.progress,
+            )  # fmt: skip
+            with Registry.open(s.registry, s.registry_index) as registry:
+                result = run_search(
+                    run, data, train, {k: v for k, v in strategy_overrides.items() if v is not None},
+                    registry=registry, host=host, space_overrides=dict(values.get("space", {})),
+                    record_overrides={"name": s.study, "tags": [f"tune:{s.study}"], "provenance": provenance},
+                    promote=False,
+                )  # fmt: skip
+        if result.trained is None:
+            raise UserError("the search run trained no model; tuning needs the retrain step")
+        record = result.trained.record
+        memory = record.metrics.memory.get(MEASURED_MEMORY_KEY, record.metrics.peak_memory_mb)
+        return TrialOutcome(dice=float(result.trained.evaluation.dice_mean), memory_mb=memory, ref=record.ref)
+
+
+def _plain(values: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {target: dict(v) for target, v in values.items() if v}

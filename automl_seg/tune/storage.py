@@ -1,0 +1,102 @@
+"""Where studies live: Optuna's own RDB storage, an SQLite file in the registry folder by default.
+
+Several ``automl-seg tune`` processes on several machines share one study by pointing ``--storage``
+at the same server database (``postgresql://...``); Optuna's storage does the coordination. The
+storage is plain Optuna, so ``optuna-dashboard <url>`` shows it unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from automl_seg.errors import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+    from sqlalchemy.engine import URL
+
+log = logging.getLogger(__name__)
+
+STUDY_FILE = "tune-studies.db"
+#: seconds between a running trial's heartbeats; a worker silent for ``GRACE_S`` is dead and its
+#: trial is marked failed (so a killed machine loses no trial silently: it shows as FAIL).
+HEARTBEAT_S = 30
+GRACE_S = 120
+
+
+def default_storage_url(registry_root: Path) -> str:
+    """The SQLite study file inside the registry folder."""
+    return f"sqlite:///{(Path(registry_root) / STUDY_FILE).resolve()}"
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password hidden, for messages and tables."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage for ``url``; a bad or unreachable URL is one ``ConfigError`` line."""
+    import optuna
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    shown = safe_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"storage URL {url!r} is not a database URL; use sqlite:///path/to/file.db or "
+            "postgresql://user@host:5432/db"
+        ) from exc
+    parsed = _with_installed_driver(parsed)
+    url = parsed.render_as_string(hide_password=False)
+    engine_kwargs: dict[str, object] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database:
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and what we need
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            )
+    except (NoSuchModuleError, ImportError) as exc:
+        reason = _first_line(exc.__cause__ or exc)
+        raise ConfigError(
+            f"storage {shown}: no database driver for '{parsed.drivername}' ({reason}); for PostgreSQL "
+            "install automl-seg[postgres]"
+        ) from exc
+    except (SQLAlchemyError, OSError) as exc:
+        reason = _first_line(getattr(exc, "orig", None) or exc)
+        raise ConfigError(
+            f"cannot reach tuning storage {shown}: {reason}; check the URL and that the database server is running"
+        ) from exc
+
+
+def _with_installed_driver(parsed: URL) -> URL:
+    """``postgresql://`` means SQLAlchemy's default driver (psycopg 3 since SQLAlchemy 2.1); fall back
+    to psycopg2, which ``automl-seg[postgres]`` installs, when that is the one available."""
+    import importlib.util
+
+    if parsed.drivername != "postgresql" or importlib.util.find_spec("psycopg") is not None:
+        return parsed
+    if importlib.util.find_spec("psycopg2") is not None:
+        return parsed.set(drivername="postgresql+psycopg2")
+    return parsed
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,317 @@
+"""The bi-level DiNTS search: weights on one half of the training cases, architecture on the other.
+
+Epochs before ``warmup_epochs`` train the weights only. Afterwards every weight step (SGD, half A)
+is followed by an architecture step (Adam, half B) whose loss is the segmentation loss plus the
+ramped regularisers (entropies, memory budget, topology), the ramp rising linearly to 1 at the last
+epoch. The state is checkpointed atomically after every epoch; a resumed run continues from it and,
+on CPU with the same seed, ends at the same architecture as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.losses import DiceCELoss
+from monai.networks.nets import DiNTS
+
+from automl_seg.errors import ConfigError
+from automl_seg.interfaces import SearchContext, SearchOutcome
+from automl_seg_dints.losses import arch_loss_terms
+from automl_seg_dints.measure import measure_training_memory_mb
+from automl_seg_dints.plots import plot_search_curves, plot_topology
+from automl_seg_dints.settings import DintsSettings
+from automl_seg_dints.space import DintsSpaceArgs, check_patch, parse_space_args
+from automl_seg_dints.supernet import FastTopologySearch, MemoryEstimator
+from automl_seg_dints.topology import decode
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "dints_search.pt"
+_MOMENTUM, _WEIGHT_DECAY, _POLY_POWER = 0.9, 4e-5, 0.9
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_supernet(args: DintsSpaceArgs) -> DiNTS:
+    """MONAI's DiNTS stem around our (faster, same-function) search space."""
+    space = FastTopologySearch(args.num_blocks, args.num_depths, args.channel_mul, args.use_downsample)
+    return DiNTS(space, in_channels=args.in_channels, num_classes=args.num_classes,
+                 use_downsample=args.use_downsample)
+
+
+def split_halves(cases: Sequence[str], seed: int) -> tuple[list[str], list[str]]:
+    """Training cases halved at random (seeded): weights learn on A, the architecture on B."""
+    if len(cases) < 2:
+        raise ConfigError(f"the dints search needs at least 2 training cases (got {len(cases)}); use more cases")
+    order = np.random.default_rng(seed).permutation(sorted(cases))
+    half = len(order) // 2
+    return [str(c) for c in order[:half]], [str(c) for c in order[half:]]
+
+
+def ramp(epoch: int, settings: DintsSettings) -> float:
+    """Weight of the regularisers: 0 during warm-up, then rising linearly to 1 at the last epoch."""
+    if epoch < settings.warmup_epochs:
+        return 0.0
+    return (epoch - settings.warmup_epochs + 1) / (settings.epochs - settings.warmup_epochs)
+
+
+@dataclass
+class _State:
+    model: DiNTS
+    weight_opt: torch.optim.Optimizer
+    arch_opt: torch.optim.Optimizer
+    history: list[dict[str, Any]]
+    next_epoch: int = 0
+
+
+def _save_checkpoint(path: Path, state: _State, fingerprint: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "fingerprint": fingerprint,
+            "next_epoch": state.next_epoch,
+            "model": state.model.state_dict(),
+            "weight_opt": state.weight_opt.state_dict(),
+            "arch_opt": state.arch_opt.state_dict(),
+            "history": state.history,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, state: _State, fingerprint: dict[str, Any]) -> None:
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if saved["fingerprint"] != fingerprint:
+        raise ConfigError(
+            f"checkpoint {path} belongs to a search with other settings, space or seed; "
+            "rerun without --resume or with the original settings"
+        )
+    state.model.load_state_dict(saved["model"])
+    state.weight_opt.load_state_dict(saved["weight_opt"])
+    state.arch_opt.load_state_dict(saved["arch_opt"])
+    state.history = saved["history"]
+    state.next_epoch = saved["next_epoch"]
+    torch.set_rng_state(saved["rng"]["torch"])
+    np.random.set_state(saved["rng"]["numpy"])
+    random.setstate(saved["rng"]["python"])
+
+
+def _progress(enabled: bool) -> AbstractContextManager[Any]:
+    """A transient rich progress bar on stderr, or nothing (disabled, or another live display is up)."""
+    if not enabled:
+        return nullcontext(None)
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+    )
+
+
+def _batches(loader: Any, limit: int | None) -> Iterator[dict[str, torch.Tensor]]:
+    return islice(iter(loader), limit) if limit else iter(loader)
+
+
+def _loader_length(loader: Any, limit: int | None) -> int | None:
+    try:
+        length = len(loader)
+    except TypeError:
+        return limit
+    return min(length, limit) if limit else length
+
+
+class DintsSearch:
+    """One search run; ``run()`` returns the outcome the engine registers."""
+
+    def __init__(self, ctx: SearchContext):
+        self.ctx = ctx
+        self.settings: DintsSettings = ctx.settings  # type: ignore[assignment]
+        self.args = parse_space_args(ctx.space_args)
+        plan = ctx.data.plan
+        self.patch = tuple(int(s) for s in plan.patch_size)
+        check_patch(self.args, self.patch)
+        self.batch_size = self.settings.batch_size or int(plan.batch_size)
+        # a train batch holds samples_per_image random patches of each of its volumes
+        self.patches_per_batch = self.batch_size * int(getattr(plan, "samples_per_image", 1))
+        self.device = torch.device(ctx.device)
+        seed_everything(ctx.seed)
+        self.model = build_supernet(self.args).to(self.device)
+        self.space: FastTopologySearch = self.model.dints_space  # type: ignore[assignment]
+        self.estimator = MemoryEstimator(self.space, self.patches_per_batch, self.patch)
+        self.reference_full_mb = self.estimator.reference_full_mb()
+        self.budget_fraction = self.settings.budget.resolve(self.reference_full_mb, self.estimator.minimum_fraction())
+        self.half_a, self.half_b = split_halves(list(ctx.data.train_cases), ctx.seed)
+        self.loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+        arch_ids = {id(p) for p in self.space.arch_parameters()}
+        self.weights = [p for p in self.model.parameters() if id(p) not in arch_ids]
+        self.checkpoint = Path(ctx.workdir) / CHECKPOINT
+
+    def _fingerprint(self) -> dict[str, Any]:
+        return {"settings": self.settings.model_dump(), "space": self.args.model_dump(), "seed": self.ctx.seed,
+                "patch": list(self.patch), "batch_size": self.batch_size}
+
+    def _loader(self, cases: list[str], epoch: int, salt: int) -> Any:
+        # a seed per epoch and half: a resumed run draws the same batches as an uninterrupted one
+        seed = self.ctx.seed * 10_007 + epoch * 2 + salt
+        return self.ctx.data.train_loader(cases, batch_size=self.batch_size, shuffle=True, seed=seed)
+
+    def _to(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return batch["image"].to(self.device).float(), batch["label"].to(self.device)
+
+    def _set_trainable(self, weights: bool) -> None:
+        for p in self.weights:
+            p.requires_grad_(weights)
+        for p in self.space.arch_parameters():
+            p.requires_grad_(not weights)
+
+    def _weight_step(self, state: _State, batch: dict[str, torch.Tensor]) -> float:
+        self._set_trainable(weights=True)
+        image, label = self._to(batch)
+        state.weight_opt.zero_grad(set_to_none=True)
+        loss = self.loss_fn(state.model(image), label)
+        loss.backward()
+        state.weight_opt.step()
+        return float(loss)
+
+    def _arch_step(self, state: _State, batch: dict[str, torch.Tensor], weight: float) -> dict[str, float]:
+        self._set_trainable(weights=False)
+        image, label = self._to(batch)
+        state.arch_opt.zero_grad(set_to_none=True)
+        seg = self.loss_fn(state.model(image), label)
+        terms = arch_loss_terms(self.space, self.estimator, self.budget_fraction)
+        loss = seg + terms.combined(weight, self.settings.topology_loss_weight)
+        loss.backward()
+        state.arch_opt.step()
+        return {"arch_loss": float(loss), "arch_seg_loss": float(seg), **terms.as_floats()}
+
+    def _run_epoch(self, state: _State, epoch: int, progress: Any) -> dict[str, Any]:
+        settings = self.settings
+        lr = settings.weight_lr * (1 - epoch / settings.epochs) ** _POLY_POWER
+        for group in state.weight_opt.param_groups:
+            group["lr"] = lr
+        searching = epoch >= settings.warmup_epochs
+        weight = ramp(epoch, settings)
+        loader_a = self._loader(self.half_a, epoch, 0)
+        batches_b = _batches(self._loader(self.half_b, epoch, 1), None) if searching else None
+        total = _loader_length(loader_a, settings.max_steps_per_epoch)
+        phase = "search" if searching else "warm-up"
+        task = progress.add_task(f"{phase} epoch {epoch + 1}/{settings.epochs}", total=total) if progress else None
+        started = time.perf_counter()
+        self.model.train()
+        weight_losses: list[float] = []
+        arch_records: list[dict[str, float]] = []
+        for batch in _batches(loader_a, settings.max_steps_per_epoch):
+            weight_losses.append(self._weight_step(state, batch))
+            if batches_b is not None:
+                batch_b = next(batches_b, None)
+                if batch_b is None:  # half B ran out first: start it again with the next seed
+                    batches_b = _batches(self._loader(self.half_b, epoch, 1 + 2 * len(arch_records)), None)
+                    batch_b = next(batches_b)
+                arch_records.append(self._arch_step(state, batch_b, weight))
+            if task is not None:
+                progress.advance(task)
+        if task is not None:
+            progress.remove_task(task)
+        return self._epoch_record(epoch, phase, weight, lr, weight_losses, arch_records, time.perf_counter() - started)
+
+    def _epoch_record(self, epoch: int, phase: str, weight: float, lr: float, weight_losses: list[float],
+                      arch_records: list[dict[str, float]], seconds: float) -> dict[str, Any]:
+        with torch.no_grad():
+            terms = arch_loss_terms(self.space, self.estimator, self.budget_fraction)
+            decoded = decode(self.space.topology, self.space.raw_path_probs(), self.space.log_alpha_c)
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "phase": phase,
+            "ramp": weight,
+            "weight_lr": lr,
+            "train_loss": float(np.mean(weight_losses)) if weight_losses else None,
+            "seconds": seconds,
+            **terms.as_floats(),
+            "memory_decoded": self.estimator.discrete_fraction(decoded.arch_code_a, decoded.arch_code_c),
+            "path_probs": self.space.path_probs().detach().cpu().tolist(),
+            "op_probs": self.space.op_probs().detach().cpu().tolist(),
+        }
+        for key in ("arch_loss", "arch_seg_loss"):
+            record[key] = float(np.mean([r[key] for r in arch_records])) if arch_records else None
+        return record
+
+    def run(self) -> SearchOutcome:
+        settings, ctx = self.settings, self.ctx
+        state = _State(
+            model=self.model,
+            weight_opt=torch.optim.SGD(self.weights, lr=settings.weight_lr, momentum=_MOMENTUM,
+                                       weight_decay=_WEIGHT_DECAY),
+            arch_opt=torch.optim.Adam(self.space.arch_parameters(), lr=settings.arch_lr, betas=(0.5, 0.999)),
+            history=[],
+        )
+        Path(ctx.workdir).mkdir(parents=True, exist_ok=True)
+        if ctx.resume and self.checkpoint.is_file():
+            _load_checkpoint(self.checkpoint, state, self._fingerprint())
+            log.info("dints: resuming the search at epoch %d from %s", state.next_epoch + 1, self.checkpoint)
+        started = time.perf_counter()
+        with _progress(settings_progress_enabled()) as progress:
+            for epoch in range(state.next_epoch, settings.epochs):
+                record = self._run_epoch(state, epoch, progress)
+                state.history.append(record)
+                state.next_epoch = epoch + 1
+                _save_checkpoint(self.checkpoint, state, self._fingerprint())
+                ctx.epoch_ended(epoch, {k: float(v) for k, v in record.items()
+                                        if isinstance(v, int | float) and not isinstance(v, bool)})
+        return self._outcome(state, time.perf_counter() - started)
+
+    def _outcome(self, state: _State, seconds: float) -> SearchOutcome:
+        workdir = Path(self.ctx.workdir)
+        decoded = decode(self.space.topology, self.space.raw_path_probs(), self.space.log_alpha_c)
+        arch = decoded.to_payload()
+        metrics = {
+            "memory_requested": self.budget_fraction,
+            "memory_requested_mb": self.budget_fraction * self.reference_full_mb,
+            "memory_estimated": self.estimator.discrete_fraction(decoded.arch_code_a, decoded.arch_code_c),
+            "memory_estimated_mb": self.estimator.discrete_mb(decoded.arch_code_a, decoded.arch_code_c),
+            "memory_full_estimated_mb": self.reference_full_mb,
+            "search_loop_s": seconds,
+            "active_paths": float(decoded.arch_code_a.sum()),
+        }
+        if self.settings.measure_memory:
+            metrics["memory_measured_mb"] = measure_training_memory_mb(
+                self.args.model_dump(), arch, self.patches_per_batch, self.patch, self.device
+            )
+        last = state.history[-1]
+        for key in ("train_loss", "arch_loss", "arch_seg_loss"):
+            if last.get(key) is not None:
+                metrics[f"final_{key}"] = float(last[key])
+        history_path = workdir / "search_history.json"
+        history_path.write_text(json.dumps({"arch": arch, "metrics": metrics, "history": state.history}, indent=1))
+        artifacts = {
+            "topology_png": plot_topology(decoded, workdir / "topology.png"),
+            "search_curves_png": plot_search_curves(state.history, self.budget_fraction, workdir / "search_curves.png"),
+            "search_history": history_path,
+        }
+        return SearchOutcome(arch=arch, space_args=self.args.model_dump(), history=state.history,
+                             metrics=metrics, artifacts=artifacts)
+
+
+def settings_progress_enabled() -> bool:
+    """Progress bars only when a person is watching (stderr is a terminal)."""
+    import sys
+
+    return sys.stderr.isatty()

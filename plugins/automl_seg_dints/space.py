@@ -1,0 +1,141 @@
+"""The ``dints`` search space: constructor arguments per plan, and the discrete network of an arch payload."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from automl_seg.config import describe_validation_error
+from automl_seg.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported only when a network is built (keeps `plugins list` fast)
+    from torch import nn
+
+    from automl_seg_dints.topology import DecodedArch
+
+log = logging.getLogger(__name__)
+
+SPACE_VERSION = "1"
+
+
+class DintsSpaceArgs(BaseModel):
+    """Constructor arguments of a DiNTS network (search supernet and discrete instance alike)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    in_channels: int = Field(gt=0)
+    num_classes: int = Field(gt=1)
+    num_blocks: int = Field(gt=0)
+    num_depths: int = Field(ge=2, le=5)
+    channel_mul: float = Field(gt=0)
+    use_downsample: bool = True
+
+    @property
+    def divisor(self) -> int:
+        """Every input side must be a multiple of this (stem /2, then D-1 more halvings, then /2 again)."""
+        return 2 ** (self.num_depths + 1)
+
+
+PRESET_ARGS: dict[str, dict[str, Any]] = {
+    "quick": {"num_blocks": 4, "num_depths": 3, "channel_mul": 0.25},
+    "full": {"num_blocks": 12, "num_depths": 4, "channel_mul": 0.5},
+}
+
+
+def parse_space_args(args: Mapping[str, Any]) -> DintsSpaceArgs:
+    try:
+        return DintsSpaceArgs.model_validate(dict(args))
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, "dints space arguments")) from exc
+
+
+def check_patch(args: DintsSpaceArgs, patch_size: Sequence[int]) -> None:
+    """A clear error when a patch cannot go through the network's 2^(D+1) halvings."""
+    bad = [int(s) for s in patch_size if int(s) % args.divisor]
+    if bad:
+        raise ConfigError(
+            f"patch size {tuple(int(s) for s in patch_size)} is not divisible by {args.divisor} "
+            f"(2^(num_depths+1) with num_depths={args.num_depths}); use sides that are multiples of {args.divisor}"
+        )
+
+
+def check_arch(args: DintsSpaceArgs, arch: DecodedArch) -> None:
+    from automl_seg_dints.topology import OPS, Topology
+
+    paths = Topology(args.num_depths).num_paths
+    shapes = {
+        "arch_code_a": (arch.arch_code_a.shape, (args.num_blocks, paths)),
+        "arch_code_c": (arch.arch_code_c.shape, (args.num_blocks, paths)),
+        "node_a": (arch.node_a.shape, (args.num_blocks + 1, args.num_depths)),
+    }
+    for key, (got, want) in shapes.items():
+        if tuple(got) != want:
+            raise ConfigError(f"architecture '{key}' has shape {tuple(got)}, expected {want} for these space arguments")
+    if arch.arch_code_c.min() < 0 or arch.arch_code_c.max() >= len(OPS):
+        raise ConfigError(f"architecture 'arch_code_c' holds operation indices outside 0..{len(OPS) - 1}")
+    if not arch.arch_code_a.any(axis=1).all():
+        raise ConfigError("architecture 'arch_code_a' has a block without any active path")
+
+
+def build_discrete_network(args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
+    """MONAI's ``DiNTS`` around a ``TopologyInstance`` of the architecture (MONAI's own classes)."""
+    from monai.networks.nets import DiNTS, TopologyInstance
+
+    from automl_seg_dints.topology import DecodedArch
+
+    space_args = parse_space_args(args)
+    try:
+        decoded = DecodedArch.from_payload(dict(arch))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"invalid dints architecture payload ({exc}); expected arch_code_a, arch_code_c, node_a"
+        ) from exc
+    check_arch(space_args, decoded)
+    with contextlib.redirect_stdout(io.StringIO()):  # MONAI prints a patch-size hint on construction
+        instance = TopologyInstance(
+            arch_code=[decoded.arch_code_a.astype(np.float32), decoded.arch_code_c],
+            channel_mul=space_args.channel_mul,
+            num_blocks=space_args.num_blocks,
+            num_depths=space_args.num_depths,
+            use_downsample=space_args.use_downsample,
+        )
+    return DiNTS(
+        dints_space=instance,
+        in_channels=space_args.in_channels,
+        num_classes=space_args.num_classes,
+        use_downsample=space_args.use_downsample,
+        node_a=decoded.node_a,
+    )
+
+
+class DintsSpace:
+    """The DiNTS topology space (MONAI's arch_code layout); registered as ``dints``."""
+
+    name = "dints"
+    version = SPACE_VERSION
+
+    def default_args(self, plan: Any, budget: str) -> dict[str, Any]:
+        if budget not in PRESET_ARGS:
+            raise ConfigError(f"unknown budget '{budget}' for the dints space; use one of: {', '.join(PRESET_ARGS)}")
+        preset = dict(PRESET_ARGS[budget])
+        # the full preset's depth 4 needs sides that are multiples of 32; step down (not below the
+        # quick preset's depth) when the plan's patch does not allow it
+        depth = preset["num_depths"]
+        floor = PRESET_ARGS["quick"]["num_depths"]
+        while depth > floor and any(s % 2 ** (depth + 1) for s in plan.patch_size):
+            depth -= 1
+        if depth != preset["num_depths"]:
+            log.info("dints: patch %s allows num_depths=%d (preset %d)", plan.patch_size, depth, preset["num_depths"])
+        preset["num_depths"] = depth
+        args = DintsSpaceArgs(in_channels=plan.in_channels, num_classes=plan.num_classes, **preset)
+        check_patch(args, plan.patch_size)
+        return args.model_dump()
+
+    def build_network(self, args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
+        return build_discrete_network(args, arch)

@@ -1,0 +1,172 @@
+"""The DiNTS supernet: every path and every operation, weighted by the architecture parameters.
+
+Its modules and parameter names are those of MONAI's ``TopologySearch`` (it is built from MONAI's
+``Cell``), so a MONAI state dict loads into it and the two compute the same function. What differs
+is the forward pass, where MONAI spends time and memory it does not need to:
+
+- MONAI applies the ReLU once per convolution operation (4 copies of the same activation, each
+  kept for backward); here it is computed once per cell and shared.
+- MONAI multiplies every operation output by its softmax weight and the cell output by the path
+  probability, so autograd keeps every normalised output (plus the cell sum) for those products.
+  Here both weights are folded into the affine parameters of the instance norm that ends each
+  operation (``w * (g * x_hat + b) = (w * g) * x_hat + w * b``): no extra products, nothing extra kept.
+- Paths of a block that write the same resolution are summed in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.networks.blocks.dints_block import P3DActiConvNormBlock
+from monai.networks.nets.dints import Cell
+from torch import nn
+
+from automl_seg_dints.topology import OPS, Topology
+
+BYTES_PER_ELEMENT = 4
+
+
+def filter_numbers(num_depths: int, channel_mul: float) -> list[int]:
+    """Channels per resolution (MONAI's ``filter_nums``: 32, 64, ... times ``channel_mul``)."""
+    return [int(32 * 2**i * channel_mul) for i in range(num_depths + 1)]
+
+
+def _mixed_op(cell: Cell, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``sum_k weights[k] * op_k(preprocess(x))`` with MONAI's op order (skip, 3x3x3, 3 x P3D)."""
+    x = cell.preprocess(x)
+    activated = F.relu(x)
+    out = x * weights[0]
+    for k, block in enumerate(cell.op.ops[1:], start=1):
+        y = block.conv(activated)
+        if isinstance(block, P3DActiConvNormBlock):
+            y = block.conv_1(y)
+        norm = block.norm
+        y = F.instance_norm(y, weight=norm.weight * weights[k], bias=norm.bias * weights[k], eps=norm.eps)
+        out = out.add_(y)
+    return out
+
+
+class FastTopologySearch(nn.Module):
+    """Drop-in search space for ``monai.networks.nets.DiNTS`` (``dints_space=``), MONAI's parameters."""
+
+    def __init__(self, num_blocks: int, num_depths: int, channel_mul: float = 1.0, use_downsample: bool = True):
+        super().__init__()
+        self.num_blocks = num_blocks
+        self.num_depths = num_depths
+        self.use_downsample = use_downsample
+        self.topology = Topology(num_depths)
+        self.filter_nums = filter_numbers(num_depths, channel_mul)
+        shift = int(use_downsample)
+        topo = self.topology
+        self.cell_tree = nn.ModuleDict()
+        with contextlib.redirect_stdout(io.StringIO()):  # keep MONAI's construction chatter off stdout
+            for b in range(num_blocks):
+                for p in range(topo.num_paths):
+                    self.cell_tree[str((b, p))] = Cell(
+                        self.filter_nums[topo.path_in[p] + shift],
+                        self.filter_nums[topo.path_out[p] + shift],
+                        int(topo.path_rate[p]),
+                    )
+        # same initialisation as MONAI's TopologySearch
+        self.log_alpha_c = nn.Parameter(torch.zeros(num_blocks, topo.num_paths, len(OPS)).normal_(1, 0.01))
+        self.log_alpha_a = nn.Parameter(torch.zeros(num_blocks, topo.num_paths).normal_(0, 0.01))
+        cost = np.zeros((num_blocks, topo.num_paths, len(OPS)), dtype=np.float32)
+        for b in range(num_blocks):
+            for p in range(topo.num_paths):
+                cell = self.cell_tree[str((b, p))]
+                cost[b, p] = [op.ram_cost + cell.preprocess.ram_cost for op in cell.op.ops]
+        self.register_buffer("ram_cost", torch.from_numpy(cost), persistent=False)
+
+    # -- architecture parameters ------------------------------------------------------------------
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [self.log_alpha_a, self.log_alpha_c]
+
+    def raw_path_probs(self) -> torch.Tensor:
+        """Independent sigmoid probability of each path, ``(blocks, P)``."""
+        return torch.sigmoid(self.log_alpha_a)
+
+    def path_probs(self) -> torch.Tensor:
+        """Path probabilities renormalised to exclude the empty block (MONAI ``get_prob_a``)."""
+        raw = self.raw_path_probs()
+        return raw / (1 - (1 - raw).prod(-1, keepdim=True))
+
+    def op_probs(self) -> torch.Tensor:
+        return F.softmax(self.log_alpha_c, dim=-1)
+
+    # -- forward ---------------------------------------------------------------------------------
+
+    def forward(self, x: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        topo = self.topology
+        weights = self.op_probs() * self.path_probs().unsqueeze(-1)
+        inputs = list(x)
+        for b in range(self.num_blocks):
+            outputs: list[torch.Tensor | None] = [None] * self.num_depths
+            for p in range(topo.num_paths):
+                y = _mixed_op(self.cell_tree[str((b, p))], inputs[topo.path_in[p]], weights[b, p])
+                target = topo.path_out[p]
+                outputs[target] = y if outputs[target] is None else outputs[target].add_(y)
+            inputs = outputs  # type: ignore[assignment]
+        return inputs
+
+
+class MemoryEstimator:
+    """DiNTS' activation-memory estimate of a (soft or discrete) architecture, in MB.
+
+    A path costs ``(1 + sum_k p_k * ram_cost_k) * output_elements``, where ``ram_cost_k`` is MONAI's
+    per-operation cost (preprocessing included) relative to the path's output tensor. Unlike MONAI,
+    output sizes use each resolution's true channel count and spatial size (MONAI uses the channel
+    count of the next finer level and divides by 2 for the stem); only ratios enter the search, so
+    the search itself is the same, and the MB figure is closer to real feature-map memory."""
+
+    def __init__(self, space: FastTopologySearch, batch_size: int, patch_size: Sequence[int]):
+        shift = int(space.use_downsample)
+        elements = []
+        for d in range(space.num_depths):
+            level = d + shift
+            voxels = float(np.prod([s // 2**level for s in patch_size]))
+            elements.append(batch_size * space.filter_nums[level] * voxels)
+        self._elements = torch.tensor(elements, dtype=torch.float32)[torch.from_numpy(space.topology.path_out)]
+        self._ram_cost = space.ram_cost.detach().cpu()
+        self.num_blocks = space.num_blocks
+        self.num_paths = space.topology.num_paths
+
+    def usage_mb(self, path_probs: torch.Tensor, op_probs: torch.Tensor) -> torch.Tensor:
+        """Estimated MB; differentiable in both probability tensors."""
+        ram_cost = self._ram_cost.to(op_probs)
+        per_path = (1 + (ram_cost * op_probs).sum(-1)) * self._elements.to(op_probs)
+        return (path_probs * per_path).sum() * BYTES_PER_ELEMENT / 2**20
+
+    def full_mb(self, op_probs: torch.Tensor) -> torch.Tensor:
+        """The estimate with every path active (the denominator of the budget fraction)."""
+        return self.usage_mb(torch.ones(self.num_blocks, self.num_paths).to(op_probs), op_probs)
+
+    def uniform_op_probs(self) -> torch.Tensor:
+        return torch.full((self.num_blocks, self.num_paths, len(OPS)), 1.0 / len(OPS))
+
+    def reference_full_mb(self) -> float:
+        """Full supernet with uniform operation probabilities: the yardstick for ``900MB`` budgets."""
+        return float(self.full_mb(self.uniform_op_probs()))
+
+    def discrete_mb(self, arch_code_a: np.ndarray, arch_code_c: np.ndarray) -> float:
+        ops = F.one_hot(torch.as_tensor(arch_code_c, dtype=torch.int64), len(OPS)).float()
+        return float(self.usage_mb(torch.as_tensor(arch_code_a, dtype=torch.float32), ops))
+
+    def discrete_fraction(self, arch_code_a: np.ndarray, arch_code_c: np.ndarray) -> float:
+        """The discrete counterpart of the search's ``usage / full`` ratio."""
+        ops = F.one_hot(torch.as_tensor(arch_code_c, dtype=torch.int64), len(OPS)).float()
+        return self.discrete_mb(arch_code_a, arch_code_c) / float(self.full_mb(ops))
+
+    def minimum_fraction(self) -> float:
+        """Smallest fraction any architecture reaches: one skip path per block at the coarsest level.
+
+        A resolution-preserving skip path costs only its output tensor, chains with itself from
+        block to block, and the coarsest level has the smallest tensors, so no architecture is
+        cheaper. Relative to the reference (uniform-operation) full supernet."""
+        per_block = float(self._elements.min())
+        return self.num_blocks * per_block * BYTES_PER_ELEMENT / 2**20 / self.reference_full_mb()

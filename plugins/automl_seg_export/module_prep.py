@@ -1,0 +1,70 @@
+"""What both exporters do before tracing, and the array-or-tensor calling convention of their predictors."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+class HalfPrecision(nn.Module):
+    """Runs ``net`` in float16 behind a float32 interface.
+
+    The artefact keeps float32 input and logits so that callers (and the sidecar) need not care
+    about the compute precision; the casts are two cheap nodes at the graph's edges."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net.half()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.half()).float()
+
+
+def exportable_copy(model: nn.Module, fp16: bool) -> nn.Module:
+    """A CPU, eval-mode copy of ``model`` (half precision inside when asked); the caller's model is untouched."""
+    net = copy.deepcopy(model).cpu().eval()
+    return HalfPrecision(net).eval() if fp16 else net
+
+
+@contextmanager
+def warnings_to_debug_log() -> Iterator[None]:
+    """Tracers warn a lot (deprecations, constant folding); keep that out of the user's terminal."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        log.debug("%s: %s", w.category.__name__, w.message)
+
+
+@contextmanager
+def quiet_loggers(*names: str, level: int = logging.ERROR) -> Iterator[None]:
+    """Raise the level of chatty library loggers (torch.export, onnxscript) while a block runs."""
+    loggers = [logging.getLogger(name) for name in names]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, old in zip(loggers, before, strict=True):
+            logger.setLevel(old)
+
+
+def call_with_array_or_tensor(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray | torch.Tensor):
+    """Call a numpy-in/numpy-out ``run`` with a numpy array or a torch tensor, answering in kind.
+
+    Torch tensors come back on the input's device, so a predictor can be handed straight to
+    MONAI's ``sliding_window_inference``."""
+    if isinstance(x, torch.Tensor):
+        out = run(x.detach().to("cpu", torch.float32).numpy())
+        return torch.from_numpy(out).to(x.device)
+    return run(np.ascontiguousarray(x, dtype=np.float32))

@@ -1,0 +1,90 @@
+"""The ``fixed`` search space: one MONAI DynUNet configured from the plan, nnU-Net style.
+
+It holds exactly one architecture, so it is usable before any real search exists and is the
+baseline searched spaces must beat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from monai.networks.nets import DynUNet
+from torch import nn
+
+from automl_seg.data.models import Plan
+from automl_seg.interfaces import Budget
+
+#: Feature maps of the first level per budget; each level doubles them up to ``MAX_FILTERS``.
+BASE_FILTERS: dict[str, int] = {"quick": 16, "full": 32}
+MAX_FILTERS = 320
+#: Stop downsampling an axis once the feature map along it would fall below this many voxels.
+MIN_FEATURE_SIDE = 4
+#: An axis whose spacing is more than this times the finest one is neither downsampled nor given a
+#: 3-voxel kernel until the others have caught up (nnU-Net's anisotropy rule).
+ANISOTROPY_RATIO = 2.0
+
+
+def plan_topology(
+    patch_size: Sequence[int], spacing: Sequence[float], max_levels: int
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Kernel sizes and strides per level for a patch and spacing (first level has stride 1).
+
+    Each level halves every axis whose current spacing is within ``ANISOTROPY_RATIO`` of the finest
+    one and whose feature map stays at least ``MIN_FEATURE_SIDE`` voxels; coarse axes get kernel 1
+    until they are no longer coarse."""
+    sides = [int(s) for s in patch_size]
+    current = [float(s) for s in spacing]
+    kernels: list[list[int]] = []
+    strides: list[list[int]] = [[1, 1, 1]]
+    for _ in range(max_levels):
+        finest = min(current)
+        coarse = [c > ANISOTROPY_RATIO * finest for c in current]
+        kernels.append([1 if is_coarse else 3 for is_coarse in coarse])
+        stride = [
+            2 if not is_coarse and side % 2 == 0 and side // 2 >= MIN_FEATURE_SIDE else 1
+            for side, is_coarse in zip(sides, coarse, strict=True)
+        ]
+        if stride == [1, 1, 1]:
+            break
+        strides.append(stride)
+        sides = [side // s for side, s in zip(sides, stride, strict=True)]
+        current = [c * s for c, s in zip(current, stride, strict=True)]
+    finest = min(current)
+    kernels.append([1 if c > ANISOTROPY_RATIO * finest else 3 for c in current])
+    return kernels[: len(strides)], strides
+
+
+class FixedSpace:
+    """A search space with a single member: DynUNet with nnU-Net-like kernels and strides."""
+
+    name = "fixed"
+    version = "1"
+
+    def default_args(self, plan: Plan, budget: Budget) -> dict[str, Any]:
+        max_levels = max(1, (plan.divisor & -plan.divisor).bit_length() - 1)  # patch sides divide 2**levels
+        kernels, strides = plan_topology(plan.patch_size, plan.spacing, max_levels=max_levels)
+        base = BASE_FILTERS[budget]
+        return {
+            "in_channels": plan.in_channels,
+            "out_channels": plan.num_classes,
+            "kernel_size": kernels,
+            "strides": strides,
+            "filters": [min(base * 2**level, MAX_FILTERS) for level in range(len(strides))],
+            "norm_name": "instance",
+            "res_block": False,
+        }
+
+    def build_network(self, args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
+        """DynUNet from ``args``; ``arch`` is empty (this space has one architecture)."""
+        return DynUNet(
+            spatial_dims=3,
+            in_channels=int(args["in_channels"]),
+            out_channels=int(args["out_channels"]),
+            kernel_size=args["kernel_size"],
+            strides=args["strides"],
+            upsample_kernel_size=args["strides"][1:],
+            filters=list(args["filters"]),
+            norm_name=args.get("norm_name", "instance"),
+            res_block=bool(args.get("res_block", False)),
+        )

@@ -1,0 +1,73 @@
+"""Engine fixtures: a tiny prepared synthetic dataset, tiny training settings, a trained registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from automl_seg.config import DataSettings
+from automl_seg.data.synthetic import make_synthetic_msd
+from automl_seg.engine.settings import TrainSettings, train_settings
+
+DATASET = "Task99_Synthetic"
+PATCH = (16, 16, 16)
+
+
+def make_tiny_train(**overrides: object) -> TrainSettings:
+    """Two epochs of two steps: enough to exercise every code path in about a second."""
+    values = {"epochs": 2, "iterations": 2, "val_every": 1, "val_cases": 1, "lr": 3e-3}
+    values.update(overrides)
+    return train_settings("quick", overrides=values)
+
+
+def tiny_data_settings(root: Path) -> DataSettings:
+    return DataSettings(dataset=DATASET, data_root=root, patch_size=PATCH)
+
+
+@pytest.fixture
+def tiny_train():  # noqa: ANN201 - a settings factory
+    """``tiny_train(**overrides)``: tiny training settings (conftest helpers cannot be imported)."""
+    return make_tiny_train
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("engine-data")
+    make_synthetic_msd(root, num_cases=5, shape=(20, 20, 20))
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(data_root: Path):  # noqa: ANN201 - PreparedData
+    from automl_seg.data import prepare_data
+
+    return prepare_data(tiny_data_settings(data_root), progress=False, use_cache=False)
+
+
+@dataclass
+class TrainedRegistry:
+    root: Path
+    data_root: Path
+    architecture: str
+    trained: str
+
+
+@pytest.fixture(scope="module")
+def trained_registry(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainedRegistry:
+    """A registry holding the fixed baseline's architecture (v1) and a trained model (v2)."""
+    from automl_seg_registry import Registry
+
+    from automl_seg.engine.pipeline import run_search
+    from automl_seg.engine.settings import SearchRunSettings
+    from automl_seg.plugins import load_plugins
+
+    root = tmp_path_factory.mktemp("engine-registry")
+    run = SearchRunSettings(strategy="fixed", device="cpu", workdir=root / "work", progress=False)
+    with Registry.open(root / "registry") as registry:
+        result = run_search(
+            run, tiny_data_settings(data_root), make_tiny_train(), {}, registry=registry, host=load_plugins()
+        )
+    assert result.trained is not None
+    return TrainedRegistry(root / "registry", data_root, result.architecture.ref, result.trained.record.ref)

@@ -1,0 +1,47 @@
+"""Memory-budget parsing and the strategy's settings: every bad value is one clear ConfigError."""
+
+from __future__ import annotations
+
+import pytest
+
+from automl_seg.errors import ConfigError
+from automl_seg_dints.budget import parse_memory_budget
+from automl_seg_dints.strategy import DintsStrategy
+
+
+@pytest.mark.parametrize("value", [0, 1.5, -1, "10XB", "0", "-5MB", "0MB", True])
+def test_bad_budgets(value: object) -> None:
+    with pytest.raises(ConfigError, match="memory budget") as info:
+        parse_memory_budget(value)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+
+
+def test_good_budgets() -> None:
+    assert parse_memory_budget(0.5).fraction == 0.5
+    assert parse_memory_budget("1").fraction == 1.0
+    assert parse_memory_budget("900MB").megabytes == 900
+    assert parse_memory_budget("1.5 GB").megabytes == 1536
+
+
+def test_budget_below_smallest_architecture_names_the_minimum() -> None:
+    with pytest.raises(ConfigError, match=r"smallest architecture .*0\.0500 of the full supernet = 50\.0MB"):
+        parse_memory_budget("20MB").resolve(reference_full_mb=1000.0, minimum_fraction=0.05)
+    assert parse_memory_budget("500MB").resolve(reference_full_mb=1000.0, minimum_fraction=0.05) == 0.5
+    assert parse_memory_budget("5GB").resolve(reference_full_mb=1000.0, minimum_fraction=0.05) == 1.0
+
+
+def test_settings_presets_and_errors() -> None:
+    strategy = DintsStrategy()
+    quick, full = strategy.settings("quick", {}), strategy.settings("full", {})
+    assert quick.epochs < full.epochs
+    assert strategy.settings("quick", {"memory_budget": "900MB", "epochs": 3}).budget.megabytes == 900
+    for overrides, message in [
+        ({"epochs": 0}, "epochs"),
+        ({"bogus": 1}, "unknown setting"),
+        ({"memory_budget": 1.5}, "memory budget"),
+        ({"epochs": 3, "warmup_epochs": 3}, "warmup_epochs"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            strategy.settings("quick", overrides)
+    with pytest.raises(ConfigError, match="unknown budget"):
+        strategy.settings("huge", {})  # type: ignore[arg-type]

@@ -1,0 +1,91 @@
+"""The space: arch_code round trip into MONAI's DiNTS, supernet == MONAI's supernet, clear errors."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from automl_seg.data.models import Plan
+from automl_seg.errors import ConfigError
+from automl_seg_dints.search import build_supernet
+from automl_seg_dints.space import DintsSpace, DintsSpaceArgs
+from automl_seg_dints.topology import DecodedArch, Topology, decode
+
+ARGS = {"in_channels": 1, "num_classes": 3, "num_blocks": 3, "num_depths": 3, "channel_mul": 0.125}
+
+
+def _plan(patch: tuple[int, int, int]) -> Plan:
+    return Plan(dataset="t", modality="MRI", in_channels=1, num_classes=3, labels={0: "bg", 1: "a", 2: "b"},
+                spacing=(1.0, 1.0, 1.0), patch_size=patch)
+
+
+def _payload(seed: int) -> dict:
+    torch.manual_seed(seed)
+    topology = Topology(3)
+    return decode(topology, torch.rand(3, topology.num_paths), torch.randn(3, topology.num_paths, 5)).to_payload()
+
+
+def test_arch_code_round_trip_and_same_output_as_monai() -> None:
+    from monai.networks.nets import DiNTS, TopologyInstance
+
+    payload = json.loads(json.dumps(_payload(0)))  # as stored in a registry record
+    assert DecodedArch.from_payload(payload).to_payload() == payload
+    ours = DintsSpace().build_network(ARGS, payload).eval()
+    with contextlib.redirect_stdout(io.StringIO()):
+        instance = TopologyInstance(
+            arch_code=[np.array(payload["arch_code_a"]), np.array(payload["arch_code_c"])],
+            channel_mul=0.125, num_blocks=3, num_depths=3,
+        )
+    monai_net = DiNTS(instance, in_channels=1, num_classes=3, node_a=np.array(payload["node_a"])).eval()
+    monai_net.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(1, 1, 32, 32, 32)
+    with torch.no_grad():
+        out = ours(x)
+        assert out.shape == (1, 3, 32, 32, 32)
+        torch.testing.assert_close(out, monai_net(x))
+
+
+def test_supernet_computes_monai_supernet() -> None:
+    """Our fused supernet and MONAI's TopologySearch: same parameters, same output and gradients."""
+    from monai.networks.nets import DiNTS, TopologySearch
+
+    args = DintsSpaceArgs(**ARGS)
+    torch.manual_seed(0)
+    ours = build_supernet(args)
+    with contextlib.redirect_stdout(io.StringIO()):
+        reference = DiNTS(TopologySearch(channel_mul=0.125, num_blocks=3, num_depths=3), 1, 3)
+    with torch.no_grad():
+        ours.dints_space.log_alpha_a.normal_(0, 1)
+        ours.dints_space.log_alpha_c.normal_(0, 1)
+    reference.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(2, 1, 16, 32, 16)
+    a, b = ours(x), reference(x)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    a.square().mean().backward()
+    b.square().mean().backward()
+    for name in ("log_alpha_a", "log_alpha_c"):
+        torch.testing.assert_close(getattr(ours.dints_space, name).grad, getattr(reference.dints_space, name).grad,
+                                   rtol=1e-3, atol=1e-5)
+
+
+def test_default_args_and_patch_errors() -> None:
+    space = DintsSpace()
+    args = space.default_args(_plan((48, 64, 48)), "full")
+    assert args["num_depths"] == 3 and args["num_classes"] == 3  # 48 is not a multiple of 2^(4+1)
+    assert space.default_args(_plan((64, 64, 64)), "full")["num_depths"] == 4
+    with pytest.raises(ConfigError, match="not divisible by 16"):
+        space.default_args(_plan((40, 48, 48)), "quick")
+
+
+def test_bad_arch_payload_is_a_config_error() -> None:
+    payload = _payload(1)
+    payload["arch_code_c"] = [[9] * 7] * 3
+    with pytest.raises(ConfigError, match="operation indices"):
+        DintsSpace().build_network(ARGS, payload)
+    with pytest.raises(ConfigError, match="shape"):
+        DintsSpace().build_network({**ARGS, "num_blocks": 4}, _payload(1))

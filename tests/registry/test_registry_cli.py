@@ -1,0 +1,112 @@
+"""``automl-seg registry ...`` through the real CLI (subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from automl_seg_registry import Registry
+
+
+@pytest.fixture
+def filled(registry_dir: Path, sample_record, weights: Path) -> Path:
+    with Registry.open(registry_dir) as registry:
+        registry.register(sample_record("dints-Task99_Synthetic", dice=0.61), {"weights": (weights, "weights")})
+        registry.register(sample_record("dints-Task99_Synthetic", dice=0.72), {"weights": (weights, "weights")})
+        registry.register(
+            sample_record("fixed-Task99_Synthetic", dice=0.55, strategy={"name": "fixed", "settings": {}}),
+            {"weights": (weights, "weights")},
+        )
+        registry.promote("dints-Task99_Synthetic:2")
+    return registry_dir
+
+
+def _ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def _user_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for needle in needles:
+        assert needle in result.stderr
+
+
+def test_list_table_and_json_with_filters(cli, filled: Path) -> None:
+    table = _ok(cli("registry", "list", "--registry", filled, env={"COLUMNS": "160"}))
+    for text in ("ref", "mean Dice", "params", "memory", "created", "dints-Task99_Synthetic:2", "(best, latest)"):
+        assert text in table
+    assert "0.7200" in table and "0.12 M" in table and "321 MB" in table
+    rows = json.loads(_ok(cli("registry", "list", "--registry", filled, "--json", "--strategy", "fixed")))
+    assert [(row["name"], row["version"]) for row in rows] == [("fixed-Task99_Synthetic", 1)]
+    assert json.loads(_ok(cli("registry", "list", "--registry", filled, "--json", "--dataset", "Nope"))) == []
+    empty = _ok(cli("registry", "list", "--registry", filled.parent / "empty"))
+    assert "no records" in empty
+
+
+def test_show_json_is_the_record_and_table_has_artifacts(cli, filled: Path) -> None:
+    record = json.loads(_ok(cli("registry", "show", "dints-Task99_Synthetic@best", "--registry", filled, "--json")))
+    assert (record["name"], record["version"], record["metrics"]["dice_mean"]) == ("dints-Task99_Synthetic", 2, 0.72)
+    assert record["artifacts"][0]["sha256"]
+    text = _ok(cli("registry", "show", "latest", "--registry", filled, env={"COLUMNS": "160"}))
+    assert "fixed-Task99_Synthetic:1" in text and "files/weights.pt" in text
+
+
+def test_bad_refs_are_one_line_errors(cli, filled: Path) -> None:
+    _user_error(cli("registry", "show", "../../etc/passwd", "--registry", filled), "malformed registry reference")
+    _user_error(cli("registry", "show", "dints-Task99_Synthetic:9", "--registry", filled), "no record matches")
+    _user_error(cli("registry", "tag", "dints-Task99_Synthetic:1", "latest", "--registry", filled), "latest")
+
+
+def test_tag_then_rm_with_and_without_confirmation(cli, filled: Path) -> None:
+    assert "dints-Task99_Synthetic@prod -> dints-Task99_Synthetic:1" in _ok(
+        cli("registry", "tag", "dints-Task99_Synthetic:1", "prod", "--registry", filled)
+    )
+    shown = json.loads(_ok(cli("registry", "show", "dints-Task99_Synthetic@prod", "--registry", filled, "--json")))
+    assert shown["version"] == 1
+    declined = subprocess.run(
+        [sys.executable, "-m", "automl_seg.cli.main", "registry", "rm", "dints-Task99_Synthetic:1", "--registry",
+         str(filled)],
+        input="n\n", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert declined.returncode == 1 and "Traceback" not in declined.stderr
+    assert (filled / "records" / "dints-Task99_Synthetic" / "1").is_dir()
+    assert "removed dints-Task99_Synthetic:1" in _ok(
+        cli("registry", "rm", "dints-Task99_Synthetic@prod", "--yes", "--registry", filled)
+    )
+    assert not (filled / "records" / "dints-Task99_Synthetic" / "1").exists()
+    refs = [(r["name"], r["version"]) for r in json.loads(_ok(cli("registry", "list", "--registry", filled, "--json")))]
+    assert ("dints-Task99_Synthetic", 1) not in refs and len(refs) == 2
+
+
+def test_verify_passes_then_names_the_altered_file(cli, filled: Path) -> None:
+    assert "ok: 3 artifact(s) of 3 record(s)" in _ok(cli("registry", "verify", "--registry", filled))
+    weights = filled / "records" / "fixed-Task99_Synthetic" / "1" / "files" / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[::-1])
+    result = cli("registry", "verify", "--registry", filled, "--json")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    report = json.loads(result.stdout)
+    assert report["problems"] == [
+        {"ref": "fixed-Task99_Synthetic:1", "artifact": "weights", "kind": "altered", "path": str(weights)}
+    ]
+    table = cli("registry", "verify", "--registry", filled, env={"COLUMNS": "200"})
+    assert table.returncode == 1 and "fixed-Task99_Synthetic:1" in table.stderr and "altered" in table.stderr
+
+
+def test_card_prints_and_writes_markdown(cli, filled: Path, tmp_path: Path) -> None:
+    card = _ok(cli("registry", "card", "dints-Task99_Synthetic@best", "--registry", filled))
+    assert card.startswith("---\n") and "library_name: automl-seg" in card and "# dints-Task99_Synthetic:2" in card
+    target = tmp_path / "card.md"
+    _ok(cli("registry", "card", "dints-Task99_Synthetic@best", "--registry", filled, "--output", target))
+    assert target.read_text() == card
+
+
+def test_registry_location_comes_from_the_environment(cli, filled: Path) -> None:
+    rows = json.loads(_ok(cli("registry", "list", "--json", env={"AUTOML_SEG_REGISTRY": str(filled)})))
+    assert len(rows) == 3

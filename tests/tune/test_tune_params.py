@@ -1,0 +1,95 @@
+"""Tunable parameters: collected through the hook, narrowed or fixed by the user, suggested per trial."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from automl_seg.config import DataSettings
+from automl_seg.errors import ConfigError, PluginError
+from automl_seg.hookspecs import hookimpl
+from automl_seg.interfaces import TunableParameter
+from automl_seg.plugins import load_plugins
+from automl_seg.tune.engine_params import engine_parameters
+from automl_seg.tune.params import build_space, collect_parameters, suggest
+
+
+def test_collects_plugin_and_engine_parameters(host) -> None:
+    declared = collect_parameters(host, "fake", "fake", defaults=engine_parameters())
+    names = {(owner, p.name, p.target) for owner, p in declared}
+    assert ("fakeplugin", "alpha", "strategy") in names
+    assert ("engine", "lr", "train") in names and ("engine", "patch_size", "data") in names
+    assert collect_parameters(host, "other", "other") == []
+
+
+def test_engine_parameters_name_real_settings() -> None:
+    from automl_seg.engine.settings import TrainSettings
+
+    fields = {"train": set(TrainSettings.model_fields), "data": set(DataSettings.model_fields)}
+    for _owner, param in engine_parameters():
+        assert param.name in fields[param.target], param.name
+
+
+def test_plugin_declaration_replaces_engine_default() -> None:
+    class Narrow:
+        @hookimpl
+        def tunable_parameters(self, strategy: str, space: str) -> list[TunableParameter]:
+            return [TunableParameter(name="patch_size", target="data", kind="categorical", choices=[[32, 32, 32]])]
+
+    host = load_plugins(extra=[("narrow", Narrow())], use_entry_points=False)
+    declared = dict((p.name, (owner, p)) for owner, p in collect_parameters(host, "x", "x", engine_parameters()))
+    assert declared["patch_size"][0] == "narrow"
+    assert declared["patch_size"][1].choices == [[32, 32, 32]]
+
+
+def test_two_plugins_declaring_one_name_is_an_error(host) -> None:
+    class Again:
+        @hookimpl
+        def tunable_parameters(self, strategy: str, space: str) -> list[TunableParameter]:
+            return [TunableParameter(name="alpha", target="train", kind="float", low=0, high=1)]
+
+    host.add(Again(), "again")
+    with pytest.raises(PluginError, match="'alpha' is declared by plugins"):
+        collect_parameters(host, "fake", "fake")
+
+
+def test_invalid_declaration_is_a_plugin_error() -> None:
+    class Bad:
+        @hookimpl
+        def tunable_parameters(self, strategy: str, space: str) -> list[TunableParameter]:
+            return [TunableParameter(name="lr", target="train", kind="float", low=0.0, high=1.0, log=True)]
+
+    host = load_plugins(extra=[("bad", Bad())], use_entry_points=False)
+    with pytest.raises(PluginError, match="plugin 'bad'.*low > 0"):
+        collect_parameters(host, "x", "x")
+
+
+def test_narrow_fix_and_unknown_name(host) -> None:
+    declared = collect_parameters(host, "fake", "fake", defaults=engine_parameters())
+    specs = {s.param.name: s for s in build_space(declared, {"alpha": {"low": 0.2, "high": 0.4}, "lr": 0.01,
+                                                             "patch_size": {"choices": [[32, 32, 32]]}})}
+    assert (specs["alpha"].param.low, specs["alpha"].param.high) == (0.2, 0.4)
+    assert specs["lr"].is_fixed and specs["lr"].fixed == 0.01
+    assert specs["patch_size"].param.choices == [[32, 32, 32]]
+    with pytest.raises(ConfigError, match=r"unknown tunable parameter\(s\) alhpa; known: .*alpha"):
+        build_space(declared, {"alhpa": 0.3})
+    with pytest.raises(ConfigError, match="leaves the declared"):
+        build_space(declared, {"alpha": {"high": 2.0}})
+    with pytest.raises(ConfigError, match="not among the declared"):
+        build_space(declared, {"width": {"choices": [64]}})
+    with pytest.raises(ConfigError, match="unknown setting"):
+        build_space(declared, {"alpha": {"hi": 0.3}})
+
+
+def test_suggest_groups_values_by_target(host) -> None:
+    declared = collect_parameters(host, "fake", "fake", defaults=engine_parameters())
+    specs = build_space(declared, {"lr": 0.02, "patch_size": {"choices": [[32, 32, 32], [48, 48, 48]]}})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    trial = study.ask()
+    values = suggest(trial, specs)
+    assert 0.0 <= values["strategy"]["alpha"] <= 1.0
+    assert values["space"]["width"] in (8, 16, 32)
+    assert values["train"]["lr"] == 0.02 and "lr" not in trial.params  # fixed: applied, not searched
+    assert values["data"]["patch_size"] in ([32, 32, 32], [48, 48, 48])
+    assert trial.params["patch_size"] in ("32x32x32", "48x48x48")
+    DataSettings(patch_size=values["data"]["patch_size"])  # the value fits the setting it targets

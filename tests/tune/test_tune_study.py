@@ -1,0 +1,111 @@
+"""Storage location and errors, study identity (resume, refusal), trials with failures and pruning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from automl_seg.errors import ConfigError
+from automl_seg.tune.run import TuneRequest, run_tune
+from automl_seg.tune.storage import STUDY_FILE, default_storage_url, open_storage
+from automl_seg.tune.study import StudyIdentity, load_study, make_pruner, open_study
+
+from .conftest import FakeRunner  # noqa: TID252
+
+
+def request(registry: Path, **kw) -> TuneRequest:
+    base = dict(strategy="fake", dataset="Task99_Synthetic", trials=3, registry=registry, pruner="none",
+                sampler="random")  # fmt: skip
+    return TuneRequest(**{**base, **kw})
+
+
+def test_default_storage_is_an_sqlite_file_in_the_registry(tmp_path: Path, host) -> None:
+    result = run_tune(request(tmp_path / "reg", trials=2), host, FakeRunner())
+    assert (tmp_path / "reg" / STUDY_FILE).is_file()
+    assert result.storage == default_storage_url(tmp_path / "reg")
+    assert result.summary["counts"] == {"COMPLETE": 2}
+
+
+def test_unreachable_storage_is_one_clear_line() -> None:
+    with pytest.raises(ConfigError, match=r"cannot reach tuning storage postgresql://u:\*\*\*@127.0.0.1:1/db"):
+        open_storage("postgresql://u:secret@127.0.0.1:1/db")
+    with pytest.raises(ConfigError, match="not a database URL"):
+        open_storage("not a url")
+
+
+def test_zero_trials_refused(tmp_path: Path, host) -> None:
+    with pytest.raises(ConfigError, match="--trials must be at least 1"):
+        run_tune(request(tmp_path, trials=0), host, FakeRunner())
+
+
+def test_resume_and_refuse_another_strategy_or_dataset(tmp_path: Path, host) -> None:
+    run_tune(request(tmp_path, trials=2, study="s1"), host, FakeRunner())
+    again = run_tune(request(tmp_path, trials=1, study="s1"), host, FakeRunner())
+    assert len(again.summary["trials"]) == 3  # resumed, not restarted
+    with pytest.raises(ConfigError, match="study 's1' tunes dataset 'Task99_Synthetic' \\(asked: 'Other'\\)"):
+        run_tune(request(tmp_path, trials=1, study="s1", dataset="Other"), host, FakeRunner())
+    with pytest.raises(ConfigError, match="objective 'dice' \\(asked: 'pareto'\\)"):
+        run_tune(request(tmp_path, trials=1, study="s1", objective="pareto"), host, FakeRunner())
+
+
+def test_foreign_study_refused(tmp_path: Path) -> None:
+    storage = open_storage(default_storage_url(tmp_path))
+    optuna.create_study(storage=storage, study_name="plain")
+    identity = StudyIdentity(strategy="fake", space="fake", dataset="d", objective="dice")
+    with pytest.raises(ConfigError, match="not created by automl-seg tune"):
+        open_study(storage, "plain", identity)
+    with pytest.raises(ConfigError, match="no study named 'nope'.*plain"):
+        load_study(storage, "nope")
+
+
+def test_pruner_with_pareto_refused() -> None:
+    with pytest.raises(ConfigError, match="--pruner median cannot be used with --objective pareto"):
+        make_pruner("median", "pareto", 3)
+    assert isinstance(make_pruner(None, "pareto", 3), optuna.pruners.NopPruner)
+
+
+def test_failures_are_recorded_and_the_study_goes_on(tmp_path: Path, host) -> None:
+    runner = FakeRunner(fail_on=(1,), nan_on=(2,), registry=tmp_path / "reg")
+    result = run_tune(request(tmp_path / "reg", trials=4), host, runner)
+    rows = {r["number"]: r for r in result.summary["trials"]}
+    assert [rows[i]["state"] for i in range(4)] == ["COMPLETE", "FAIL", "FAIL", "COMPLETE"]
+    assert rows[1]["reason"] == "RuntimeError: plugin exploded in trial 1"
+    assert "validation Dice is nan" in rows[2]["reason"]
+    assert len(runner.calls) == 4
+
+
+def test_best_alias_follows_the_objective(tmp_path: Path, host) -> None:
+    from automl_seg_registry import Registry
+
+    result = run_tune(request(tmp_path / "reg", trials=4, seed=3), host, FakeRunner(registry=tmp_path / "reg"))
+    best = max((r for r in result.summary["trials"] if r["state"] == "COMPLETE"), key=lambda r: r["dice"])
+    assert result.best_ref == best["ref"] == result.summary["best"][0]["ref"]
+    with Registry.open(tmp_path / "reg") as registry:
+        assert registry.get("tune-fake@best").ref == best["ref"]
+
+
+def test_dice_per_mb_and_pareto(tmp_path: Path, host) -> None:
+    per_mb = run_tune(request(tmp_path / "a", trials=3, objective="dice-per-mb"), host, FakeRunner())
+    for row in per_mb.summary["trials"]:
+        assert row["values"][0] == pytest.approx(row["dice"] / row["memory_mb"])
+    pareto = run_tune(request(tmp_path / "b", trials=4, objective="pareto"), host, FakeRunner())
+    assert pareto.summary["directions"] == ["maximize", "minimize"]
+    assert pareto.pareto_png is not None and pareto.pareto_png.stat().st_size > 1000
+    front = [r["dice"] for r in pareto.summary["best"]]
+    assert front == sorted(front, reverse=True)
+
+
+def test_pruning_through_the_observer(tmp_path: Path, host) -> None:
+    # the median pruner stops a trial whose reported Dice falls below earlier trials' median
+    result = run_tune(
+        request(tmp_path, trials=8, pruner="median", sampler="random", seed=0,
+                params={"alpha": {"low": 0.0, "high": 1.0}}),
+        host, FakeRunner(epochs=4),
+    )  # fmt: skip
+    study = load_study(open_storage(result.storage), result.study)
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    assert pruned, "no trial was pruned"
+    assert all(len(t.intermediate_values) < 4 for t in pruned)
