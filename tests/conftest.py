@@ -101,3 +101,9 @@ def postgres_url():
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _no_registry_index_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never write test records into a team's server index named by the user's environment."""
+    monkeypatch.delenv("AUTOML_SEG_REGISTRY_INDEX", raising=False)

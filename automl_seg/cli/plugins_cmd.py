@@ -2,46 +2,85 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 from rich.table import Table
 
 from automl_seg.cli.common import JsonFlag, console, err_console, print_json
-from automl_seg.plugins import load_plugins
+from automl_seg.plugins import PluginInfo, load_plugins
+
+if TYPE_CHECKING:
+    from automl_seg.verify import PluginVerification
 
 app = typer.Typer(help="Inspect installed plugins.", no_args_is_help=True)
 
+VerifyFlag = Annotated[
+    bool,
+    typer.Option(
+        "--verify", help="Also run a fast subset of the conformance checks on every plugin and report pass/fail."
+    ),
+]
+
+
+def _row(p: PluginInfo, verification: PluginVerification | None) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "name": p.name,
+        "version": p.version,
+        "hooks": p.hooks,
+        "registered": p.registered,
+        "ok": p.ok,
+        "errors": p.errors,
+    }
+    if verification is not None:
+        row["verify"] = {
+            "ok": verification.ok,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in verification.checks],
+        }
+    return row
+
+
+def _verify_cell(verification: PluginVerification) -> str:
+    if verification.ok:
+        return f"[green]pass[/] ({len(verification.checks)} checks)"
+    return "[red]FAIL[/]\n" + "\n".join(verification.failures)
+
 
 @app.command("list")
-def list_plugins(as_json: JsonFlag = False) -> None:
-    """List plugins, their versions, hooks and registered names; exit 1 if any plugin is broken."""
+def list_plugins(as_json: JsonFlag = False, verify: VerifyFlag = False) -> None:
+    """List plugins, their versions, hooks and registered names; exit 1 if any plugin is broken
+    (or, with --verify, fails a conformance check)."""
     host = load_plugins()
     plugins = sorted(host.plugins.values(), key=lambda p: p.name)
+    verifications: dict[str, PluginVerification] = {}
+    if verify:
+        from automl_seg.verify import verify_plugins
+
+        with err_console.status("verifying plugins (building tiny networks, exporting tiny models)"):
+            verifications = {v.plugin: v for v in verify_plugins(host)}
     if as_json:
-        print_json(
-            [
-                {
-                    "name": p.name,
-                    "version": p.version,
-                    "hooks": p.hooks,
-                    "registered": p.registered,
-                    "ok": p.ok,
-                    "errors": p.errors,
-                }
-                for p in plugins
-            ]
-        )
+        print_json([_row(p, verifications.get(p.name)) for p in plugins])
     else:
         table = Table(title="automl-seg plugins")
-        for column in ("plugin", "version", "hooks", "registers", "status"):
+        columns = ["plugin", "version", "hooks", "registers", "status"] + (["verify"] if verify else [])
+        for column in columns:
             table.add_column(column)
         for p in plugins:
             registers = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(p.registered.items()))
             status = "[green]ok[/]" if p.ok else "[red]" + "; ".join(p.errors) + "[/]"
-            table.add_row(p.name, p.version, "\n".join(p.hooks), registers, status)
+            cells = [p.name, p.version, "\n".join(p.hooks), registers, status]
+            if verify:
+                cells.append(_verify_cell(verifications[p.name]))
+            table.add_row(*cells)
         console.print(table)
-    if host.problems:
+    failed = [v for v in verifications.values() if not v.ok]
+    if host.problems or failed:
         for problem in host.problems:
             err_console.print(f"[red]error:[/] {problem}", highlight=False)
+        for v in failed:
+            for failure in v.failures:
+                if not failure.startswith("loads and registers"):
+                    err_console.print(f"[red]error:[/] plugin '{v.plugin}' fails {failure}", highlight=False)
         raise typer.Exit(1)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from automl_seg.cli.common import JsonFlag, RegistryOption, console, err_console, print_json
 
@@ -40,12 +42,11 @@ def list_records(
             print_json([record.model_dump(mode="json") for record in found])
             return
         if not found:
-            console.print(
-                f"no records in {reg.root}" + (" matching the filters" if dataset or strategy or name else "")
-            )
+            filtered = " matching the filters" if dataset or strategy or name else ""
+            console.print(f"no records in {reg.root}{filtered}", markup=False)
             return
         aliases = reg.aliases()
-    table = Table(title=f"registry {reg.root}", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=Text(f"registry {reg.root}"), box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("ref", overflow="fold", min_width=12)
     table.add_column("dataset", overflow="fold", min_width=10)
     table.add_column("strategy", overflow="fold", min_width=8)
@@ -54,10 +55,13 @@ def list_records(
     table.add_column("created", no_wrap=True)
     for record in found:
         marks = aliases.get(record.ref, [])
+        ref = Text(record.ref)
+        if marks:
+            ref.append(f"\n({', '.join(marks)})", style="dim")
         table.add_row(
-            record.ref + (f"\n[dim]({', '.join(marks)})[/]" if marks else ""),
-            record.dataset.name,
-            record.strategy.name,
+            ref,
+            Text(record.dataset.name),
+            Text(record.strategy.name),
             _number(record.metrics.dice_mean, "{:.4f}"),
             _params(record.metrics.params),
             _number(record.metrics.peak_memory_mb, "{:.0f} MB"),
@@ -128,7 +132,7 @@ def verify(registry: RegistryOption = None, as_json: JsonFlag = False) -> None:
         for column in ("ref", "artifact", "problem", "path"):
             table.add_column(column)
         for problem in problems:
-            table.add_row(problem.ref, problem.artifact or "-", problem.kind, str(problem.path))
+            table.add_row(problem.ref, problem.artifact or "-", problem.kind, Text(str(problem.path)))
         err_console.print(table)
     else:
         console.print(f"ok: {checked} artifact(s) of {len(found)} record(s) match their sha256")
@@ -149,7 +153,7 @@ def card(
         typer.echo(text, nl=False)
         return
     output.write_text(text, encoding="utf-8")
-    console.print(f"wrote {output}")
+    console.print(f"wrote {output}", markup=False)
 
 
 def _print_record(record: ArchitectureRecord, marks: list[str]) -> None:
@@ -160,8 +164,9 @@ def _print_record(record: ArchitectureRecord, marks: list[str]) -> None:
     rows = {
         "ref": record.ref + (f" ({', '.join(marks)})" if marks else ""),
         "created": record.created.isoformat(timespec="seconds"),
-        "space": f"{record.space.name} {record.space.version}",
-        "strategy": record.strategy.name,
+        "space": f"{record.space.name} {record.space.version} {_compact(record.space.args)}",
+        "strategy": f"{record.strategy.name} {_compact(record.strategy.settings)}",
+        "architecture": ", ".join(record.arch) + " (values: --json)" if record.arch else "-",
         "dataset": f"{record.dataset.name} (fingerprint {record.dataset.fingerprint_hash or '-'})",
         "seed": str(record.seed),
         "mean Dice": _number(metrics.dice_mean, "{:.4f}"),
@@ -175,15 +180,19 @@ def _print_record(record: ArchitectureRecord, marks: list[str]) -> None:
         "parent": record.parent or "-",
     }
     for key, value in rows.items():
-        facts.add_row(key, value)
+        facts.add_row(key, Text(value))  # Text: values are data, never rich markup
     console.print(facts)
     if record.artifacts:
         files = Table(title="artifacts")
         for column in ("name", "kind", "size", "sha256", "path"):
             files.add_column(column, justify="right" if column == "size" else "left")
         for item in record.artifacts:
-            files.add_row(item.name, item.kind, f"{item.size:,}", item.sha256[:16] + "…", item.path)
+            files.add_row(item.name, Text(item.kind), f"{item.size:,}", item.sha256[:16] + "…", item.path)
         console.print(files)
+
+
+def _compact(data: dict) -> str:
+    return json.dumps(data, separators=(",", ":"), default=str) if data else ""
 
 
 def _number(value: float | None, pattern: str) -> str:

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from monai.data import DataLoader, list_data_collate
 from monai.transforms import Compose
 from torch.utils.data import Dataset
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block, then restore the previous count.
+
+    Transforms on small volumes gain nothing from threads, and on a busy CPU OpenMP's spinning
+    threads made them 20-50x slower (measured: 0.55 s instead of 0.025 s per Hippocampus volume)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class CachedVolumes(Dataset):
@@ -22,7 +38,14 @@ class CachedVolumes(Dataset):
         return len(self.volumes)
 
     def __getitem__(self, index: int) -> Any:
-        return self.transform(copy.deepcopy(self.volumes[index]))
+        with single_threaded():
+            return self.transform(copy.deepcopy(self.volumes[index]))
+
+
+def collate(batch: list[Any]) -> Any:
+    """``list_data_collate`` (flattens lists of patches), single-threaded for the same reason."""
+    with single_threaded():
+        return list_data_collate(batch)
 
 
 def seeded_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0) -> DataLoader:
@@ -36,6 +59,6 @@ def seeded_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, n
         batch_size=batch_size,
         shuffle=shuffle,
         num_workers=num_workers,
-        collate_fn=list_data_collate,
+        collate_fn=collate,
         generator=torch.Generator().manual_seed(seed),
     )

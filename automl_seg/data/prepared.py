@@ -58,13 +58,15 @@ class PreparedData:
         if missing:
             from monai.transforms import Compose
 
+            from automl_seg.data.loaders import single_threaded
             from automl_seg.data.transforms import IMAGE, LABEL, preprocessing
 
             pipeline = Compose(preprocessing(self.plan))
             for case_id in track(missing, f"preprocessing {self.info.name}", len(missing), self.progress):
                 case = files[case_id]
                 try:
-                    volume = pipeline({IMAGE: str(case.image), LABEL: str(case.label)})
+                    with single_threaded():
+                        volume = pipeline({IMAGE: str(case.image), LABEL: str(case.label)})
                 except Exception as exc:
                     raise DataError(f"case {case_id} ({case.image}) could not be preprocessed: {exc}") from exc
                 volume["case"] = case_id

@@ -8,9 +8,9 @@ spacing, label voxel counts and a seeded sample of foreground intensities per ch
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import nibabel as nib
 import numpy as np
@@ -24,6 +24,12 @@ INTENSITY_SAMPLES = 10_000
 AFFINE_TOLERANCE = 1e-3
 
 
+class Hasher(Protocol):
+    """What ``hashlib.sha256()`` offers that the scan uses."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+
 @dataclass
 class CaseStats:
     """What one case contributes to the fingerprint."""
@@ -35,7 +41,7 @@ class CaseStats:
     foreground_samples: list[np.ndarray]  # one 1-D array per channel
 
 
-def _load(path: Path, hasher: hashlib._Hash) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+def _load(path: Path, hasher: Hasher) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     """Voxels, affine and zooms of a NIfTI file whose bytes also feed ``hasher``."""
     try:
         raw = path.read_bytes()
@@ -100,7 +106,7 @@ def _label_counts(case: CaseFiles, label: np.ndarray, declared: dict[int, str]) 
     return label, {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
-def scan_case(case: CaseFiles, info: DatasetInfo, hasher: hashlib._Hash, seed: int) -> CaseStats:
+def scan_case(case: CaseFiles, info: DatasetInfo, hasher: Hasher, seed: int) -> CaseStats:
     """Read, validate and measure one case (its bytes are added to ``hasher``)."""
     image, image_affine, zooms = _load(case.image, hasher)
     label, label_affine, _ = _load(case.label, hasher)

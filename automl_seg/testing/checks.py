@@ -136,7 +136,13 @@ def check_space_network(
     from torch import nn
 
     torch.manual_seed(0)
-    net = space.build_network(args, arch)
+    try:
+        net = space.build_network(args, arch)
+    except Exception as exc:
+        hint = ""
+        if not arch and not hasattr(space, "sample_arch"):
+            hint = " (the space offers no sample_arch(args, rng); a space of several architectures must)"
+        raise ContractViolation(f"build_network failed: {type(exc).__name__}: {exc}{hint}") from exc
     _require(isinstance(net, nn.Module), f"build_network must return a torch.nn.Module, got {type(net).__name__}")
     x = torch.randn(batch, plan.in_channels, *plan.patch_size)
     net.train()

@@ -80,6 +80,12 @@ class SearchStrategyContract:
     def data(self, conformance_data_root: Path) -> PreparedData:
         return tiny_prepared_data(conformance_data_root, patch_size=self.patch_size)
 
+    @pytest.fixture(scope="class")
+    @classmethod
+    def search_cache(cls) -> dict[str, tuple[SearchOutcome, SearchContext, checks.EpochRecorder]]:
+        """Searches already run in this class, so each test does not search again."""
+        return {}
+
     def run_search(
         self,
         strategy: SearchStrategy,
@@ -88,13 +94,31 @@ class SearchStrategyContract:
         workdir: Path,
         overrides: Mapping[str, Any],
         space_args: Mapping[str, Any],
-        recorder: checks.EpochRecorder | None = None,
-    ) -> tuple[SearchOutcome, SearchContext]:
+    ) -> tuple[SearchOutcome, SearchContext, checks.EpochRecorder]:
+        """One search on the tiny data (CPU, ``self.seed``), its outcome checked."""
+        recorder = checks.EpochRecorder()
         ctx = search_context(
             strategy, space, data, workdir, seed=self.seed, budget=self.budget, overrides=overrides,
             space_args=space_args, epoch_ended=recorder,
         )  # fmt: skip
-        return checks.check_outcome(strategy.search(ctx)), ctx
+        return checks.check_outcome(strategy.search(ctx)), ctx, recorder
+
+    @pytest.fixture
+    def searched(
+        self,
+        strategy: SearchStrategy,
+        space: SearchSpace,
+        data: PreparedData,
+        overrides: dict[str, Any],
+        space_args: dict[str, Any],
+        search_cache: dict[str, tuple[SearchOutcome, SearchContext, checks.EpochRecorder]],
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> tuple[SearchOutcome, SearchContext, checks.EpochRecorder]:
+        """The class's first search (run once, then shared by the tests that only inspect it)."""
+        if "first" not in search_cache:
+            workdir = tmp_path_factory.mktemp(f"search-{strategy.name}")
+            search_cache["first"] = self.run_search(strategy, space, data, workdir, overrides, space_args)
+        return search_cache["first"]
 
     def test_host_admits_strategy(self, strategy: SearchStrategy) -> None:
         checks.check_identity_fields("strategy", strategy)
@@ -103,22 +127,24 @@ class SearchStrategyContract:
     def test_settings_presets_validate_and_refuse_unknown_keys(self, strategy: SearchStrategy) -> None:
         checks.check_strategy_settings(strategy)
 
+    def test_epochs_reported_within_budget(
+        self, searched: tuple[SearchOutcome, SearchContext, checks.EpochRecorder]
+    ) -> None:
+        outcome, ctx, recorder = searched
+        checks.check_epoch_reports(recorder, ctx.settings, self.epochs_setting)
+        if self.hard_memory_budget:
+            checks.check_memory_budget(outcome)
+
     def test_outcome_registers_and_rebuilds(
         self,
         strategy: SearchStrategy,
         space: SearchSpace,
-        data: PreparedData,
-        overrides: dict[str, Any],
-        space_args: dict[str, Any],
+        searched: tuple[SearchOutcome, SearchContext, checks.EpochRecorder],
         tmp_path: Path,
     ) -> None:
-        """The search's record is accepted by the registry; the stored record rebuilds a network whose
-        output matches the labels; epochs are reported in order and within the budget."""
-        recorder = checks.EpochRecorder()
-        outcome, ctx = self.run_search(strategy, space, data, tmp_path / "run", overrides, space_args, recorder)
-        checks.check_epoch_reports(recorder, ctx.settings, self.epochs_setting)
-        if self.hard_memory_budget:
-            checks.check_memory_budget(outcome)
+        """The registry accepts the search's record; the stored record rebuilds a network whose output
+        matches the labels."""
+        outcome, ctx, _ = searched
         with temporary_registry(tmp_path / "registry") as registry:
             stored = register_outcome(registry, outcome, strategy, space, ctx)
             again = registry.get(stored.ref)
@@ -132,8 +158,8 @@ class SearchStrategyContract:
         data: PreparedData,
         overrides: dict[str, Any],
         space_args: dict[str, Any],
+        searched: tuple[SearchOutcome, SearchContext, checks.EpochRecorder],
         tmp_path: Path,
     ) -> None:
-        first, _ = self.run_search(strategy, space, data, tmp_path / "first", overrides, space_args)
-        second, _ = self.run_search(strategy, space, data, tmp_path / "second", overrides, space_args)
-        checks.check_same_arch(first, second, self.seed)
+        second, _, _ = self.run_search(strategy, space, data, tmp_path / "again", overrides, space_args)
+        checks.check_same_arch(searched[0], second, self.seed)

@@ -17,7 +17,7 @@ PATCH = (16, 16, 16)
 
 def make_tiny_train(**overrides: object) -> TrainSettings:
     """Two epochs of two steps: enough to exercise every code path in about a second."""
-    values = {"epochs": 2, "iterations": 2, "val_every": 1, "val_cases": 1, "lr": 3e-3}
+    values = {"epochs": 2, "iterations": 2, "val_every": 10, "val_cases": 1, "lr": 3e-3}
     values.update(overrides)
     return train_settings("quick", overrides=values)
 

@@ -70,7 +70,7 @@ def test_parity_and_sidecar(host: PluginHost, network, tiny_plan: Plan, fmt: str
     assert sidecar["model"] == MODEL_INFO
     assert sidecar["input"]["layout"] == "NCDHW" and sidecar["input"]["dtype"] == "float32"
     assert sidecar["input"]["name"] == ("image" if fmt == "onnx" else "x")
-    stride = {"dints": 4, "dynunet": 4}[name]  # measured, not taken from the plan's divisor (16)
+    stride = 4  # measured (DiNTS: 2**num_depths; DynUNet: product of strides), not taken from the plan's divisor (16)
     assert sidecar["export"]["spatial_multiple"] == stride
     assert f"multiple of {stride} " in sidecar["input"]["spatial_constraint"]
     assert sidecar["input"]["channels"] == [{"index": 0, "modality": "MRI"}]

@@ -29,6 +29,7 @@ def _writer(*args: object) -> subprocess.Popen:
 def test_eight_processes_register_two_hundred_records(
     registry_dir: Path, index_url: str | None, record_property
 ) -> None:
+    """The writers also race to create the index itself: nothing exists before they start."""
     started = time.perf_counter()
     workers = [
         _writer("bulk", registry_dir, index_url or "", worker, PER_PROCESS, NAMES) for worker in range(PROCESSES)

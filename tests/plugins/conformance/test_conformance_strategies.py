@@ -24,7 +24,7 @@ class TestDintsStrategy(SearchStrategyContract):
 
     @pytest.fixture
     def overrides(self) -> dict[str, Any]:
-        return {"epochs": 2, "warmup_epochs": 1, "max_steps_per_epoch": 2, "measure_memory": False}
+        return {"epochs": 2, "warmup_epochs": 1, "max_steps_per_epoch": 1, "batch_size": 1, "measure_memory": False}
 
     @pytest.fixture
     def space_args(self, space, data) -> dict[str, Any]:

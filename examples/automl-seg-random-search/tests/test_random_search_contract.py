@@ -1,0 +1,83 @@
+"""The random strategy against automl-seg's conformance kit, plus what is particular to it.
+
+Run after installing the plugin: ``pip install -e examples/automl-seg-random-search`` then
+``pytest examples/automl-seg-random-search/tests``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from automl_seg_random_search.strategy import SPACE_METHODS, RandomSearch, split_training_cases
+
+from automl_seg.errors import PluginError
+from automl_seg.interfaces import SearchSpace, SearchStrategy
+from automl_seg.plugins import load_plugins
+from automl_seg.testing import SearchStrategyContract
+from automl_seg.testing.fixtures import search_context, tiny_dataset, tiny_prepared_data
+
+TINY = {"trials": 2, "epochs": 1, "iterations": 1, "batch_size": 1, "memory_budget": 0.6}
+
+
+def dints_space() -> SearchSpace:
+    space = load_plugins().space("dints")
+    missing = [m for m in SPACE_METHODS if not hasattr(space, m)]
+    if missing:
+        pytest.skip(f"the installed dints space lacks {', '.join(missing)}")
+    return space
+
+
+class TestRandomSearchContract(SearchStrategyContract):
+    epochs_setting = "trials"  # one epoch_ended report per trained candidate
+    hard_memory_budget = True  # every candidate is drawn within the budget
+
+    @pytest.fixture
+    def strategy(self) -> SearchStrategy:
+        return RandomSearch()
+
+    @pytest.fixture
+    def space(self, strategy: SearchStrategy) -> SearchSpace:
+        return dints_space()
+
+    @pytest.fixture
+    def overrides(self) -> dict[str, Any]:
+        return dict(TINY)
+
+    @pytest.fixture
+    def space_args(self, space: SearchSpace, data) -> dict[str, Any]:
+        return {**space.default_args(data.plan, self.budget), "num_blocks": 2}
+
+
+def test_registered_through_the_entry_point_only():
+    host = load_plugins()
+    assert host.plugins["random"].ok, host.plugins["random"].errors
+    assert host.strategy("random").space == "dints"
+
+
+def test_training_cases_split_in_disjoint_seeded_halves():
+    cases = [f"c{i}" for i in range(7)]
+    fit, score = split_training_cases(cases, seed=1)
+    assert sorted(fit + score) == sorted(cases) and not set(fit) & set(score)
+    assert (fit, score) == split_training_cases(list(reversed(cases)), seed=1)
+    assert len(score) == 3
+
+
+def test_a_space_without_sampling_is_refused_by_name(tmp_path):
+    data = tiny_prepared_data(tiny_dataset(tmp_path / "data"))
+    fixed = load_plugins().space("fixed")
+    ctx = search_context(RandomSearch(), fixed, data, tmp_path / "run", overrides=TINY)
+    with pytest.raises(PluginError, match="space 'fixed' lacks sample_arch"):
+        RandomSearch().search(ctx)
+
+
+def test_budget_below_every_architecture_is_a_clear_error(tmp_path):
+    from automl_seg.errors import UserError
+
+    space = dints_space()
+    data = tiny_prepared_data(tiny_dataset(tmp_path / "data"))
+    ctx = search_context(
+        RandomSearch(), space, data, tmp_path / "run", overrides={**TINY, "memory_budget": 1e-6, "max_draws": 5}
+    )
+    with pytest.raises(UserError, match="admits none of 5 random architectures"):
+        RandomSearch().search(ctx)

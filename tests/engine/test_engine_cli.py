@@ -1,0 +1,139 @@
+"""The engine commands through the real CLI: the fixed pipeline end to end, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+TINY_CONFIG = "train:\n  iterations: 2\n  val_every: 10\n  val_cases: 1\n"
+
+
+def _one_line_error(result, *fragments: str) -> None:  # noqa: ANN001
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr.replace("\n", " "), result.stderr
+
+
+def test_search_fixed_pipeline_then_train_evaluate_predict(cli, synthetic_root: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    from automl_seg_registry import Registry
+
+    config = tmp_path / "run.yaml"
+    config.write_text(TINY_CONFIG)
+    registry = tmp_path / "registry"
+    common = ["--registry", registry, "--device", "cpu", "--no-progress"]
+    searched = cli(
+        "search", "--strategy", "fixed", "--dataset", "Task99_Synthetic", "--data-root", synthetic_root,
+        "--config", config, "--train-epochs", "1", "--patch-size", "16x16x16", "--workdir", tmp_path / "work",
+        "--json", *common,
+    )  # fmt: skip
+    assert searched.returncode == 0, searched.stderr
+    summary = json.loads(searched.stdout)
+    assert summary["architecture"] == "fixed-Task99_Synthetic:1"
+    assert summary["trained"]["ref"] == "fixed-Task99_Synthetic:2"
+    assert summary["trained"]["parent"] == "fixed-Task99_Synthetic:1"
+    retrained = cli(
+        "train", "fixed-Task99_Synthetic:1", "--epochs", "1", "--data-root", synthetic_root, "--config", config,
+        "--workdir", tmp_path / "work2", "--json", *common,
+    )  # fmt: skip
+    assert retrained.returncode == 0, retrained.stderr
+    assert json.loads(retrained.stdout)["parent"] == "fixed-Task99_Synthetic:1"
+    with Registry.open(registry) as reg:
+        trained = reg.get("fixed-Task99_Synthetic:2")
+        best = reg.resolve("fixed-Task99_Synthetic@best")
+        assert reg.get("fixed-Task99_Synthetic:1").artifacts == []
+    assert best in {"fixed-Task99_Synthetic:2", "fixed-Task99_Synthetic:3"}
+    assert {a.name for a in trained.artifacts} >= {"weights", "train_history", "train_curves", "evaluation"}
+    assert set(trained.metrics.dice_per_class) == {"anterior", "posterior"}
+    assert trained.metrics.params and trained.metrics.train_time_s and trained.metrics.peak_memory_mb
+
+    evaluated = cli("evaluate", "fixed-Task99_Synthetic:2", "--data-root", synthetic_root, "--json", *common)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["dice_per_class"] == pytest.approx(trained.metrics.dice_per_class)
+    images = synthetic_root / "Task99_Synthetic" / "imagesTr"
+    out = tmp_path / "pred"
+    predicted = cli("predict", "fixed-Task99_Synthetic@best", "--input", images / "synth_000.nii.gz", "--output", out,
+                    *common)  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr
+    assert nib.load(out / "synth_000.nii.gz").shape == nib.load(images / "synth_000.nii.gz").shape
+
+
+@pytest.fixture
+def broken_registry(trained_registry, tmp_path: Path) -> Path:  # noqa: ANN001
+    """A copy of the trained registry that a test may damage."""
+    copy = tmp_path / "registry"
+    shutil.copytree(trained_registry.root, copy)
+    return copy
+
+
+def _weights_file(registry_root: Path, ref: str) -> Path:
+    from automl_seg_registry import Registry
+
+    with Registry.open(registry_root) as reg:
+        return reg.artifact_path(ref, "weights", verify=False)
+
+
+def test_unknown_strategy_lists_installed_ones(cli, synthetic_root: Path) -> None:  # noqa: ANN001
+    result = cli("search", "--strategy", "nope", "--dataset", "Task99_Synthetic", "--data-root", synthetic_root)
+    _one_line_error(result, "unknown strategy 'nope'", "fixed")
+
+
+def test_strategy_flag_it_does_not_know(cli, synthetic_root: Path) -> None:  # noqa: ANN001
+    result = cli("search", "--strategy", "fixed", "--epochs", "3", "--dataset", "Task99_Synthetic",
+                 "--data-root", synthetic_root)  # fmt: skip
+    _one_line_error(result, "epochs: unknown setting")
+
+
+def test_unknown_ref(cli, trained_registry) -> None:  # noqa: ANN001
+    _one_line_error(cli("evaluate", "nothing-here:1", "--registry", trained_registry.root), "nothing-here")
+
+
+def test_architecture_without_weights(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+    result = cli("predict", trained_registry.architecture, "--registry", trained_registry.root,
+                 "--input", trained_registry.data_root / "Task99_Synthetic" / "imagesTr", "--output", tmp_path / "o")  # fmt: skip
+    _one_line_error(result, "no trained weights", "automl-seg train")
+
+
+def test_missing_and_corrupt_weights(cli, trained_registry, broken_registry: Path) -> None:  # noqa: ANN001
+    weights = _weights_file(broken_registry, trained_registry.trained)
+    weights.write_bytes(weights.read_bytes()[:100])
+    corrupt = cli("evaluate", trained_registry.trained, "--registry", broken_registry, "--device", "cpu")
+    _one_line_error(corrupt, "corrupt")
+    weights.unlink()
+    missing = cli("evaluate", trained_registry.trained, "--registry", broken_registry, "--device", "cpu")
+    _one_line_error(missing, "missing")
+
+
+def test_predict_bad_inputs(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+    base = ["predict", trained_registry.trained, "--registry", trained_registry.root, "--device", "cpu"]
+    text = tmp_path / "scan.txt"
+    text.write_text("hello")
+    _one_line_error(cli(*base, "--input", text, "--output", tmp_path / "o1"), "not a NIfTI")
+    two = tmp_path / "two.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((16, 16, 16, 2), np.float32), np.eye(4)), two)
+    _one_line_error(cli(*base, "--input", two, "--output", tmp_path / "o2"), "2 channel(s)", "expects 1")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    image = trained_registry.data_root / "Task99_Synthetic" / "imagesTr" / "synth_000.nii.gz"
+    _one_line_error(cli(*base, "--input", image, "--output", blocker / "sub"), "not writable")
+    _one_line_error(cli(*base, "--input", image, "--output", tmp_path / "o3", "--backend", "onnxruntime"),
+                    "automl-seg export")  # fmt: skip
+
+
+def test_resume_without_checkpoint_and_cuda_without_cuda(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+    resumed = cli("train", trained_registry.architecture, "--registry", trained_registry.root, "--resume",
+                  "--workdir", tmp_path / "empty", "--data-root", trained_registry.data_root, "--device", "cpu")  # fmt: skip
+    _one_line_error(resumed, "no checkpoint")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    cuda = cli("evaluate", trained_registry.trained, "--registry", trained_registry.root, "--device", "cuda")
+    _one_line_error(cuda, "CUDA is not available")

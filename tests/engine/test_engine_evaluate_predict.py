@@ -1,0 +1,112 @@
+"""Evaluation (Dice/HD95 per class and case) and prediction (NIfTI out on the input's grid)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from automl_seg.engine.evaluate import evaluate_loader, evaluate_reference, score_case
+from automl_seg.engine.predict import predict_files, predict_reference
+from automl_seg.errors import DataError, UserError
+from automl_seg.plugins import load_plugins
+
+CPU = torch.device("cpu")
+
+
+def test_score_case_perfect_and_empty_prediction() -> None:
+    label = torch.zeros(1, 12, 12, 12, dtype=torch.long)
+    label[0, 2:6, 2:6, 2:6] = 1
+    label[0, 7:10, 7:10, 7:10] = 2
+    perfect = score_case("c", label, label, ["a", "b"])
+    assert perfect.dice == {"a": pytest.approx(1.0), "b": pytest.approx(1.0)}
+    assert perfect.hd95 == {"a": pytest.approx(0.0), "b": pytest.approx(0.0)}
+    empty = score_case("c", torch.zeros_like(label), label, ["a", "b"])
+    assert empty.dice == {"a": 0.0, "b": 0.0}
+    assert empty.hd95 == {"a": None, "b": None}
+
+
+def test_evaluate_loader_rows_and_ranges(prepared) -> None:  # noqa: ANN001
+    network = (
+        load_plugins()
+        .space("fixed")
+        .build_network(load_plugins().space("fixed").default_args(prepared.plan, "quick"), {})
+    )
+    report = evaluate_loader(network.eval(), prepared.val_loader(), prepared.plan, CPU)
+    assert [row.case for row in report.cases] == prepared.val_cases
+    assert set(report.dice_per_class) == {"anterior", "posterior"}
+    assert all(0.0 <= value <= 1.0 for value in report.dice_per_class.values())
+    assert 0.0 <= report.dice_mean <= 1.0
+
+
+def test_evaluate_reference_on_split_and_on_folders(trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+    import shutil
+
+    from automl_seg_registry import Registry
+
+    task = trained_registry.data_root / "Task99_Synthetic"
+    for folder in ("imagesTr", "labelsTr"):
+        (tmp_path / folder).mkdir()
+        for case in ("synth_000.nii.gz", "synth_001.nii.gz"):
+            shutil.copy(task / folder / case, tmp_path / folder / case)
+    with Registry.open(trained_registry.root) as registry:
+        on_split = evaluate_reference(
+            registry, trained_registry.trained, load_plugins(), device="cpu", data_root=trained_registry.data_root,
+            progress=False,
+        )  # fmt: skip
+        on_files = evaluate_reference(
+            registry, trained_registry.trained, load_plugins(), device="cpu", images=tmp_path / "imagesTr",
+            labels=tmp_path / "labelsTr", progress=False,
+        )  # fmt: skip
+        stored = registry.get(trained_registry.trained)
+    assert len(on_split.cases) == 1 and [row.case for row in on_files.cases] == ["synth_000", "synth_001"]
+    assert on_split.dice_per_class == pytest.approx(stored.metrics.dice_per_class)
+    assert all(0.0 <= v <= 1.0 for row in on_files.cases for v in row.dice.values())
+
+
+def test_predict_keeps_shape_affine_header_and_refuses_overwrite(trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+    from automl_seg_registry import Registry
+
+    images = trained_registry.data_root / "Task99_Synthetic" / "imagesTr"
+    source = tmp_path / "in"
+    source.mkdir()
+    # an input with an oblique-ish, non-RAS affine and odd shape: preprocessing must be inverted exactly
+    original = nib.load(images / "synth_000.nii.gz")
+    affine = np.array([[0, -1.2, 0, 10.0], [1.1, 0, 0, -5.0], [0, 0, 0.9, 3.0], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(np.asanyarray(original.dataobj)[:, :-1], affine), source / "case_a.nii.gz")
+    out = tmp_path / "out"
+    with Registry.open(trained_registry.root) as registry:
+        run = lambda **kw: predict_reference(  # noqa: E731
+            registry, trained_registry.trained, load_plugins(), source, out, device="cpu", progress=False, **kw
+        )
+        predictions, providers = run()
+        with pytest.raises(UserError, match="already exist.*--overwrite"):
+            run()
+        again, _ = run(overwrite=True)
+    assert providers == [] and len(predictions) == len(again) == 1
+    written = nib.load(out / "case_a.nii.gz")
+    reference = nib.load(source / "case_a.nii.gz")
+    assert written.shape == reference.shape
+    assert np.allclose(written.affine, reference.affine)
+    for field in ("pixdim", "qform_code", "sform_code", "xyzt_units", "dim"):
+        assert np.array_equal(written.header[field], reference.header[field]), field
+    assert set(np.unique(np.asanyarray(written.dataobj))) <= {0, 1, 2}
+
+
+def test_predict_rejects_non_nifti_and_wrong_channels(trained_registry, prepared, tmp_path: Path) -> None:  # noqa: ANN001
+    network = (
+        load_plugins()
+        .space("fixed")
+        .build_network(load_plugins().space("fixed").default_args(prepared.plan, "quick"), {})
+    )
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    with pytest.raises(DataError, match="not a NIfTI"):
+        predict_files(network, text, tmp_path / "o1", prepared.plan, CPU, progress=False)
+    two_channels = tmp_path / "two.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((16, 16, 16, 2), np.float32), np.eye(4)), two_channels)
+    with pytest.raises(DataError, match="2 channel"):
+        predict_files(network, two_channels, tmp_path / "o2", prepared.plan, CPU, progress=False)

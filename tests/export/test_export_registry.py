@@ -1,0 +1,187 @@
+"""``export_model`` end to end on registered models: attach, --output, refusal, predict on onnxruntime, CLI."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from automl_seg.errors import ExportError
+from automl_seg.export import ExportRequest, export_model
+from automl_seg.plugins import load_plugins
+from automl_seg.testing.fixtures import TINY_DATASET, tiny_prepared_data
+
+
+def dints_arch(num_blocks: int, num_depths: int) -> dict[str, list]:
+    """Every path active, operation 0 everywhere, in MONAI's arch_code layout."""
+    from monai.networks.nets import TopologyInstance
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "arch_code not provided": we only read the path count
+        paths = TopologyInstance(num_blocks=num_blocks, num_depths=num_depths, arch_code=None).arch_code_a.shape[1]
+    return {
+        "arch_code_a": [[1] * paths] * num_blocks,
+        "arch_code_c": [[0] * paths] * num_blocks,
+        "node_a": [[1] * num_depths] * (num_blocks + 1),
+    }
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A data root with the tiny synthetic task and a registry holding a fixed and a dints model with weights."""
+    from automl_seg_registry import ArchitectureRecord, DatasetRef, Registry, SpaceRef, StrategyRef
+
+    root = tmp_path_factory.mktemp("export-world")
+    data = tiny_prepared_data(root / "data")
+    host = load_plugins()
+    refs = {}
+    with Registry.open(root / "registry") as registry:
+        for space_name in ("fixed", "dints"):
+            space = host.space(space_name)
+            args = space.default_args(data.plan, "quick")
+            arch = dints_arch(args["num_blocks"], args["num_depths"]) if space_name == "dints" else {}
+            torch.manual_seed(0)
+            weights = root / f"{space_name}.pt"
+            torch.save(space.build_network(args, arch).state_dict(), weights)
+            record = ArchitectureRecord(
+                name=f"{space_name}-tiny",
+                space=SpaceRef(name=space.name, version=str(space.version), args=args),
+                arch=arch,
+                strategy=StrategyRef(name=space_name),
+                dataset=DatasetRef(
+                    name=TINY_DATASET,
+                    fingerprint_hash=data.fingerprint.content_hash,
+                    plan=data.plan.model_dump(mode="json"),
+                ),
+                seed=0,
+            )
+            refs[space_name] = registry.register(record, files={"weights": (weights, "weights")}).ref
+        bare = ArchitectureRecord(**{**record.model_dump(exclude={"artifacts", "version"}), "name": "no-weights"})
+        refs["bare"] = registry.register(bare).ref
+    return {"data_root": root / "data", "registry": root / "registry", "refs": refs, "host": host}
+
+
+def request(world: dict, ref: str, **extra) -> ExportRequest:
+    return ExportRequest(ref=ref, registry=world["registry"], data_root=world["data_root"], parity_cases=2, **extra)
+
+
+def artifact_names(world: dict, ref: str) -> set[str]:
+    from automl_seg_registry import Registry
+
+    with Registry.open(world["registry"]) as registry:
+        return {a.name for a in registry.get(ref).artifacts}
+
+
+@pytest.mark.parametrize("space,fmt", [("fixed", "onnx"), ("dints", "onnx"), ("dints", "torchscript")])
+def test_export_attaches_artefact_and_sidecar(world: dict, space: str, fmt: str, tmp_path: Path) -> None:
+    ref = world["refs"][space]
+    result = export_model(request(world, ref, format=fmt, output=tmp_path), world["host"])
+    assert result.parity.source == "validation" and result.parity.within_tolerance
+    assert result.parity.max_abs_diff < 1e-3 and result.parity.min_dice > 0.99
+    assert {fmt, f"{fmt}_sidecar"} <= artifact_names(world, ref)
+    assert result.registry_path.is_file() and result.output is not None and result.output.parent == tmp_path
+    sidecar = json.loads(result.sidecar_path.read_text())
+    assert sidecar["model"]["ref"] == ref and sidecar["artefact"]["sha256"] == result.sha256
+    assert sidecar["preprocessing"]["normalization"] == "zscore"
+    assert result.output.read_bytes() == result.registry_path.read_bytes()
+
+
+def test_broken_exporter_fails_parity_and_registers_nothing(world: dict, tmp_path: Path) -> None:
+    real = world["host"].exporter("onnx")
+
+    class Broken:
+        """Loads the artefact with its logits shifted: what a wrong conversion would look like."""
+
+        name, suffix = "broken", ".onnx"
+        export = staticmethod(real.export)
+
+        def load(self, path, providers=None):
+            inner = real.load(path, providers)
+
+            class Shifted:
+                providers = inner.providers
+
+                def __call__(self, x):
+                    return inner(x) + 0.5
+
+            return Shifted()
+
+    class Plugin:
+        AUTOML_SEG_API = 1
+
+        @staticmethod
+        def register_exporters(register):
+            register(Broken())
+
+    from automl_seg.hookspecs import hookimpl
+
+    Plugin.register_exporters = staticmethod(hookimpl(Plugin.register_exporters))
+    host = load_plugins(extra=[("broken", Plugin())])
+    before = artifact_names(world, world["refs"]["fixed"])
+    (tmp_path / "out").mkdir()
+    with pytest.raises(ExportError, match="parity check failed.*nothing was registered"):
+        export_model(request(world, world["refs"]["fixed"], format="broken", output=tmp_path / "out"), host)
+    assert artifact_names(world, world["refs"]["fixed"]) == before
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_predict_on_onnxruntime_equals_torch(world: dict, tmp_path: Path) -> None:
+    from automl_seg_registry import Registry
+
+    from automl_seg.engine.predict import predict_reference
+
+    ref = world["refs"]["dints"]
+    if "onnx" not in artifact_names(world, ref):
+        export_model(request(world, ref), world["host"])
+    images = world["data_root"] / TINY_DATASET / "imagesTr"
+    outputs = {}
+    with Registry.open(world["registry"]) as registry:
+        for backend in ("torch", "onnxruntime"):
+            predictions, used = predict_reference(
+                registry, ref, world["host"], images, tmp_path / backend, device="cpu", backend=backend, progress=False
+            )
+            outputs[backend] = {p.case: np.asarray(nib.load(p.output).dataobj) for p in predictions}
+    assert used == ["CPUExecutionProvider"]
+    assert outputs["torch"].keys() == outputs["onnxruntime"].keys() and len(outputs["torch"]) == 6
+    for case, labels in outputs["torch"].items():
+        assert np.array_equal(labels, outputs["onnxruntime"][case]), case
+
+
+def cli_args(world: dict, *args: str) -> list[str]:
+    return ["export", *args, "--registry", str(world["registry"]), "--data-root", str(world["data_root"])]
+
+
+def test_cli_exports_with_json(world: dict, cli, tmp_path: Path) -> None:
+    out = tmp_path / "model.pt"
+    done = cli(*cli_args(world, world["refs"]["fixed"], "--format", "torchscript", "-o", str(out), "--json"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["artifact"] == "torchscript" and report["parity"]["within_tolerance"]
+    assert out.is_file() and (tmp_path / "model.pt.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--format", "tflite"], "unknown exporter 'tflite'; installed: onnx, torchscript"),
+        (["--opset", "99"], "ONNX opset 99 is not supported"),
+        (["-o", "/nonexistent/folder/m.onnx"], "output folder /nonexistent/folder does not exist"),
+        (["--fp16", "--providers", "CPUExecutionProvider"], "--fp16 needs a GPU runtime (CUDA or TensorRT)"),
+        (["--providers", "FooExecutionProvider"], "FooExecutionProvider not available; installed:"),
+    ],
+)
+def test_cli_bad_input_is_one_clear_line(world: dict, cli, args: list[str], message: str) -> None:
+    done = cli(*cli_args(world, world["refs"]["fixed"], "--no-progress", *args))
+    assert done.returncode == 2, done.stderr
+    assert message in " ".join(done.stderr.split()) and "Traceback" not in done.stderr
+
+
+def test_cli_ref_without_weights(world: dict, cli) -> None:
+    done = cli(*cli_args(world, world["refs"]["bare"]))
+    assert done.returncode == 2 and "has no trained weights to export" in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,66 @@
+"""The fixed baseline plugin: a DynUNet configured from the plan, and a strategy that returns it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from automl_seg_fixed.space import plan_topology
+
+from automl_seg.data.models import Plan
+from automl_seg.errors import ConfigError
+from automl_seg.interfaces import RunInfo, SearchContext
+from automl_seg.plugins import load_plugins
+
+
+def _plan(patch: tuple[int, int, int], spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Plan:
+    return Plan(
+        dataset="Task99_Synthetic", modality="MRI", in_channels=1, num_classes=3,
+        labels={0: "background", 1: "a", 2: "b"}, spacing=spacing, patch_size=patch,
+    )  # fmt: skip
+
+
+def test_plugin_registers_space_and_strategy() -> None:
+    host = load_plugins()
+    assert host.space("fixed").name == "fixed"
+    assert host.strategy("fixed").space == "fixed"
+    assert not [p for p in host.problems if "fixed" in p]
+
+
+def test_topology_follows_patch_and_spacing() -> None:
+    kernels, strides = plan_topology((48, 64, 48), (1.0, 1.0, 1.0), max_levels=4)
+    assert strides[0] == [1, 1, 1] and len(kernels) == len(strides) == 5
+    assert strides[-1] == [1, 2, 1]  # 48 -> 6 stops at 4 voxels on the short axes
+    kernels, strides = plan_topology((160, 160, 32), (0.8, 0.8, 3.0), max_levels=4)
+    assert kernels[0] == [3, 3, 1]  # the coarse axis gets an in-plane kernel first
+    assert strides[1] == [2, 2, 1]  # and is not downsampled until it has caught up
+
+
+@pytest.mark.parametrize("patch", [(16, 16, 16), (32, 48, 32)])
+def test_network_maps_patch_to_class_logits(patch: tuple[int, int, int]) -> None:
+    space = load_plugins().space("fixed")
+    args = space.default_args(_plan(patch), "quick")
+    network = space.build_network(args, {}).eval()
+    with torch.no_grad():
+        out = network(torch.zeros(1, 1, *patch))
+    assert out.shape == (1, 3, *patch)
+    assert args["filters"][0] == 16 and space.default_args(_plan(patch), "full")["filters"][0] == 32
+
+
+def test_strategy_returns_the_fixed_architecture(tmp_path: Path) -> None:
+    host = load_plugins()
+    strategy, space = host.strategy("fixed"), host.space("fixed")
+    settings = strategy.settings("quick", {})
+    args = space.default_args(_plan((16, 16, 16)), "quick")
+    ctx = SearchContext(
+        space=space, space_args=args, data=None, settings=settings, seed=0, device=torch.device("cpu"),  # type: ignore[arg-type]
+        workdir=tmp_path, resume=False, run=RunInfo(run_id="t", kind="search"),
+    )  # fmt: skip
+    outcome = strategy.search(ctx)
+    assert outcome.arch == {} and outcome.space_args == args
+
+
+def test_strategy_rejects_unknown_settings() -> None:
+    with pytest.raises(ConfigError, match="epochs: unknown setting"):
+        load_plugins().strategy("fixed").settings("quick", {"epochs": 3})
