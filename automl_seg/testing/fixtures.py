@@ -138,3 +138,24 @@ def register_outcome(
     )
     files = {name: (Path(path), artifact_kind(Path(path), name)) for name, path in outcome.artifacts.items()}
     return registry.register(record, files=files)
+
+
+def install_plugin(project: Path, target: Path) -> Path:
+    """``pip install`` the plugin project at ``project`` into the folder ``target`` (not the environment).
+
+    The project is copied first so that the build leaves nothing in its source tree. Put ``target``
+    on ``PYTHONPATH`` (subprocesses) or ``sys.path`` to make its entry points visible: the running
+    environment stays as it was, which matters when several test runs share it."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="plugin-build-") as tmp:
+        source = Path(tmp) / Path(project).name
+        shutil.copytree(project, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "tests"))
+        command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-input"]
+        done = subprocess.run([*command, "--target", str(target), str(source)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"pip could not install {project}: {done.stderr.strip()[-2000:]}")
+    return Path(target)

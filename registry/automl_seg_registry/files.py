@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 #: Staging directories of writers on *other* hosts (shared file store) are only removed this old.
+#: Same-host ones go as soon as their writer's pid is gone.
 FOREIGN_STAGING_MAX_AGE_S = 24 * 3600
 
 
@@ -110,9 +111,10 @@ def _staging_is_stale(path: Path, host: str, now: float) -> bool:
         pid_number = int(pid)
     except ValueError:
         return now - path.lstat().st_mtime > FOREIGN_STAGING_MAX_AGE_S
-    if writer_host == host:
-        return pid_number != os.getpid() and not _pid_alive(pid_number)
-    return now - path.lstat().st_mtime > FOREIGN_STAGING_MAX_AGE_S
+    too_old = now - path.lstat().st_mtime > FOREIGN_STAGING_MAX_AGE_S  # also covers a dead writer's reused pid
+    if writer_host == host and pid_number != os.getpid():
+        return too_old or not _pid_alive(pid_number)
+    return too_old
 
 
 def sweep_staging(tmp_root: Path) -> list[Path]:

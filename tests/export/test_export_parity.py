@@ -55,8 +55,9 @@ def run(host: PluginHost, exporter, net: nn.Module, plan: Plan, tmp_path: Path, 
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_parity_and_sidecar(host: PluginHost, network, tiny_plan: Plan, fmt: str, tmp_path: Path) -> None:
-    name, net = network
+def test_parity_and_sidecar(host: PluginHost, dynunet: nn.Module, tiny_plan: Plan, fmt: str, tmp_path: Path) -> None:
+    """Both formats on the baseline family here; DiNTS goes through the same path in test_export_registry."""
+    net = dynunet
     providers = ["CPUExecutionProvider"] if fmt == "onnx" else ["cpu"]
     artefact, sidecar_file, parity, sidecar = run(host, host.exporter(fmt), net, tiny_plan, tmp_path,
                                                   format=fmt, providers=providers)  # fmt: skip
@@ -70,7 +71,7 @@ def test_parity_and_sidecar(host: PluginHost, network, tiny_plan: Plan, fmt: str
     assert sidecar["model"] == MODEL_INFO
     assert sidecar["input"]["layout"] == "NCDHW" and sidecar["input"]["dtype"] == "float32"
     assert sidecar["input"]["name"] == ("image" if fmt == "onnx" else "x")
-    stride = 4  # measured (DiNTS: 2**num_depths; DynUNet: product of strides), not taken from the plan's divisor (16)
+    stride = 4  # measured (product of DynUNet's strides), not the plan's divisor (16)
     assert sidecar["export"]["spatial_multiple"] == stride
     assert f"multiple of {stride} " in sidecar["input"]["spatial_constraint"]
     assert sidecar["input"]["channels"] == [{"index": 0, "modality": "MRI"}]

@@ -138,7 +138,10 @@ def test_predict_on_onnxruntime_equals_torch(world: dict, tmp_path: Path) -> Non
     ref = world["refs"]["dints"]
     if "onnx" not in artifact_names(world, ref):
         export_model(request(world, ref), world["host"])
-    images = world["data_root"] / TINY_DATASET / "imagesTr"
+    images = tmp_path / "images"
+    images.mkdir()
+    for source in sorted((world["data_root"] / TINY_DATASET / "imagesTr").glob("*.nii.gz"))[:2]:
+        (images / source.name).symlink_to(source)
     outputs = {}
     with Registry.open(world["registry"]) as registry:
         for backend in ("torch", "onnxruntime"):
@@ -147,7 +150,7 @@ def test_predict_on_onnxruntime_equals_torch(world: dict, tmp_path: Path) -> Non
             )
             outputs[backend] = {p.case: np.asarray(nib.load(p.output).dataobj) for p in predictions}
     assert used == ["CPUExecutionProvider"]
-    assert outputs["torch"].keys() == outputs["onnxruntime"].keys() and len(outputs["torch"]) == 6
+    assert outputs["torch"].keys() == outputs["onnxruntime"].keys() and len(outputs["torch"]) == 2
     for case, labels in outputs["torch"].items():
         assert np.array_equal(labels, outputs["onnxruntime"][case]), case
 
