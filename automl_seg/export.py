@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 SIDECAR_SCHEMA = "automl-seg-export/1"
 SW_BATCH_SIZE = 2
 SYNTHETIC_SEED = 0
-CaseCallback = Callable[[str], None]
+CaseCallback = Callable[[str, int], None]  # (case just compared, number of cases in the proof)
 
 
 class ExportRequest(BaseModel):
@@ -145,12 +145,15 @@ def sidecar_path_for(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + ".json")
 
 
-def check_record(record: ArchitectureRecord, name: str) -> None:
-    names = {artifact.name for artifact in record.artifacts}
-    if "weights" not in names:
+def check_has_weights(record: ArchitectureRecord) -> None:
+    if not any(artifact.name == "weights" for artifact in record.artifacts):
         raise RegistryError(
             f"record {record.ref} has no trained weights to export; train it first (automl-seg train {record.ref})"
         )
+
+
+def check_name_free(record: ArchitectureRecord, name: str) -> None:
+    names = {artifact.name for artifact in record.artifacts}
     if name in names or f"{name}_sidecar" in names:
         raise RegistryError(
             f"record {record.ref} already has an export '{name}' (artifacts never change); use it, or export "
@@ -252,7 +255,7 @@ def compare_case(case: str, reference: torch.Tensor, candidate: torch.Tensor, nu
 def measure_parity(
     model: nn.Module,
     predictor: Predictor,
-    volumes: Iterator[tuple[str, torch.Tensor]],
+    volumes: Sequence[tuple[str, torch.Tensor]],
     plan: Plan,
     *,
     source: Literal["validation", "synthetic"],
@@ -274,7 +277,7 @@ def measure_parity(
             candidate = sliding_window_logits(predictor, image, plan, SW_BATCH_SIZE).float().cpu()
             cases.append(compare_case(case, reference, candidate, plan.num_classes))
             if on_case is not None:
-                on_case(case)
+                on_case(case, len(volumes))
     if not cases:
         raise ExportError(f"no volumes to prove parity on in {plan.dataset}; check its validation split")
     worst = max(c.max_abs_diff for c in cases)
@@ -371,7 +374,7 @@ def export_network(
     stem: str,
     *,
     model_info: dict[str, Any],
-    volumes: tuple[Literal["validation", "synthetic"], Iterator[tuple[str, torch.Tensor]]],
+    volumes: tuple[Literal["validation", "synthetic"], Iterable[tuple[str, torch.Tensor]]],
     on_case: CaseCallback | None = None,
 ) -> tuple[Path, Path, ParityReport, dict[str, Any]]:
     """Export ``model`` into ``workdir``, prove parity, write the sidecar: (artefact, sidecar, parity, sidecar dict).
@@ -397,7 +400,7 @@ def export_network(
         )
     source, cases = volumes
     parity = measure_parity(
-        model, predictor, cases, plan,
+        model, predictor, list(cases), plan,
         source=source, atol=request.fp16_atol if request.fp16 else request.atol, enforced=not request.fp16,
         on_case=on_case,
     )  # fmt: skip
@@ -452,9 +455,10 @@ def export_model(
     with Registry.open(request.registry) as registry:
         record = registry.get(request.ref)
         name = artifact_name(request, exporter)
-        check_record(record, name)
         stem = f"{record.name}-v{record.version}-{name}"
+        check_has_weights(record)
         targets = output_targets(request.output, f"{stem}{exporter.suffix}")
+        check_name_free(record, name)
         plan = Plan.model_validate(record.dataset.plan)
         model, record = load_trained_model(registry, record.ref, host, torch.device("cpu"))
         volumes = parity_volumes(plan, record.dataset.name, request.data_root, request.parity_cases)

@@ -66,18 +66,12 @@ def _space_checks(space: Any) -> Iterable[tuple[str, Callable[[], Any]]]:
         net = checks.check_space_network(space, args, arch, plan)
         checks.check_space_rebuild(space, net, args, arch, plan)
 
-    yield "follows the SearchSpace contract", lambda: (
-        checks.check_identity_fields("space", space),
-        checks.check_admitted("space", space),
-    )
+    yield "follows the SearchSpace contract", lambda: checks.check_identity("space", space)
     yield "builds, trains and rebuilds a network on a 16^3 patch", builds
 
 
 def _strategy_checks(strategy: Any, spaces: list[str]) -> Iterable[tuple[str, Callable[[], Any]]]:
-    yield "follows the SearchStrategy contract", lambda: (
-        checks.check_identity_fields("strategy", strategy),
-        checks.check_admitted("strategy", strategy),
-    )
+    yield "follows the SearchStrategy contract", lambda: checks.check_identity("strategy", strategy)
     yield "settings presets validate, unknown keys refused", lambda: checks.check_strategy_settings(strategy)
     yield "its search space is installed", lambda: checks.check_strategy_space_installed(strategy, spaces)
 
@@ -94,10 +88,7 @@ def _exporter_checks(exporter: Any, workdir: Path) -> Iterable[tuple[str, Callab
         folder.mkdir(parents=True, exist_ok=True)
         checks.check_export_roundtrip(exporter, model, example, folder, extra_inputs=[torch.randn(2, 1, 16, 32, 16)])
 
-    yield "follows the Exporter contract", lambda: (
-        checks.check_identity_fields("exporter", exporter),
-        checks.check_admitted("exporter", exporter),
-    )
+    yield "follows the Exporter contract", lambda: checks.check_identity("exporter", exporter)
     yield "artefact matches torch (batch 1 and 2, two sizes)", roundtrip
 
 

@@ -107,7 +107,7 @@ def export(
     )
     with progress_bar(progress and not as_json) as bar:
         task = bar.add_task("parity check", total=request.parity_cases)
-        result = export_model(request, on_case=lambda case: bar.advance(task))
+        result = export_model(request, on_case=lambda case, total: bar.update(task, total=total, advance=1))
     if as_json:
         print_json(result.model_dump(mode="json", exclude={"sidecar"}))
         return

@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 
 CONFIG_SECTIONS = {"data", "train", "strategy", "search", "tune"}
+RUN_KEYS = {"budget", "device"}  # what the config's ``search`` section may set for every trial
 
 
 class SamplerChoice(StrEnum):
@@ -69,17 +70,31 @@ def tune(
         float | None, typer.Option("--timeout", help="Stop starting trials after this many seconds.")
     ] = None,
     storage: StorageOption = None,
-    study: Annotated[str | None, typer.Option("--study", help="Study name (default tune-<strategy>-<dataset>); "
-                                              "an existing study is resumed.")] = None,
+    study: Annotated[
+        str | None,
+        typer.Option("--study", help="Study name (default tune-<strategy>-<dataset>); an existing study is resumed."),
+    ] = None,
     sampler: Annotated[SamplerChoice, typer.Option("--sampler", help="Optuna sampler.")] = SamplerChoice.tpe,
-    pruner: Annotated[PrunerChoice | None, typer.Option("--pruner", help="Pruner (default: median; none for "
-                                                        "pareto).")] = None,
-    objective: Annotated[ObjectiveChoice, typer.Option("--objective", help="dice: maximise validation Dice; "
-                         "dice-per-mb: Dice / measured MB; pareto: Dice vs measured memory.")] = ObjectiveChoice.dice,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler and of every trial's run; give each "
-                                      "worker of a shared study its own.")] = 0,
-    budget: Annotated[str, typer.Option("--budget", help="Preset of every trial: quick or full.")] = "quick",
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    pruner: Annotated[
+        PrunerChoice | None, typer.Option("--pruner", help="Pruner (default: median; none for pareto).")
+    ] = None,
+    objective: Annotated[
+        ObjectiveChoice,
+        typer.Option(
+            "--objective",
+            help="dice: maximise validation Dice; dice-per-mb: Dice / measured MB; pareto: Dice vs measured memory.",
+        ),
+    ] = ObjectiveChoice.dice,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed", help="Seed of the sampler and of every trial's run; give each worker of a shared study its own."
+        ),
+    ] = 0,
+    budget: Annotated[
+        str | None, typer.Option("--budget", help="Preset of every trial: quick (default) or full.")
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto (default), cpu or cuda.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Search epochs per trial (strategy).")] = None,
     train_epochs: Annotated[int | None, typer.Option("--train-epochs", help="Retraining epochs per trial.")] = None,
     max_cases: Annotated[int | None, typer.Option("--max-cases", help="Use only the first N cases.")] = None,
@@ -107,6 +122,11 @@ def tune(
     if unknown:
         raise ConfigError(f"config file {config}: unknown key(s) {', '.join(unknown)} in section 'tune'; known: params")
     search = section(file, "search")
+    if set(search) - RUN_KEYS:
+        raise ConfigError(
+            f"config file {config}: section 'search' takes {', '.join(sorted(RUN_KEYS))} for tuning, "
+            f"not {', '.join(sorted(set(search) - RUN_KEYS))}"
+        )
     request = TuneRequest(
         strategy=strategy, dataset=dataset, trials=trials, timeout_s=timeout, storage=storage, study=study,
         sampler=sampler.value, pruner=pruner.value if pruner else None, objective=objective.value,
@@ -116,8 +136,15 @@ def tune(
     request.check()
     result = _run(request, file, search, budget, device, epochs, train_epochs, max_cases, data_root)
     if as_json:
-        print_json({"study": result.study, "storage": result.storage, "best_ref": result.best_ref,
-                    "pareto_png": str(result.pareto_png) if result.pareto_png else None, **result.summary})
+        print_json(
+            {
+                "study": result.study,
+                "storage": result.storage,
+                "best_ref": result.best_ref,
+                "pareto_png": str(result.pareto_png) if result.pareto_png else None,
+                **result.summary,
+            }
+        )
         return
     _print_summary(result.summary, result.storage)
     if result.best_ref:
@@ -126,28 +153,43 @@ def tune(
         console.print(f"Pareto front: {result.pareto_png}")
 
 
-def _run(request: Any, file: dict[str, Any], search: dict[str, Any], budget: str, device: str,
-         epochs: int | None, train_epochs: int | None, max_cases: int | None, data_root: Path | None) -> Any:
+def _run(
+    request: Any,
+    file: dict[str, Any],
+    search: dict[str, Any],
+    budget: str | None,
+    device: str | None,
+    epochs: int | None,
+    train_epochs: int | None,
+    max_cases: int | None,
+    data_root: Path | None,
+) -> Any:
     from automl_seg.config import section
     from automl_seg.engine.progress import progress_bar
     from automl_seg.plugins import load_plugins
-    from automl_seg.tune.run import run_tune
+    from automl_seg.tune.run import run_tune, tuning_space
     from automl_seg.tune.runner import EngineTrialRunner, EngineTrialSettings
 
     settings = EngineTrialSettings(
         strategy=request.strategy, dataset=request.dataset, study=request.study_name, data_root=data_root,
-        max_cases=max_cases, budget=search.get("budget", budget), device=search.get("device", device),
+        max_cases=max_cases, budget=budget or search.get("budget", "quick"),
+        device=device or search.get("device", "auto"),
         seed=request.seed, search_epochs=epochs, train_epochs=train_epochs, registry=request.registry,
         registry_index=request.registry_index, data_section=section(file, "data"),
         train_section=section(file, "train"), strategy_section=section(file, "strategy"),
     )  # fmt: skip
     host = load_plugins()
+    _quiet_optuna()
+    _print_space(tuning_space(host, request)[1])
     with progress_bar(True) as bar:
         task = bar.add_task(f"study {request.study_name}", total=request.trials)
 
         def advance(trial: Any) -> None:
-            bar.update(task, advance=1, description=f"study {request.study_name} (trial {trial.number}: "
-                                                   f"{trial.state.name.lower()})")
+            bar.update(
+                task,
+                advance=1,
+                description=f"study {request.study_name} (trial {trial.number}: {trial.state.name.lower()})",
+            )
 
         return run_tune(request, host, EngineTrialRunner(settings), max_epochs=settings.max_train_epochs,
                         on_trial=advance)  # fmt: skip
@@ -169,6 +211,7 @@ def show(
     from automl_seg.tune.storage import default_storage_url, open_storage, safe_url
     from automl_seg.tune.study import load_study
 
+    _quiet_optuna()
     url = storage or default_storage_url(registry_root(registry))
     found = load_study(open_storage(url), study)
     data = summary(found)
@@ -183,6 +226,17 @@ def show(
         err_console.print("no Pareto PNG: the study has one objective or no completed trial yet")
 
 
+def _quiet_optuna() -> None:
+    """Optuna logs each failed trial with its traceback; the tuner logs the one-line reason instead
+    (``--verbose`` keeps Optuna's own messages)."""
+    import logging
+
+    import optuna
+
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
+    optuna.logging.set_verbosity(logging.INFO if verbose else logging.ERROR)
+
+
 # -- printing ---------------------------------------------------------------------------------------
 
 
@@ -194,6 +248,18 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _print_space(specs: list[Any]) -> None:
+    """What this study searches, on stderr (stdout stays clean for --json)."""
+    from automl_seg.tune.params import describe
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="tuned hyper-parameters")
+    for column in ("name", "target", "range", "declared by"):
+        table.add_column(column, overflow="fold")
+    for row in describe(specs):
+        table.add_row(row["name"], row["target"], row["range"], row["plugin"])
+    err_console.print(table)
+
+
 def _print_summary(data: dict[str, Any], storage: str) -> None:
     identity = data.get("identity") or {}
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(data["counts"].items())) or "no trials"
@@ -202,17 +268,17 @@ def _print_summary(data: dict[str, Any], storage: str) -> None:
         f"{identity.get('dataset', '?')}, objective {identity.get('objective', '?')}; {counts}",
         highlight=False,
     )
+    names = sorted({name for row in data["trials"] for name in row["params"]})
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="trials")
-    for column in ("#", "state", "value", "Dice", "memory MB", "epochs", "time s"):
-        table.add_column(column, justify="right" if column not in ("state",) else "left", no_wrap=True)
-    table.add_column("params", overflow="fold")
+    for column in ("#", "state", "value", "Dice", "MB", "ep", "s", *names):
+        table.add_column(column, justify="left" if column == "state" else "right", overflow="fold")
     table.add_column("record / reason", overflow="fold")
     for row in data["trials"]:
-        values = ", ".join(_fmt(v) for v in row["values"]) if row["values"] else "-"
-        params = ", ".join(f"{k}={_fmt(v, 3)}" for k, v in row["params"].items())
+        values = ", ".join(_fmt(v, 3) for v in row["values"]) if row["values"] else "-"
         table.add_row(
-            str(row["number"]), row["state"].lower(), values, _fmt(row["dice"]), _fmt(row["memory_mb"]),
-            _fmt(row["last_epoch"]), _fmt(row["duration_s"], 3), params, row["ref"] or row["reason"] or "",
+            str(row["number"]), row["state"].lower(), values, _fmt(row["dice"], 3), _fmt(row["memory_mb"], 4),
+            _fmt(row["last_epoch"]), _fmt(row["duration_s"], 3), *(_fmt(row["params"].get(n), 2) for n in names),
+            row["ref"] or row["reason"] or "",
         )  # fmt: skip
     console.print(table)
     for best in data["best"]:

@@ -9,6 +9,7 @@ beyond what it completed, and never changes existing versions.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -27,7 +28,7 @@ from automl_seg.engine.devices import resolve_device
 from automl_seg.engine.evaluate import EvalReport, evaluate_loader
 from automl_seg.engine.history import plot_history, save_history_json
 from automl_seg.engine.model import WEIGHTS_ARTIFACT, WEIGHTS_FILE, WEIGHTS_KIND, new_network, save_weights
-from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings
+from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings, budget_patch
 from automl_seg.engine.train import TrainResult, train_network
 from automl_seg.errors import ConfigError, UserError
 from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome
@@ -116,6 +117,15 @@ def prepare(data_settings: DataSettings, progress: bool) -> PreparedData:
     return prepare_data(data_settings, progress=progress)
 
 
+def with_budget_patch(data: PreparedData, budget: str) -> PreparedData:
+    """``data`` with the budget's training patch in its plan (the cached volumes are shared, not re-read)."""
+    patch = budget_patch(data.plan.patch_size, budget, data.plan.divisor)  # type: ignore[arg-type]
+    if patch == data.plan.patch_size:
+        return data
+    log.info("%s budget: patch %s", budget, "x".join(map(str, patch)))
+    return dataclasses.replace(data, plan=data.plan.model_copy(update={"patch_size": patch}))
+
+
 def _notify_epoch(host: PluginHost, info: RunInfo, phase: str):  # noqa: ANN202 - a callback
     def callback(epoch: int, metrics: Mapping[str, float]) -> None:
         host.notify("on_epoch_ended", run=info, phase=phase, epoch=epoch, metrics=dict(metrics))
@@ -159,6 +169,8 @@ def run_search(
         raise UserError(f"--resume: no checkpoint of this run in {workdir}; run without --resume to start it")
     workdir.mkdir(parents=True, exist_ok=True)
     data = prepare(data_settings, run.progress)
+    if data_settings.patch_size is None:
+        data = with_budget_patch(data, run.budget)
     info = RunInfo(run_id=key, kind="search", dataset=data.plan.dataset, strategy=strategy.name, workdir=workdir)
     host.notify("on_run_started", run=info)
 

@@ -179,6 +179,11 @@ def train_network(
             if not math.isfinite(row["loss"]):
                 raise UserError(f"training diverged at epoch {epoch + 1} (loss {row['loss']}); lower --lr")
             history.append(row)
+            log.info(
+                "epoch %d/%d: loss %.4f%s, %.1fs",
+                epoch + 1, settings.epochs, row["loss"],
+                "" if row["val_dice"] is None else f", val Dice {row['val_dice']:.3f}", row["time_s"],
+            )  # fmt: skip
             _save(workdir, epoch + 1, network, optimizer, scheduler, scaler, history, elapsed, settings)
             epoch_ended(epoch + 1, {k: float(v) for k, v in row.items() if isinstance(v, (int, float))})
     if last_eval is None and settings.epochs == start_epoch:  # resumed a finished run: score it again

@@ -96,6 +96,12 @@ def check_identity_fields(kind: str, obj: Any) -> None:
         _require(obj.suffix.startswith("."), f"exporter.suffix must start with '.', got {obj.suffix!r}")
 
 
+def check_identity(kind: str, obj: Any) -> None:
+    """Its identity fields are non-empty strings and a fresh plugin host admits it."""
+    check_identity_fields(kind, obj)
+    check_admitted(kind, obj)
+
+
 # -- search spaces -----------------------------------------------------------------------------------
 
 

@@ -47,8 +47,7 @@ class SearchSpaceContract:
         return checks.sample_arch(space, space_args, seed=0)
 
     def test_host_admits_space(self, space: SearchSpace) -> None:
-        checks.check_identity_fields("space", space)
-        checks.check_admitted("space", space)
+        checks.check_identity("space", space)
 
     def test_default_args_are_json_and_deterministic(self, space: SearchSpace, plan: Plan) -> None:
         checks.check_space_args(space, plan, self.budget)

@@ -121,8 +121,7 @@ class SearchStrategyContract:
         return search_cache["first"]
 
     def test_host_admits_strategy(self, strategy: SearchStrategy) -> None:
-        checks.check_identity_fields("strategy", strategy)
-        checks.check_admitted("strategy", strategy)
+        checks.check_identity("strategy", strategy)
 
     def test_settings_presets_validate_and_refuse_unknown_keys(self, strategy: SearchStrategy) -> None:
         checks.check_strategy_settings(strategy)

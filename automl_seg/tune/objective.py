@@ -58,8 +58,9 @@ class TrialRunner(Protocol):
     """Runs one trial with the picked ``values`` (per target); ``observer`` must be added to the run's
     plugins (``load_plugins(extra=[(OBSERVER_NAME, observer)])``) so pruning sees each epoch."""
 
-    def __call__(self, trial_number: int, values: Mapping[Target, Mapping[str, Any]], observer: object) -> TrialOutcome:
-        ...
+    def __call__(
+        self, trial_number: int, values: Mapping[Target, Mapping[str, Any]], observer: object
+    ) -> TrialOutcome: ...
 
 
 class PruningObserver:

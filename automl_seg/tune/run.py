@@ -4,6 +4,7 @@ on the best trial by the study's objective. Engine-agnostic: the runner does the
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BEST_ALIAS = "best"
+#: the study's name is also its models' registry record name
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class TuneRequest(BaseModel):
@@ -66,6 +69,10 @@ class TuneRequest(BaseModel):
             raise ConfigError(f"--trials must be at least 1 (got {self.trials})")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ConfigError(f"--timeout must be positive seconds (got {self.timeout_s})")
+        if not _STUDY_NAME.match(self.study_name):
+            raise ConfigError(
+                f"study name {self.study_name!r} cannot name registry records; use letters, digits, '.', '_', '-'"
+            )
 
     @property
     def study_name(self) -> str:
@@ -113,7 +120,7 @@ def run_tune(
     pruner = make_pruner(request.pruner, request.objective, max_epochs)
     study = open_study(storage, request.study_name, identity, make_sampler(request.sampler, request.seed), pruner)
     best = BestAlias(request, identity)
-    callbacks = [best] + ([lambda _study, trial: on_trial(trial)] if on_trial else [])
+    callbacks = [_log_trial, best] + ([lambda _study, trial: on_trial(trial)] if on_trial else [])
     objective = TuneObjective(specs, runner, request.objective, prune=not isinstance(pruner, optuna.pruners.NopPruner))
     log.info("study '%s' in %s: %d trial(s) on this worker", request.study_name, safe_url(url), request.trials)
     study.optimize(
@@ -127,6 +134,11 @@ def run_tune(
         study=request.study_name, storage=safe_url(url), summary=summary(study), pareto_png=png,
         best_ref=best.tagged, specs=specs,
     )  # fmt: skip
+
+
+def _log_trial(_study: optuna.Study, trial: FrozenTrial) -> None:
+    values = ", ".join(f"{v:.4g}" for v in trial.values) if trial.values else "-"
+    log.info("trial %d %s: value %s, params %s", trial.number, trial.state.name.lower(), values, trial.params)
 
 
 def study_folder(request: TuneRequest) -> Path:

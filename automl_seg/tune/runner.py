@@ -61,9 +61,7 @@ class EngineTrialRunner:
     def __init__(self, settings: EngineTrialSettings) -> None:
         self.settings = settings
 
-    def __call__(
-        self, trial_number: int, values: Mapping[Target, Mapping[str, Any]], observer: object
-    ) -> TrialOutcome:
+    def __call__(self, trial_number: int, values: Mapping[Target, Mapping[str, Any]], observer: object) -> TrialOutcome:
         from automl_seg_registry import Registry
 
         from automl_seg.engine.pipeline import run_search

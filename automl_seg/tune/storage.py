@@ -8,6 +8,7 @@ storage is plain Optuna, so ``optuna-dashboard <url>`` shows it unchanged.
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ STUDY_FILE = "tune-studies.db"
 #: trial is marked failed (so a killed machine loses no trial silently: it shows as FAIL).
 HEARTBEAT_S = 30
 GRACE_S = 120
+CREATE_ATTEMPTS = 5
 
 
 def default_storage_url(registry_root: Path) -> str:
@@ -45,7 +47,6 @@ def safe_url(url: str) -> str:
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage for ``url``; a bad or unreachable URL is one ``ConfigError`` line."""
-    import optuna
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
@@ -67,11 +68,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     else:
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and what we need
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
-            )
+        return _create(url, engine_kwargs)
     except (NoSuchModuleError, ImportError) as exc:
         reason = _first_line(exc.__cause__ or exc)
         raise ConfigError(
@@ -83,6 +80,27 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         raise ConfigError(
             f"cannot reach tuning storage {shown}: {reason}; check the URL and that the database server is running"
         ) from exc
+
+
+def _create(url: str, engine_kwargs: dict[str, object]) -> optuna.storages.RDBStorage:
+    """Optuna's storage; retried when workers starting together race to create its tables in a fresh
+    database (PostgreSQL answers the loser with a duplicate-key or already-exists error)."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and what we need
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+                )
+        except (IntegrityError, ProgrammingError) as exc:
+            if attempt + 1 == CREATE_ATTEMPTS:
+                raise
+            log.debug("storage tables being created by another worker (%s); retrying", _first_line(exc))
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _with_installed_driver(parsed: URL) -> URL:

@@ -67,8 +67,9 @@ def make_pruner(name: PrunerName | None, objective: Objective, max_epochs: int) 
     if name is None:
         name = "none" if objective == "pareto" else "median"
     if name != "none" and objective == "pareto":
-        raise ConfigError(f"--pruner {name} cannot be used with --objective pareto (Optuna prunes one objective); "
-                          "use --pruner none")
+        raise ConfigError(
+            f"--pruner {name} cannot be used with --objective pareto (Optuna prunes one objective); use --pruner none"
+        )
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
     if name == "hyperband":
@@ -138,9 +139,7 @@ def _find(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study | Non
 def _check_identity(study: optuna.Study, name: str, wanted: StudyIdentity) -> None:
     raw = study.user_attrs.get(IDENTITY_ATTR)
     if raw is None:
-        raise ConfigError(
-            f"study '{name}' was not created by automl-seg tune; choose another --study name"
-        )
+        raise ConfigError(f"study '{name}' was not created by automl-seg tune; choose another --study name")
     found = StudyIdentity.model_validate(raw)
     differences = [
         f"{field} '{getattr(found, field)}' (asked: '{getattr(wanted, field)}')"

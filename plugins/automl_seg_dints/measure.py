@@ -96,6 +96,7 @@ def _main() -> None:
     from automl_seg.memory import current_rss_mb
 
     request = json.loads(sys.stdin.read())
+    torch.set_num_threads(1)  # the figure does not depend on threads; shared CPUs make extra ones slow
     args = request["args"]
     net, train = _trainer(args, request["arch"], torch.device("cpu"))
     smallest = 2 ** (int(args["num_depths"]) + 1)

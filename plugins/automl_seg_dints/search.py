@@ -49,10 +49,17 @@ def seed_everything(seed: int) -> None:
 
 
 def build_supernet(args: DintsSpaceArgs) -> DiNTS:
-    """MONAI's DiNTS stem around our (faster, same-function) search space."""
+    """MONAI's DiNTS stem around our (faster, same-function) search space.
+
+    The finest stem's trilinear "resize" by a factor of 1 is an exact identity (align_corners=True
+    samples the grid points themselves) but costs a full-resolution interpolation each way: dropped."""
     space = FastTopologySearch(args.num_blocks, args.num_depths, args.channel_mul, args.use_downsample)
-    return DiNTS(space, in_channels=args.in_channels, num_classes=args.num_classes,
-                 use_downsample=args.use_downsample)
+    model = DiNTS(space, in_channels=args.in_channels, num_classes=args.num_classes,
+                  use_downsample=args.use_downsample)
+    finest = model.stem_down["0"].mod
+    if isinstance(finest[0], torch.nn.Upsample) and finest[0].scale_factor in (1, 1.0):
+        finest[0] = torch.nn.Identity()
+    return model
 
 
 def split_halves(cases: Sequence[str], seed: int) -> tuple[list[str], list[str]]:
@@ -127,6 +134,10 @@ def _progress(enabled: bool) -> AbstractContextManager[Any]:
     )
 
 
+def _plain(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.as_tensor() if hasattr(tensor, "as_tensor") else tensor
+
+
 def _batches(loader: Any, limit: int | None) -> Iterator[dict[str, torch.Tensor]]:
     return islice(iter(loader), limit) if limit else iter(loader)
 
@@ -175,7 +186,9 @@ class DintsSearch:
         return self.ctx.data.train_loader(cases, batch_size=self.batch_size, shuffle=True, seed=seed)
 
     def _to(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return batch["image"].to(self.device).float(), batch["label"].to(self.device)
+        """Plain tensors on the device (MONAI's MetaTensor wraps every op in Python-level dispatch)."""
+        image, label = (_plain(batch[key]) for key in ("image", "label"))
+        return image.to(self.device).float(), label.to(self.device)
 
     def _set_trainable(self, weights: bool) -> None:
         for p in self.weights:
@@ -190,7 +203,7 @@ class DintsSearch:
         loss = self.loss_fn(state.model(image), label)
         loss.backward()
         state.weight_opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     def _arch_step(self, state: _State, batch: dict[str, torch.Tensor], weight: float) -> dict[str, float]:
         self._set_trainable(weights=False)
@@ -201,7 +214,7 @@ class DintsSearch:
         loss = seg + terms.combined(weight, self.settings.topology_loss_weight)
         loss.backward()
         state.arch_opt.step()
-        return {"arch_loss": float(loss), "arch_seg_loss": float(seg), **terms.as_floats()}
+        return {"arch_loss": float(loss.detach()), "arch_seg_loss": float(seg.detach()), **terms.as_floats()}
 
     def _run_epoch(self, state: _State, epoch: int, progress: Any) -> dict[str, Any]:
         settings = self.settings

@@ -56,7 +56,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "weight_lr": 0.05,
         "arch_lr": 0.01,
         "topology_loss_weight": 0.001,
-        "max_steps_per_epoch": 24,
+        "max_steps_per_epoch": 12,
     },
     # paper-like, for a GPU (DiNTS tutorial: equal warm-up and search halves)
     "full": {

@@ -11,6 +11,9 @@ is the forward pass, where MONAI spends time and memory it does not need to:
   Here both weights are folded into the affine parameters of the instance norm that ends each
   operation (``w * (g * x_hat + b) = (w * g) * x_hat + w * b``): no extra products, nothing extra kept.
 - Paths of a block that write the same resolution are summed in place.
+- The 2x down-sampling preprocess (two 1x1 convolutions with stride 2, one on the input shifted by a
+  voxel) runs as 1x1 convolutions on the two sub-sampled grids: MONAI's strided convolution on a
+  sliced, non-contiguous tensor falls back to PyTorch's slow convolution path.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.networks.blocks.dints_block import P3DActiConvNormBlock
+from monai.networks.blocks.dints_block import FactorizedReduceBlock, P3DActiConvNormBlock
 from monai.networks.nets.dints import Cell
 from torch import nn
 
@@ -36,9 +39,17 @@ def filter_numbers(num_depths: int, channel_mul: float) -> list[int]:
     return [int(32 * 2**i * channel_mul) for i in range(num_depths + 1)]
 
 
+def _reduce(block: FactorizedReduceBlock, x: torch.Tensor) -> torch.Tensor:
+    """MONAI's FactorizedReduceBlock, computed on the even and the odd sub-grids."""
+    x = F.relu(x)
+    even = F.conv3d(x[:, :, ::2, ::2, ::2], block.conv_1.weight)
+    odd = F.conv3d(x[:, :, 1::2, 1::2, 1::2], block.conv_2.weight)
+    return block.norm(torch.cat([even, odd], dim=1))
+
+
 def _mixed_op(cell: Cell, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """``sum_k weights[k] * op_k(preprocess(x))`` with MONAI's op order (skip, 3x3x3, 3 x P3D)."""
-    x = cell.preprocess(x)
+    x = _reduce(cell.preprocess, x) if isinstance(cell.preprocess, FactorizedReduceBlock) else cell.preprocess(x)
     activated = F.relu(x)
     out = x * weights[0]
     for k, block in enumerate(cell.op.ops[1:], start=1):

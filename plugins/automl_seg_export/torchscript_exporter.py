@@ -44,7 +44,9 @@ class TorchScriptPredictor:
         self.providers: list[str] = [f"torch:{device}"]
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
+        # The profiling executor re-optimises the graph for every new input shape, which costs seconds
+        # per shape on DiNTS-sized graphs; plain execution computes the same ops without that cost.
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
             return self.module(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
 
     def __call__(self, x):  # np.ndarray | torch.Tensor -> same kind

@@ -16,7 +16,7 @@ from automl_seg.data.models import Plan
 from automl_seg.interfaces import Budget
 
 #: Feature maps of the first level per budget; each level doubles them up to ``MAX_FILTERS``.
-BASE_FILTERS: dict[str, int] = {"quick": 16, "full": 32}
+BASE_FILTERS: dict[str, int] = {"quick": 8, "full": 32}
 MAX_FILTERS = 320
 #: Stop downsampling an axis once the feature map along it would fall below this many voxels.
 MIN_FEATURE_SIDE = 4

@@ -13,6 +13,8 @@ from automl_seg.engine.settings import TrainSettings, train_settings
 
 DATASET = "Task99_Synthetic"
 PATCH = (16, 16, 16)
+#: cases of 12-16 voxels a side pad to one 16^3 window: validation is a single forward pass per case
+TINY_SHAPE = (14, 14, 14)
 
 
 def make_tiny_train(**overrides: object) -> TrainSettings:
@@ -35,8 +37,15 @@ def tiny_train():  # noqa: ANN201 - a settings factory
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("engine-data")
-    make_synthetic_msd(root, num_cases=5, shape=(20, 20, 20))
+    make_synthetic_msd(root, num_cases=5, shape=TINY_SHAPE)
     return root
+
+
+@pytest.fixture
+def tiny_data_root(tmp_path: Path) -> Path:
+    """A data root of this test's own (the CLI tests may damage or extend it)."""
+    make_synthetic_msd(tmp_path / "tiny-data", num_cases=5, shape=TINY_SHAPE)
+    return tmp_path / "tiny-data"
 
 
 @pytest.fixture(scope="module")

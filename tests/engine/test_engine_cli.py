@@ -22,7 +22,7 @@ def _one_line_error(result, *fragments: str) -> None:  # noqa: ANN001
         assert fragment in result.stderr.replace("\n", " "), result.stderr
 
 
-def test_search_fixed_pipeline_then_train_evaluate_predict(cli, synthetic_root: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_search_fixed_pipeline_then_train_evaluate_predict(cli, tiny_data_root: Path, tmp_path: Path) -> None:  # noqa: ANN001
     from automl_seg_registry import Registry
 
     config = tmp_path / "run.yaml"
@@ -30,7 +30,7 @@ def test_search_fixed_pipeline_then_train_evaluate_predict(cli, synthetic_root: 
     registry = tmp_path / "registry"
     common = ["--registry", registry, "--device", "cpu", "--no-progress"]
     searched = cli(
-        "search", "--strategy", "fixed", "--dataset", "Task99_Synthetic", "--data-root", synthetic_root,
+        "search", "--strategy", "fixed", "--dataset", "Task99_Synthetic", "--data-root", tiny_data_root,
         "--config", config, "--train-epochs", "1", "--patch-size", "16x16x16", "--workdir", tmp_path / "work",
         "--json", *common,
     )  # fmt: skip
@@ -40,7 +40,7 @@ def test_search_fixed_pipeline_then_train_evaluate_predict(cli, synthetic_root: 
     assert summary["trained"]["ref"] == "fixed-Task99_Synthetic:2"
     assert summary["trained"]["parent"] == "fixed-Task99_Synthetic:1"
     retrained = cli(
-        "train", "fixed-Task99_Synthetic:1", "--epochs", "1", "--data-root", synthetic_root, "--config", config,
+        "train", "fixed-Task99_Synthetic:1", "--epochs", "1", "--data-root", tiny_data_root, "--config", config,
         "--workdir", tmp_path / "work2", "--json", *common,
     )  # fmt: skip
     assert retrained.returncode == 0, retrained.stderr
@@ -54,10 +54,10 @@ def test_search_fixed_pipeline_then_train_evaluate_predict(cli, synthetic_root: 
     assert set(trained.metrics.dice_per_class) == {"anterior", "posterior"}
     assert trained.metrics.params and trained.metrics.train_time_s and trained.metrics.peak_memory_mb
 
-    evaluated = cli("evaluate", "fixed-Task99_Synthetic:2", "--data-root", synthetic_root, "--json", *common)
+    evaluated = cli("evaluate", "fixed-Task99_Synthetic:2", "--data-root", tiny_data_root, "--json", *common)
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["dice_per_class"] == pytest.approx(trained.metrics.dice_per_class)
-    images = synthetic_root / "Task99_Synthetic" / "imagesTr"
+    images = tiny_data_root / "Task99_Synthetic" / "imagesTr"
     out = tmp_path / "pred"
     predicted = cli("predict", "fixed-Task99_Synthetic@best", "--input", images / "synth_000.nii.gz", "--output", out,
                     *common)  # fmt: skip
@@ -80,14 +80,14 @@ def _weights_file(registry_root: Path, ref: str) -> Path:
         return reg.artifact_path(ref, "weights", verify=False)
 
 
-def test_unknown_strategy_lists_installed_ones(cli, synthetic_root: Path) -> None:  # noqa: ANN001
-    result = cli("search", "--strategy", "nope", "--dataset", "Task99_Synthetic", "--data-root", synthetic_root)
+def test_unknown_strategy_lists_installed_ones(cli, tiny_data_root: Path) -> None:  # noqa: ANN001
+    result = cli("search", "--strategy", "nope", "--dataset", "Task99_Synthetic", "--data-root", tiny_data_root)
     _one_line_error(result, "unknown strategy 'nope'", "fixed")
 
 
-def test_strategy_flag_it_does_not_know(cli, synthetic_root: Path) -> None:  # noqa: ANN001
+def test_strategy_flag_it_does_not_know(cli, tiny_data_root: Path) -> None:  # noqa: ANN001
     result = cli("search", "--strategy", "fixed", "--epochs", "3", "--dataset", "Task99_Synthetic",
-                 "--data-root", synthetic_root)  # fmt: skip
+                 "--data-root", tiny_data_root)  # fmt: skip
     _one_line_error(result, "epochs: unknown setting")
 
 
@@ -96,9 +96,10 @@ def test_unknown_ref(cli, trained_registry) -> None:  # noqa: ANN001
 
 
 def test_architecture_without_weights(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+    images = trained_registry.data_root / "Task99_Synthetic" / "imagesTr"
     result = cli("predict", trained_registry.architecture, "--registry", trained_registry.root,
-                 "--input", trained_registry.data_root / "Task99_Synthetic" / "imagesTr", "--output", tmp_path / "o")  # fmt: skip
-    _one_line_error(result, "no trained weights", "automl-seg train")
+                 "--input", images, "--output", tmp_path / "o")  # fmt: skip
+    _one_line_error(result, "no trained weights", "automl-seg train")  # fmt: skip
 
 
 def test_missing_and_corrupt_weights(cli, trained_registry, broken_registry: Path) -> None:  # noqa: ANN001
@@ -129,7 +130,7 @@ def test_predict_bad_inputs(cli, trained_registry, tmp_path: Path) -> None:  # n
 
 def test_resume_without_checkpoint_and_cuda_without_cuda(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
     resumed = cli("train", trained_registry.architecture, "--registry", trained_registry.root, "--resume",
-                  "--workdir", tmp_path / "empty", "--data-root", trained_registry.data_root, "--device", "cpu")  # fmt: skip
+                  "--workdir", tmp_path / "empty", "--data-root", trained_registry.data_root)  # fmt: skip
     _one_line_error(resumed, "no checkpoint")
     import torch
 

@@ -110,8 +110,8 @@ def test_parity_runs_on_validation_volumes_when_data_is_there(synthetic_root: Pa
     assert source == "synthetic"
 
 
-def test_network_stride_is_measured(network, tiny_plan: Plan) -> None:
-    _, net = network
-    assert network_stride(net, tiny_plan) == 4  # DiNTS: 2**num_depths; DynUNet: product of strides
+def test_network_stride_is_measured(dynunet: nn.Module, tiny_plan: Plan) -> None:
+    net = dynunet
+    assert network_stride(net, tiny_plan) == 4  # product of DynUNet's strides (DiNTS: 2**num_depths)
     coarse = tiny_plan.model_copy(update={"patch_size": (2, 8, 8)})
     assert network_stride(net, coarse) == 2  # never above what every patch side allows

@@ -93,3 +93,12 @@ class FakeRunner:
         )  # fmt: skip
         with Registry.open(self.registry) as registry:
             return registry.register(record).ref
+
+
+@pytest.fixture
+def tiny_root(tmp_path: Path) -> Path:
+    """Four 16^3 synthetic cases (one for validation): the cheapest real engine run for tuning tests."""
+    from automl_seg.data.synthetic import make_synthetic_msd
+
+    make_synthetic_msd(tmp_path / "tiny-data", shape=(16, 16, 16), num_cases=4)
+    return tmp_path / "tiny-data"

@@ -66,8 +66,12 @@ def test_invalid_declaration_is_a_plugin_error() -> None:
 
 def test_narrow_fix_and_unknown_name(host) -> None:
     declared = collect_parameters(host, "fake", "fake", defaults=engine_parameters())
-    specs = {s.param.name: s for s in build_space(declared, {"alpha": {"low": 0.2, "high": 0.4}, "lr": 0.01,
-                                                             "patch_size": {"choices": [[32, 32, 32]]}})}
+    specs = {
+        s.param.name: s
+        for s in build_space(
+            declared, {"alpha": {"low": 0.2, "high": 0.4}, "lr": 0.01, "patch_size": {"choices": [[32, 32, 32]]}}
+        )
+    }
     assert (specs["alpha"].param.low, specs["alpha"].param.high) == (0.2, 0.4)
     assert specs["lr"].is_fixed and specs["lr"].fixed == 0.01
     assert specs["patch_size"].param.choices == [[32, 32, 32]]
@@ -93,3 +97,17 @@ def test_suggest_groups_values_by_target(host) -> None:
     assert values["data"]["patch_size"] in ([32, 32, 32], [48, 48, 48])
     assert trial.params["patch_size"] in ("32x32x32", "48x48x48")
     DataSettings(patch_size=values["data"]["patch_size"])  # the value fits the setting it targets
+
+
+def test_dints_declarations_name_real_settings() -> None:
+    import automl_seg_dints.tunable as dints_tunable
+    from automl_seg_dints.settings import DintsSettings
+    from automl_seg_dints.space import DintsSpaceArgs
+
+    host = load_plugins(extra=[("dints-tunable", dints_tunable)], use_entry_points=False)
+    declared = collect_parameters(host, "dints", "dints")
+    assert {p.name for _, p in declared} >= {"weight_lr", "arch_lr", "memory_budget", "channel_mul"}
+    models = {"strategy": DintsSettings, "space": DintsSpaceArgs}
+    for _owner, param in declared:
+        assert param.name in models[param.target].model_fields, param.name
+    assert collect_parameters(host, "fixed", "fixed") == []

@@ -109,3 +109,10 @@ def test_pruning_through_the_observer(tmp_path: Path, host) -> None:
     pruned = study.get_trials(states=(TrialState.PRUNED,))
     assert pruned, "no trial was pruned"
     assert all(len(t.intermediate_values) < 4 for t in pruned)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes"])
+def test_every_sampler_runs(tmp_path: Path, host, sampler: str) -> None:
+    result = run_tune(request(tmp_path, trials=3, sampler=sampler, params={"alpha": {"low": 0.1, "high": 0.9}}),
+                      host, FakeRunner(epochs=1))  # fmt: skip
+    assert result.summary["counts"] == {"COMPLETE": 3}

@@ -46,7 +46,7 @@ class TestRandomSearchContract(SearchStrategyContract):
 
     @pytest.fixture
     def space_args(self, space: SearchSpace, data) -> dict[str, Any]:
-        return {**space.default_args(data.plan, self.budget), "num_blocks": 2}
+        return {**space.default_args(data.plan, self.budget), "num_blocks": 2, "num_depths": 2}
 
 
 def test_registered_through_the_entry_point_only():
@@ -81,3 +81,19 @@ def test_budget_below_every_architecture_is_a_clear_error(tmp_path):
     )
     with pytest.raises(UserError, match="admits none of 5 random architectures"):
         RandomSearch().search(ctx)
+
+
+def test_resume_skips_finished_trials_and_finds_the_same_architecture(tmp_path):
+    space = dints_space()
+    data = tiny_prepared_data(tiny_dataset(tmp_path / "data"))
+    args = {**space.default_args(data.plan, "quick"), "num_blocks": 2, "num_depths": 2}
+    first = RandomSearch().search(
+        search_context(RandomSearch(), space, data, tmp_path / "run", overrides=TINY, space_args=args)
+    )
+    ctx = search_context(RandomSearch(), space, data, tmp_path / "run", overrides=TINY, space_args=args)
+    ctx.resume = True
+    for trial in range(TINY["trials"]):  # a resumed run must not train a finished trial again
+        (tmp_path / "run" / f"trial_{trial}").rename(tmp_path / f"moved_{trial}")
+    resumed = RandomSearch().search(ctx)
+    assert resumed.arch == first.arch and resumed.history == first.history
+    assert not (tmp_path / "run" / "trial_0").exists()

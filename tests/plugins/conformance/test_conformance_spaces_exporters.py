@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from automl_seg.interfaces import Exporter, SearchSpace
 from automl_seg.plugins import PluginHost, load_plugins
-from automl_seg.testing import ExporterContract, SearchSpaceContract
+from automl_seg.testing import ExporterContract, SearchSpaceContract, checks
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +20,22 @@ class TestFixedSpace(SearchSpaceContract):
     @pytest.fixture
     def space(self, host: PluginHost) -> SearchSpace:
         return host.space("fixed")
+
+
+class TestDintsSpace(SearchSpaceContract):
+    @pytest.fixture
+    def space(self, host: PluginHost) -> SearchSpace:
+        return host.space("dints")
+
+    @pytest.fixture
+    def space_args(self, space: SearchSpace, plan) -> dict[str, Any]:
+        return {**space.default_args(plan, self.budget), "num_blocks": 2}
+
+    @pytest.fixture
+    def arch(self, space: SearchSpace, space_args: dict[str, Any]) -> dict[str, Any]:
+        if not hasattr(space, "sample_arch"):
+            pytest.skip("the dints space offers no sample_arch(args, rng) yet: no architecture to build")
+        return checks.sample_arch(space, space_args, seed=0)
 
 
 class TestOnnxExporter(ExporterContract):

@@ -28,4 +28,4 @@ class TestDintsStrategy(SearchStrategyContract):
 
     @pytest.fixture
     def space_args(self, space, data) -> dict[str, Any]:
-        return {**space.default_args(data.plan, self.budget), "num_blocks": 2}
+        return {**space.default_args(data.plan, self.budget), "num_blocks": 2, "num_depths": 2}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from automl_seg.errors import ConfigError
 from automl_seg_dints.budget import parse_memory_budget
 from automl_seg_dints.strategy import DintsStrategy
+
+from automl_seg.errors import ConfigError
 
 
 @pytest.mark.parametrize("value", [0, 1.5, -1, "10XB", "0", "-5MB", "0MB", True])

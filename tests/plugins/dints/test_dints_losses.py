@@ -9,7 +9,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from automl_seg_dints.losses import ArchLossTerms, entropy_of_ops, memory_loss, topology_loss
 from automl_seg_dints.supernet import FastTopologySearch, MemoryEstimator
 

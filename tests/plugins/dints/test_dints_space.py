@@ -9,12 +9,12 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from automl_seg.data.models import Plan
-from automl_seg.errors import ConfigError
 from automl_seg_dints.search import build_supernet
 from automl_seg_dints.space import DintsSpace, DintsSpaceArgs
 from automl_seg_dints.topology import DecodedArch, Topology, decode
+
+from automl_seg.data.models import Plan
+from automl_seg.errors import ConfigError
 
 ARGS = {"in_channels": 1, "num_classes": 3, "num_blocks": 3, "num_depths": 3, "channel_mul": 0.125}
 

@@ -9,7 +9,6 @@ import itertools
 import numpy as np
 import pytest
 import torch
-
 from automl_seg_dints.topology import Topology, best_topology, decode
 
 

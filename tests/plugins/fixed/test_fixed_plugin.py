@@ -45,7 +45,7 @@ def test_network_maps_patch_to_class_logits(patch: tuple[int, int, int]) -> None
     with torch.no_grad():
         out = network(torch.zeros(1, 1, *patch))
     assert out.shape == (1, 3, *patch)
-    assert args["filters"][0] == 16 and space.default_args(_plan(patch), "full")["filters"][0] == 32
+    assert args["filters"][0] == 8 and space.default_args(_plan(patch), "full")["filters"][0] == 32
 
 
 def test_strategy_returns_the_fixed_architecture(tmp_path: Path) -> None:

@@ -1,0 +1,217 @@
+"""DiNTS benchmark against MONAI's own classes, in one process (run by hand, not in CI).
+
+    python benchmarks/bench_dints.py                      # search iteration + decode
+    python benchmarks/bench_dints.py --iterations 5 --patch 48 64 48 --device cuda
+
+1. One bi-level search iteration (weight step on a batch, architecture step with every loss term on
+   another), MONAI's ``DiNTS(TopologySearch)`` + its loss helpers vs ours, same config, batch,
+   patch and initial parameters: mean time and peak memory (CUDA max allocated, or peak-RSS growth
+   on CPU with the kernel's peak counter reset before each variant).
+2. Decode at 12 blocks x 4 depths: MONAI's Dijkstra over its dense matrix vs our dynamic program,
+   on the same probabilities: time and peak Python/numpy memory (tracemalloc), plus whether the
+   architectures agree.
+The quick preset's end-to-end wall time and Dice come from the engine (``automl-seg search
+--strategy dints --budget quick``); pass ``--quick-json`` with that command's ``--json`` output to
+add them to the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import json
+import os
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from automl_seg_dints.losses import arch_loss_terms
+from automl_seg_dints.measure import _peak_rss_mb, _reset_peak_rss
+from automl_seg_dints.search import build_supernet
+from automl_seg_dints.space import DintsSpaceArgs
+from automl_seg_dints.supernet import MemoryEstimator
+from automl_seg_dints.topology import Topology, decode
+from monai.losses import DiceCELoss
+from monai.networks.nets import DiNTS, TopologySearch
+from rich.console import Console
+from rich.table import Table
+
+from automl_seg.memory import current_rss_mb
+
+BUDGET, TOPOLOGY_WEIGHT, RAMP = 0.5, 0.001, 1.0
+
+
+def monai_arch_regulariser(space: TopologySearch, shape: tuple[int, ...]) -> torch.Tensor:
+    """The DiNTS tutorial's architecture terms, computed with MONAI's helpers."""
+    probs_a, _ = space.get_prob_a(child=True)
+    entropy_a = -(probs_a * torch.log(probs_a + 1e-5)).mean()
+    entropy_c = -(F.softmax(space.log_alpha_c, -1) * F.log_softmax(space.log_alpha_c, -1)).mean()
+    topology = space.get_topology_entropy(probs_a)
+    memory = torch.abs(BUDGET - space.get_ram_cost_usage(shape) / space.get_ram_cost_usage(shape, full=True))
+    return RAMP * (entropy_a + entropy_c + memory + TOPOLOGY_WEIGHT * topology)
+
+
+def make_iteration(model: DiNTS, regulariser: Callable[[], torch.Tensor], x: torch.Tensor, y: torch.Tensor):
+    space = model.dints_space
+    arch = [space.log_alpha_a, space.log_alpha_c]
+    arch_ids = {id(p) for p in arch}
+    weights = [p for p in model.parameters() if id(p) not in arch_ids]
+    weight_opt = torch.optim.SGD(weights, lr=0.01, momentum=0.9)
+    arch_opt = torch.optim.Adam(arch, lr=1e-3, betas=(0.5, 0.999))
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+
+    def iteration() -> None:
+        for p in weights:
+            p.requires_grad_(True)
+        for p in arch:
+            p.requires_grad_(False)
+        weight_opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        weight_opt.step()
+        for p in weights:
+            p.requires_grad_(False)
+        for p in arch:
+            p.requires_grad_(True)
+        arch_opt.zero_grad(set_to_none=True)
+        (loss_fn(model(x), y) + regulariser()).backward()
+        arch_opt.step()
+
+    return iteration
+
+
+def measure(iteration: Callable[[], None], iterations: int, device: torch.device) -> tuple[float, float, float]:
+    """(mean wall seconds, mean process CPU seconds, peak MB) over ``iterations`` after a warm-up one.
+
+    CPU seconds are the robust figure on a shared machine with ``--threads 1`` (wall time there
+    measures the neighbours too)."""
+    iteration()
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        base = current_rss_mb()
+        _reset_peak_rss()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for _ in range(iterations):
+        iteration()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        peak = _peak_rss_mb() - base
+    return (time.perf_counter() - start) / iterations, (time.process_time() - cpu_start) / iterations, peak
+
+
+def bench_search(args: argparse.Namespace, device: torch.device) -> list[tuple[str, float, float, str]]:
+    space_args = DintsSpaceArgs(in_channels=1, num_classes=3, num_blocks=args.blocks, num_depths=args.depths,
+                                channel_mul=args.channel_mul)
+    torch.manual_seed(0)
+    ours = build_supernet(space_args).to(device)
+    with contextlib.redirect_stdout(io.StringIO()):
+        monai_space = TopologySearch(channel_mul=args.channel_mul, num_blocks=args.blocks, num_depths=args.depths,
+                                     device=str(device))
+    reference = DiNTS(monai_space, in_channels=1, num_classes=3).to(device)
+    reference.load_state_dict(ours.state_dict())
+    shape = (args.batch, 1, *args.patch)
+    x = torch.randn(shape, device=device)
+    y = torch.randint(0, 3, (args.batch, 1, *args.patch), device=device)
+    estimator = MemoryEstimator(ours.dints_space, args.batch, args.patch)
+    runs = {
+        "monai": make_iteration(reference, lambda: monai_arch_regulariser(monai_space, shape), x, y),
+        "ours": make_iteration(
+            ours, lambda: arch_loss_terms(ours.dints_space, estimator, BUDGET).combined(RAMP, TOPOLOGY_WEIGHT), x, y
+        ),
+    }
+    # alternate the variants and keep each one's best time and highest peak, so that neither gains
+    # from running second (warm caches, allocator pools)
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
+    for _ in range(2):
+        for name, run in runs.items():
+            results[name].append(measure(run, args.iterations, device))
+    (t_ref, c_ref, m_ref), (t_ours, c_ours, m_ours) = (
+        (min(r[0] for r in results[name]), min(r[1] for r in results[name]), max(r[2] for r in results[name]))
+        for name in ("monai", "ours")
+    )
+    patch = "x".join(map(str, args.patch))
+    config = f"{args.blocks}x{args.depths} mul {args.channel_mul} batch {args.batch} patch {patch}"
+    return [
+        ("search iteration wall time (s)", t_ref, t_ours, f"{t_ref / t_ours:.2f}x faster (goal >= 2x); {config}"),
+        ("search iteration CPU time (s)", c_ref, c_ours, f"{c_ref / c_ours:.2f}x less CPU"),
+        ("search iteration peak memory (MB)", m_ref, m_ours, f"{m_ours / m_ref:.2f}x of MONAI (goal <= 0.6x)"),
+    ]
+
+
+def bench_decode() -> list[tuple[str, float, float, str]]:
+    with contextlib.redirect_stdout(io.StringIO()):
+        space = TopologySearch(channel_mul=0.0625, num_blocks=12, num_depths=4)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        space.log_alpha_a.normal_(0, 1)
+        space.log_alpha_c.normal_(0, 1)
+
+    def timed(fn: Callable[[], object]) -> tuple[object, float, float]:
+        tracemalloc.start()
+        start = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        return result, seconds, peak
+
+    reference, t_ref, m_ref = timed(space.decode)
+    ours, t_ours, m_ours = timed(lambda: decode(Topology(4), torch.sigmoid(space.log_alpha_a), space.log_alpha_c))
+    same = bool((ours.arch_code_a == reference[1]).all() and (ours.node_a == reference[0]).all())  # type: ignore
+    return [
+        ("decode time 12x4 (s)", t_ref, t_ours, f"{t_ref / t_ours:.0f}x faster (goal >= 100x); same arch: {same}"),
+        ("decode peak memory 12x4 (MB)", m_ref, m_ours, f"{m_ref / max(m_ours, 1e-6):.0f}x less"),
+    ]
+
+
+def _with_honest_rss() -> None:
+    """Re-run under glibc settings that hand freed tensors back to the OS at once, so RSS tracks use."""
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
+def main() -> None:
+    _with_honest_rss()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--blocks", type=int, default=4)
+    parser.add_argument("--depths", type=int, default=3)
+    parser.add_argument("--channel-mul", type=float, default=0.25)
+    parser.add_argument("--batch", type=int, default=4, help="patches per batch (the plan's 2 volumes x 2 crops)")
+    parser.add_argument("--patch", type=int, nargs=3, default=[48, 64, 48])
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--skip-decode", action="store_true")
+    parser.add_argument("--quick-json", type=Path, default=None, help="--json output of a quick-preset search")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    rows = bench_search(args, device)
+    if not args.skip_decode:
+        rows += bench_decode()
+    table = Table(title=f"DiNTS: MONAI vs automl-seg ({device}, {torch.get_num_threads()} threads)")
+    for column in ("measure", "MONAI", "ours", "ratio"):
+        table.add_column(column)
+    for name, ref, ours, ratio in rows:
+        table.add_row(name, f"{ref:.4g}", f"{ours:.4g}", ratio)
+    if args.quick_json:
+        quick = json.loads(args.quick_json.read_text())
+        table.add_row("quick preset (engine)", "", json.dumps(quick)[:200], "")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The search pipeline in-process: a run stopped during retraining resumes without re-registering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from automl_seg.errors import RunStopped, UserError
+from automl_seg.hookspecs import hookimpl
+
+
+class StopAtFirstTrainEpoch:
+    """An observer plugin that stops the run once (as a killed process would), then lets it pass."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    @hookimpl
+    def on_epoch_ended(self, run, phase: str, epoch: int, metrics) -> None:  # noqa: ANN001
+        if phase == "train" and not self.stopped:
+            self.stopped = True
+            raise RunStopped("simulated kill")
+
+
+def test_resume_skips_finished_search_and_continues_training(tiny_data_root: Path, tiny_train, tmp_path: Path) -> None:  # noqa: ANN001
+    from automl_seg_registry import Registry
+
+    from automl_seg.config import DataSettings
+    from automl_seg.engine.pipeline import run_search
+    from automl_seg.engine.settings import SearchRunSettings
+    from automl_seg.plugins import load_plugins
+
+    observer = StopAtFirstTrainEpoch()
+    host = load_plugins(extra=[("stopper", observer)])
+    data = DataSettings(dataset="Task99_Synthetic", data_root=tiny_data_root, patch_size=(16, 16, 16))
+    run = SearchRunSettings(strategy="fixed", device="cpu", workdir=tmp_path / "work", progress=False)
+    with Registry.open(tmp_path / "registry") as registry:
+        with pytest.raises(RunStopped):
+            run_search(run, data, tiny_train(), {}, registry=registry, host=host)
+        assert [r.ref for r in registry.list()] == ["fixed-Task99_Synthetic:1"]  # only the architecture
+        resumed = run_search(
+            run.model_copy(update={"resume": True}), data, tiny_train(), {}, registry=registry, host=host
+        )
+        refs = [r.ref for r in registry.list()]
+    assert resumed.architecture.ref == "fixed-Task99_Synthetic:1"
+    assert resumed.trained is not None and resumed.trained.record.parent == "fixed-Task99_Synthetic:1"
+    assert [row["epoch"] for row in resumed.trained.train.history] == [1, 2]
+    assert refs == ["fixed-Task99_Synthetic:1", "fixed-Task99_Synthetic:2"]
+
+
+def test_search_resume_without_a_run_is_a_clear_error(tiny_data_root: Path, tiny_train, tmp_path: Path) -> None:  # noqa: ANN001
+    from automl_seg_registry import Registry
+
+    from automl_seg.config import DataSettings
+    from automl_seg.engine.pipeline import run_search
+    from automl_seg.engine.settings import SearchRunSettings
+    from automl_seg.plugins import load_plugins
+
+    run = SearchRunSettings(strategy="fixed", device="cpu", workdir=tmp_path / "none", resume=True, progress=False)
+    data = DataSettings(dataset="Task99_Synthetic", data_root=tiny_data_root)
+    with Registry.open(tmp_path / "registry") as registry, pytest.raises(UserError, match="no checkpoint"):
+        run_search(run, data, tiny_train(), {}, registry=registry, host=load_plugins())

@@ -1,0 +1,31 @@
+"""One short integration run on the real Hippocampus data: search (fixed) -> train -> evaluate -> predict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import pytest
+
+
+@pytest.mark.integration
+def test_fixed_pipeline_on_real_hippocampus(cli, real_data_root: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    config = tmp_path / "tiny.yaml"
+    config.write_text("train:\n  iterations: 3\n  val_every: 10\n")
+    registry = tmp_path / "registry"
+    searched = cli(
+        "search", "--strategy", "fixed", "--dataset", "Task04_Hippocampus", "--data-root", real_data_root,
+        "--max-cases", "6", "--patch-size", "32x32x32", "--train-epochs", "1", "--config", config,
+        "--registry", registry, "--workdir", tmp_path / "work", "--device", "cpu", "--no-progress", "--json",
+    )  # fmt: skip
+    assert searched.returncode == 0, searched.stderr
+    trained = json.loads(searched.stdout)["trained"]
+    assert set(trained["metrics"]["dice_per_class"]) == {"Anterior", "Posterior"}
+    assert all(0.0 <= v <= 1.0 for v in trained["metrics"]["dice_per_class"].values())
+    image = real_data_root / "Task04_Hippocampus" / "imagesTr" / "hippocampus_001.nii.gz"
+    predicted = cli("predict", trained["ref"], "--input", image, "--output", tmp_path / "pred", "--registry", registry,
+                    "--device", "cpu", "--no-progress")  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr
+    written, source = nib.load(tmp_path / "pred" / image.name), nib.load(image)
+    assert written.shape == source.shape and (written.affine == source.affine).all()
