@@ -26,7 +26,7 @@ class MemoryBudget:
             asked = f"{self.megabytes:g}MB" if self.megabytes is not None else f"{fraction:g}"
             raise ConfigError(
                 f"memory budget {asked} is below the smallest architecture of this search space "
-                f"({minimum_fraction:.4f} of the full supernet = {minimum_fraction * reference_full_mb:.1f}MB "
+                f"({minimum_fraction:.4g} of the full supernet = {minimum_fraction * reference_full_mb:.3g}MB "
                 "estimated); raise the budget or reduce num_blocks"
             )
         return min(fraction, 1.0)

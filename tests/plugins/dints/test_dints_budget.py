@@ -24,7 +24,7 @@ def test_good_budgets() -> None:
 
 
 def test_budget_below_smallest_architecture_names_the_minimum() -> None:
-    with pytest.raises(ConfigError, match=r"smallest architecture .*0\.0500 of the full supernet = 50\.0MB"):
+    with pytest.raises(ConfigError, match=r"smallest architecture .*0\.05 of the full supernet = 50MB"):
         parse_memory_budget("20MB").resolve(reference_full_mb=1000.0, minimum_fraction=0.05)
     assert parse_memory_budget("500MB").resolve(reference_full_mb=1000.0, minimum_fraction=0.05) == 0.5
     assert parse_memory_budget("5GB").resolve(reference_full_mb=1000.0, minimum_fraction=0.05) == 1.0
