@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
+import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +116,18 @@ def build_discrete_network(args: Mapping[str, Any], arch: Mapping[str, Any]) -> 
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _estimator(args_json: str, batch_size: int, patch_size: tuple[int, int, int]) -> Any:
+    """One memory estimator per (space arguments, batch, patch): building its supernet is not free."""
+    import json
+
+    from automl_seg_dints.supernet import FastTopologySearch, MemoryEstimator
+
+    a = DintsSpaceArgs.model_validate(json.loads(args_json))
+    supernet = FastTopologySearch(a.num_blocks, a.num_depths, a.channel_mul, a.use_downsample)
+    return MemoryEstimator(supernet, batch_size, patch_size)
+
+
 class DintsSpace:
     """The DiNTS topology space (MONAI's arch_code layout); registered as ``dints``."""
 
@@ -139,3 +153,33 @@ class DintsSpace:
 
     def build_network(self, args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
         return build_discrete_network(args, arch)
+
+    def sample_arch(self, args: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
+        """A random valid architecture (the decode of random probabilities); same rng state, same arch."""
+        import torch
+
+        from automl_seg_dints.topology import OPS, Topology, decode
+
+        space_args = parse_space_args(args)
+        topology = Topology(space_args.num_depths)
+        generator = torch.Generator().manual_seed(rng.getrandbits(31))
+        path_probs = torch.rand(space_args.num_blocks, topology.num_paths, generator=generator)
+        op_logits = torch.rand(space_args.num_blocks, topology.num_paths, len(OPS), generator=generator)
+        return decode(topology, path_probs, op_logits).to_payload()
+
+    def estimate_memory(self, args: Mapping[str, Any], arch: Mapping[str, Any], plan: Any) -> dict[str, float]:
+        """The estimator's figures for a discrete arch: ``fraction`` of the full supernet (the scale of
+        ``--memory-budget``) and ``mb`` at the plan's batch and patch."""
+        import json
+
+        from automl_seg_dints.topology import DecodedArch
+
+        space_args = parse_space_args(args)
+        decoded = DecodedArch.from_payload(dict(arch))
+        check_arch(space_args, decoded)
+        patch = tuple(int(s) for s in plan.patch_size)
+        estimator = _estimator(json.dumps(space_args.model_dump(), sort_keys=True), int(plan.batch_size), patch)
+        return {
+            "fraction": estimator.discrete_fraction(decoded.arch_code_a, decoded.arch_code_c),
+            "mb": estimator.discrete_mb(decoded.arch_code_a, decoded.arch_code_c),
+        }

@@ -89,3 +89,24 @@ def test_bad_arch_payload_is_a_config_error() -> None:
         DintsSpace().build_network(ARGS, payload)
     with pytest.raises(ConfigError, match="shape"):
         DintsSpace().build_network({**ARGS, "num_blocks": 4}, _payload(1))
+
+
+def test_sample_arch_is_seeded_valid_and_estimated():
+    import random
+
+    from automl_seg_dints.space import DintsSpace
+
+    from automl_seg.data.models import Plan
+
+    space = DintsSpace()
+    plan = Plan(
+        dataset="t", modality="MRI", in_channels=1, num_classes=3, labels={0: "bg", 1: "a", 2: "b"},
+        spacing=(1.0, 1.0, 1.0), patch_size=(32, 32, 32), batch_size=2,
+    )
+    args = space.default_args(plan, "quick")
+    first = space.sample_arch(args, random.Random(7))
+    assert first == space.sample_arch(args, random.Random(7))
+    assert first != space.sample_arch(args, random.Random(8))
+    space.build_network(args, first)  # valid: builds
+    memory = space.estimate_memory(args, first, plan)
+    assert 0 < memory["fraction"] <= 1 and memory["mb"] > 0
