@@ -181,6 +181,8 @@ def search(
         print_json(
             {
                 "architecture": result.architecture.ref,
+                "arch": result.architecture.arch,
+                "search_metrics": result.architecture.metrics.model_dump(mode="json"),
                 "trained": _summary(result.trained) if result.trained else None,
                 "workdir": str(result.workdir),
             }
