@@ -349,7 +349,8 @@ def build_sidecar(
                 else f"clip to {list(plan.ct_clip or ())}, then per image and channel (x - mean) / std"
             ),
             "ct_clip": list(plan.ct_clip) if plan.ct_clip else None,
-            "padding": f"pad each spatial side up to a multiple of {plan.divisor} (zeros, symmetric)",
+            "padding": "none on the volume; the sliding window zero-pads (symmetric) a side shorter than "
+            "patch_size and crops the output back",
         },
         "inference": {
             "method": "sliding window (MONAI sliding_window_inference)",

@@ -33,8 +33,8 @@ class PreparedData:
 
     Train items are lists of ``plan.samples_per_image`` dicts ``{"image": (C, *patch), "label":
     (1, *patch), "case": id}``; the loaders flatten them, so a train batch holds
-    ``batch_size * samples_per_image`` patches. Validation items are whole volumes padded to
-    multiples of ``plan.divisor``."""
+    ``batch_size * samples_per_image`` patches. Validation items are whole preprocessed volumes,
+    unpadded (sliding-window inference takes any shape)."""
 
     info: DatasetInfo
     fingerprint: Fingerprint

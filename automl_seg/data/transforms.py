@@ -3,8 +3,14 @@
 ``preprocessing`` (load, channel first, RAS orientation, resampling to the plan's spacing,
 normalisation) is shared by training, validation and inference. Training adds padding to the
 patch, random pos/neg crops, flips and intensity augmentation on top of cached preprocessed
-volumes; validation and inference add padding to multiples of ``plan.divisor``. Every spatial step
-is invertible, so ``monai.transforms.Invertd`` maps a prediction back onto the input file's grid.
+volumes. Validation and inference volumes are *not* padded: sliding-window inference accepts any
+shape (every window it feeds the network has the patch shape, and it zero-pads a volume smaller
+than the patch exactly as training's ``SpatialPadd`` does, then crops the output back). Padding
+whole volumes to multiples of ``plan.divisor`` put zero margins into most windows that training
+never shows, and the networks predicted foreground there (measured on Hippocampus: mean Dice 0.60
+padded vs 0.85 unpadded, same weights); it also made the padding part of the scored volume. Every
+spatial step is invertible, so ``monai.transforms.Invertd`` maps a prediction back onto the input
+file's grid.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ from collections.abc import Sequence
 
 from monai.transforms import (
     Compose,
-    DivisiblePadd,
     LoadImaged,
     MapTransform,
     NormalizeIntensityd,
@@ -55,19 +60,14 @@ def preprocessing(plan: Plan, keys: Sequence[str] = (IMAGE, LABEL)) -> list[MapT
     ]
 
 
-def divisible_padding(plan: Plan, keys: Sequence[str]) -> DivisiblePadd:
-    """Pad every spatial side up to a multiple of ``plan.divisor`` (what the networks accept)."""
-    return DivisiblePadd(tuple(keys), k=plan.divisor)
-
-
 def inference_transforms(plan: Plan) -> Compose:
     """Preprocessing of a NIfTI file for prediction, on key ``"image"``; invertible with ``Invertd``."""
-    return Compose([*preprocessing(plan, (IMAGE,)), divisible_padding(plan, (IMAGE,))])
+    return Compose(preprocessing(plan, (IMAGE,)))
 
 
 def validation_transforms(plan: Plan) -> Compose:
-    """Applied to cached preprocessed volumes: pad image and label to multiples of the divisor."""
-    return Compose([divisible_padding(plan, (IMAGE, LABEL))])
+    """Applied to cached preprocessed volumes: none (whole volumes on the plan's grid, unpadded)."""
+    return Compose([])
 
 
 def training_transforms(plan: Plan, patch_size: Sequence[int] | None = None) -> Compose:

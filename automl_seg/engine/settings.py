@@ -30,19 +30,19 @@ class TrainSettings(Settings):
     sw_batch_size: PositiveInt = 4
 
 
-#: Presets per budget. ``quick`` fits a 2-core CPU on small tasks (Hippocampus in minutes): 2000 steps of
+#: Presets per budget. ``quick`` fits a 2-core CPU on small tasks (Hippocampus in minutes): 4000 steps of
 #: one volume's two patches (capped at ``QUICK_MAX_PATCH_SIDE``) with AdamW, which converges faster than
 #: SGD when steps are few. ``full`` is nnU-Net-like for a GPU (75k steps of poly SGD, the plan's patch).
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
-        "epochs": 20,
+        "epochs": 40,
         "iterations": 100,
         "batch_size": 1,
         "optimizer": "adamw",
         "lr": 3e-3,
         "weight_decay": 1e-5,
         "schedule": "cosine",
-        "val_every": 10,
+        "val_every": 20,
         "val_cases": 10,
     },
     "full": {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import nibabel as nib
 import pytest
 
 from automl_seg.config import DataSettings
@@ -29,4 +30,5 @@ def test_real_cases_give_full_patches(real_data_root):
     assert batch["image"].shape == (4, 1, 32, 32, 32) and batch["label"].shape == (4, 1, 32, 32, 32)
     volume = data.val_dataset()[0]
     assert volume["image"].shape[1:] == volume["label"].shape[1:]
-    assert all(side % 16 == 0 for side in volume["image"].shape[1:])
+    raw = nib.load(next(c.image for c in data.info.cases if c.id == volume["case"])).shape
+    assert tuple(volume["image"].shape[1:]) == raw  # 1 mm RAS already: not resampled, not padded

@@ -38,7 +38,7 @@ def test_invert_round_trip_restores_shape_and_affine(tmp_path, affine):
     plan = _plan()
     transform = inference_transforms(plan)
     item = transform({"image": str(path)})
-    assert all(side % plan.divisor == 0 for side in item["image"].shape[1:])
+    assert bool((item["image"] != 0).all())  # no zero margins: volumes are not padded (sliding windows pad)
     assert np.allclose(item["image"].affine[:3, :3].numpy(), np.eye(3))  # RAS, 1 mm
     item["pred"] = item["image"].clone()
     restored = Invertd("pred", transform=transform, orig_keys="image", nearest_interp=True)(item)["pred"]
