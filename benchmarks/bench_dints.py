@@ -5,8 +5,9 @@
 
 1. One bi-level search iteration (weight step on a batch, architecture step with every loss term on
    another), MONAI's ``DiNTS(TopologySearch)`` + its loss helpers vs ours, same config, batch,
-   patch and initial parameters: mean time and peak memory (CUDA max allocated, or peak-RSS growth
-   on CPU with the kernel's peak counter reset before each variant).
+   patch and initial parameters: mean time and peak memory (CUDA max allocated, or, on the CPU,
+   peak-RSS growth with the kernel's peak counter reset before each variant, in a child process
+   whose allocator returns freed memory at once).
 2. Decode at 12 blocks x 4 depths: MONAI's Dijkstra over its dense matrix vs our dynamic program,
    on the same probabilities: time and peak Python/numpy memory (tracemalloc), plus whether the
    architectures agree.
@@ -23,6 +24,7 @@ import gc
 import io
 import json
 import os
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -89,7 +91,9 @@ def measure(iteration: Callable[[], None], iterations: int, device: torch.device
     """(mean wall seconds, mean process CPU seconds, peak MB) over ``iterations`` after a warm-up one.
 
     CPU seconds are the robust figure on a shared machine with ``--threads 1`` (wall time there
-    measures the neighbours too)."""
+    measures the neighbours too). The peak is meaningful on the CPU only in a process started with
+    child process (see ``cpu_peaks_in_honest_process``); times are taken in this one, since that allocator
+    setting makes every allocation a page fault and slows both variants."""
     iteration()
     gc.collect()
     if device.type == "cuda":
@@ -110,7 +114,8 @@ def measure(iteration: Callable[[], None], iterations: int, device: torch.device
     return (time.perf_counter() - start) / iterations, (time.process_time() - cpu_start) / iterations, peak
 
 
-def bench_search(args: argparse.Namespace, device: torch.device) -> list[tuple[str, float, float, str]]:
+def search_figures(args: argparse.Namespace, device: torch.device) -> dict[str, tuple[float, float, float]]:
+    """Best wall time, best CPU time and highest peak of each variant, ``monai`` and ``ours``."""
     space_args = DintsSpaceArgs(in_channels=1, num_classes=3, num_blocks=args.blocks, num_depths=args.depths,
                                 channel_mul=args.channel_mul)
     torch.manual_seed(0)
@@ -136,10 +141,24 @@ def bench_search(args: argparse.Namespace, device: torch.device) -> list[tuple[s
     for _ in range(2):
         for name, run in runs.items():
             results[name].append(measure(run, args.iterations, device))
-    (t_ref, c_ref, m_ref), (t_ours, c_ours, m_ours) = (
-        (min(r[0] for r in results[name]), min(r[1] for r in results[name]), max(r[2] for r in results[name]))
-        for name in ("monai", "ours")
-    )
+    return {name: (min(r[0] for r in rs), min(r[1] for r in rs), max(r[2] for r in rs)) for name, rs in results.items()}
+
+
+def cpu_peaks_in_honest_process() -> dict[str, float]:
+    """Peak RSS growth of each variant, measured in a child process whose allocator hands freed
+    tensors back to the OS at once, so that RSS tracks the memory in use."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    child = subprocess.run([sys.executable, *sys.argv, "--peaks-json"], env=env, check=True,
+                           capture_output=True, text=True)
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def bench_search(args: argparse.Namespace, device: torch.device) -> list[tuple[str, float, float, str]]:
+    figures = search_figures(args, device)
+    (t_ref, c_ref, m_ref), (t_ours, c_ours, m_ours) = figures["monai"], figures["ours"]
+    if device.type == "cpu":
+        peaks = cpu_peaks_in_honest_process()
+        m_ref, m_ours = peaks["monai"], peaks["ours"]
     patch = "x".join(map(str, args.patch))
     config = f"{args.blocks}x{args.depths} mul {args.channel_mul} batch {args.batch} patch {patch}"
     return [
@@ -175,15 +194,7 @@ def bench_decode() -> list[tuple[str, float, float, str]]:
     ]
 
 
-def _with_honest_rss() -> None:
-    """Re-run under glibc settings that hand freed tensors back to the OS at once, so RSS tracks use."""
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
-        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
-
-
 def main() -> None:
-    _with_honest_rss()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=4)
     parser.add_argument("--depths", type=int, default=3)
@@ -195,10 +206,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--skip-decode", action="store_true")
     parser.add_argument("--quick-json", type=Path, default=None, help="--json output of a quick-preset search")
+    parser.add_argument("--peaks-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.peaks_json:
+        figures = search_figures(args, device)
+        sys.stdout.write(json.dumps({name: peak for name, (_, _, peak) in figures.items()}) + "\n")
+        return
     rows = bench_search(args, device)
     if not args.skip_decode:
         rows += bench_decode()

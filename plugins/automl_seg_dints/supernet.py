@@ -11,9 +11,13 @@ is the forward pass, where MONAI spends time and memory it does not need to:
   Here both weights are folded into the affine parameters of the instance norm that ends each
   operation (``w * (g * x_hat + b) = (w * g) * x_hat + w * b``): no extra products, nothing extra kept.
 - Paths of a block that write the same resolution are summed in place.
-- The 2x down-sampling preprocess (two 1x1 convolutions with stride 2, one on the input shifted by a
-  voxel) runs as 1x1 convolutions on the two sub-sampled grids: MONAI's strided convolution on a
-  sliced, non-contiguous tensor falls back to PyTorch's slow convolution path.
+- The pseudo-3D ``3x1x1`` convolution runs as the equivalent ``3x1`` 2D convolution over a
+  ``(D, H*W)`` view: PyTorch sends 3D kernels whose last two sizes are 1 to its slow convolution
+  path on the CPU (about 4x slower forward and backward here).
+- The 2x down-sampling preprocess (ReLU, then two 1x1 convolutions with stride 2, one on the input
+  shifted by a voxel) slices the two sub-sampled grids first and runs ReLU and 1x1 convolutions on
+  them: a quarter of the activation memory, and MONAI's strided convolution on a sliced,
+  non-contiguous tensor falls back to PyTorch's slow convolution path.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch.nn.functional as F
 from monai.networks.blocks.dints_block import FactorizedReduceBlock, P3DActiConvNormBlock
 from monai.networks.nets.dints import Cell
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from automl_seg_dints.topology import OPS, Topology
 
@@ -40,26 +45,70 @@ def filter_numbers(num_depths: int, channel_mul: float) -> list[int]:
 
 
 def _reduce(block: FactorizedReduceBlock, x: torch.Tensor) -> torch.Tensor:
-    """MONAI's FactorizedReduceBlock, computed on the even and the odd sub-grids."""
-    x = F.relu(x)
-    even = F.conv3d(x[:, :, ::2, ::2, ::2], block.conv_1.weight)
-    odd = F.conv3d(x[:, :, 1::2, 1::2, 1::2], block.conv_2.weight)
+    """MONAI's FactorizedReduceBlock, computed on the even and the odd sub-grids.
+
+    The ReLU commutes with the sub-sampling, so it runs on the two grids (a quarter of the voxels)
+    and only they are kept for backward, not the whole activated input."""
+    even = F.conv3d(F.relu(x[:, :, ::2, ::2, ::2]), block.conv_1.weight)
+    odd = F.conv3d(F.relu(x[:, :, 1::2, 1::2, 1::2]), block.conv_2.weight)
     return block.norm(torch.cat([even, odd], dim=1))
 
 
+def _conv(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)``; a ``k x 1 x 1`` kernel as a 2D convolution on the ``(D, H*W)`` view (same result)."""
+    kd, kh, kw = conv.kernel_size
+    if (kh, kw) != (1, 1) or kd == 1 or conv.stride != (1, 1, 1) or conv.bias is not None or conv.groups != 1:
+        return conv(x)
+    n, _, d, h, w = x.shape
+    y = F.conv2d(x.reshape(n, x.shape[1], d, h * w), conv.weight.squeeze(-1), padding=(conv.padding[0], 0),
+                 dilation=(conv.dilation[0], 1))
+    return y.view(n, y.shape[1], y.shape[2], h, w)
+
+
+def _preprocess(cell: Cell, x: torch.Tensor) -> torch.Tensor:
+    return _reduce(cell.preprocess, x) if isinstance(cell.preprocess, FactorizedReduceBlock) else cell.preprocess(x)
+
+
 def _mixed_op(cell: Cell, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``sum_k weights[k] * op_k(preprocess(x))`` with MONAI's op order (skip, 3x3x3, 3 x P3D)."""
-    x = _reduce(cell.preprocess, x) if isinstance(cell.preprocess, FactorizedReduceBlock) else cell.preprocess(x)
+    """``sum_k weights[k] * op_k(preprocess(x))`` with MONAI's op order (skip, 3x3x3, 3 x P3D).
+
+    Under autograd the preprocess (ReLU, 1x1 convolution, instance norm; up- or down-sampling) is
+    recomputed in backward from the path's input, which the paths leaving a node share, instead of
+    keeping its two intermediate tensors per path."""
+    if torch.is_grad_enabled():
+        x = checkpoint(_preprocess, cell, x, use_reentrant=False)
+    else:
+        x = _preprocess(cell, x)
     activated = F.relu(x)
     out = x * weights[0]
     for k, block in enumerate(cell.op.ops[1:], start=1):
-        y = block.conv(activated)
+        y = _conv(block.conv, activated)
         if isinstance(block, P3DActiConvNormBlock):
-            y = block.conv_1(y)
+            y = _conv(block.conv_1, y)
         norm = block.norm
         y = F.instance_norm(y, weight=norm.weight * weights[k], bias=norm.bias * weights[k], eps=norm.eps)
         out = out.add_(y)
     return out
+
+
+def _to_channels_last(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...] | None:
+    x = args[0]
+    return (x.contiguous(memory_format=torch.channels_last_3d), *args[1:]) if x.device.type == "cpu" else None
+
+
+def _to_contiguous(_module: nn.Module, _args: tuple[torch.Tensor, ...], y: torch.Tensor) -> torch.Tensor:
+    return y.contiguous()
+
+
+def channels_last_on_cpu(module: nn.Module) -> nn.Module:
+    """Run ``module`` in the channels-last layout on the CPU; its input and output keep theirs.
+
+    oneDNN's 3D convolutions with few channels (the full-resolution stem of DiNTS) are about 2x
+    faster forward and backward in that layout; the deeper, wider cells are not, so only the stems
+    switch. Hooks keep parameter names and the state dict unchanged."""
+    module.register_forward_pre_hook(_to_channels_last)
+    module.register_forward_hook(_to_contiguous)
+    return module
 
 
 class FastTopologySearch(nn.Module):

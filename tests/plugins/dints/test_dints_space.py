@@ -71,6 +71,9 @@ def test_supernet_computes_monai_supernet() -> None:
     for name in ("log_alpha_a", "log_alpha_c"):
         torch.testing.assert_close(getattr(ours.dints_space, name).grad, getattr(reference.dints_space, name).grad,
                                    rtol=1e-3, atol=1e-5)
+    reference_params = dict(reference.named_parameters())
+    for name, param in ours.named_parameters():  # every weight too: stems, 1x1, 3x3x3 and pseudo-3D convs
+        torch.testing.assert_close(param.grad, reference_params[name].grad, rtol=1e-3, atol=1e-5, msg=name)
 
 
 def test_default_args_and_patch_errors() -> None:
