@@ -91,8 +91,8 @@ def measure(iteration: Callable[[], None], iterations: int, device: torch.device
     """(mean wall seconds, mean process CPU seconds, peak MB) over ``iterations`` after a warm-up one.
 
     CPU seconds are the robust figure on a shared machine with ``--threads 1`` (wall time there
-    measures the neighbours too). The peak is meaningful on the CPU only in a process started with
-    child process (see ``cpu_peaks_in_honest_process``); times are taken in this one, since that allocator
+    measures the neighbours too). On the CPU the peak is meaningful only in the honest-RSS child
+    process (``cpu_peaks_in_honest_process``); times are taken in this one, since that allocator
     setting makes every allocation a page fault and slows both variants."""
     iteration()
     gc.collect()
