@@ -268,17 +268,20 @@ def _print_summary(data: dict[str, Any], storage: str) -> None:
         f"{identity.get('dataset', '?')}, objective {identity.get('objective', '?')}; {counts}",
         highlight=False,
     )
-    names = sorted({name for row in data["trials"] for name in row["params"]})
+    with_dice = identity.get("objective") != "dice"  # otherwise the value is the Dice
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="trials")
-    for column in ("#", "state", "value", "Dice", "MB", "ep", "s", *names):
-        table.add_column(column, justify="left" if column == "state" else "right", overflow="fold")
-    table.add_column("record / reason", overflow="fold")
+    for column in ("#", "state", "value", *(["Dice"] if with_dice else []), "MB", "ep", "s"):
+        table.add_column(column, justify="left" if column == "state" else "right", no_wrap=True)
+    # the record (or why the trial failed), then one "name=value" line per parameter: a column each
+    # would not fit a terminal once a study tunes ten of them
+    table.add_column("record or reason; parameters", overflow="fold")
     for row in data["trials"]:
         values = ", ".join(_fmt(v, 3) for v in row["values"]) if row["values"] else "-"
+        params = "\n".join(f"{name}={_fmt(value, 3)}" for name, value in sorted(row["params"].items()))
         table.add_row(
-            str(row["number"]), row["state"].lower(), values, _fmt(row["dice"], 3), _fmt(row["memory_mb"], 4),
-            _fmt(row["last_epoch"]), _fmt(row["duration_s"], 3), *(_fmt(row["params"].get(n), 2) for n in names),
-            row["ref"] or row["reason"] or "",
+            str(row["number"]), row["state"].lower(), values, *([_fmt(row["dice"], 3)] if with_dice else []),
+            _fmt(row["memory_mb"], 4), _fmt(row["last_epoch"]), _fmt(row["duration_s"], 3),
+            "\n".join(filter(None, [row["ref"] or row["reason"], params])) or "-",
         )  # fmt: skip
     console.print(table)
     for best in data["best"]:
