@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
 from automl_seg.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 _ABSOLUTE = re.compile(r"^\s*(?P<value>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>MB|MIB|GB|GIB)\s*$", re.IGNORECASE)
 _UNIT_MB = {"MB": 1.0, "MIB": 1.0, "GB": 1024.0, "GIB": 1024.0}
@@ -29,6 +32,9 @@ class MemoryBudget:
                 f"({minimum_fraction:.4g} of the full supernet = {minimum_fraction * reference_full_mb:.3g}MB "
                 "estimated); raise the budget or reduce num_blocks"
             )
+        if fraction > 1.0:
+            log.warning("memory budget %s is above the full supernet's estimate (%.4gMB at this batch and patch): "
+                        "the search runs unconstrained (fraction 1)", self.describe(), reference_full_mb)
         return min(fraction, 1.0)
 
     def describe(self) -> str:

@@ -23,11 +23,13 @@ def test_good_budgets() -> None:
     assert parse_memory_budget("1.5 GB").megabytes == 1536
 
 
-def test_budget_below_smallest_architecture_names_the_minimum() -> None:
+def test_budget_below_smallest_architecture_names_the_minimum(caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(ConfigError, match=r"smallest architecture .*0\.05 of the full supernet = 50MB"):
         parse_memory_budget("20MB").resolve(reference_full_mb=1000.0, minimum_fraction=0.05)
     assert parse_memory_budget("500MB").resolve(reference_full_mb=1000.0, minimum_fraction=0.05) == 0.5
+    assert "above" not in caplog.text
     assert parse_memory_budget("5GB").resolve(reference_full_mb=1000.0, minimum_fraction=0.05) == 1.0
+    assert "5120MB is above the full supernet's estimate (1000MB" in caplog.text
 
 
 def test_settings_presets_and_errors() -> None:
