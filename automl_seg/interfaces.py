@@ -139,9 +139,7 @@ class Exporter(Protocol):
     name: str
     suffix: str  # file suffix, e.g. ".onnx"
 
-    def export(
-        self, model: nn.Module, example: torch.Tensor, path: Path, options: ExportOptions
-    ) -> dict[str, Any]:
+    def export(self, model: nn.Module, example: torch.Tensor, path: Path, options: ExportOptions) -> dict[str, Any]:
         """Write the artefact to ``path``; return facts for the sidecar (opset, axes, ...)."""
         ...
 

@@ -56,9 +56,7 @@ class PluginHost:
 
     pm: pluggy.PluginManager
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
-    registered: dict[str, dict[str, Any]] = field(
-        default_factory=lambda: {kind: {} for kind, _ in KINDS.values()}
-    )
+    registered: dict[str, dict[str, Any]] = field(default_factory=lambda: {kind: {} for kind, _ in KINDS.values()})
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
     collisions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
@@ -71,8 +69,7 @@ class PluginHost:
         if (kind, name) in self.collisions:
             owners = " and ".join(self.collisions[(kind, name)])
             raise PluginError(
-                f"{kind} '{name}' is registered by several plugins ({owners}); "
-                f"disable one with {DISABLE_ENV}=<plugin>"
+                f"{kind} '{name}' is registered by several plugins ({owners}); disable one with {DISABLE_ENV}=<plugin>"
             )
         table = self.registered[kind]
         if name not in table:

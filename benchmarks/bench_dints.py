@@ -116,13 +116,15 @@ def measure(iteration: Callable[[], None], iterations: int, device: torch.device
 
 def search_figures(args: argparse.Namespace, device: torch.device) -> dict[str, tuple[float, float, float]]:
     """Best wall time, best CPU time and highest peak of each variant, ``monai`` and ``ours``."""
-    space_args = DintsSpaceArgs(in_channels=1, num_classes=3, num_blocks=args.blocks, num_depths=args.depths,
-                                channel_mul=args.channel_mul)
+    space_args = DintsSpaceArgs(
+        in_channels=1, num_classes=3, num_blocks=args.blocks, num_depths=args.depths, channel_mul=args.channel_mul
+    )
     torch.manual_seed(0)
     ours = build_supernet(space_args).to(device)
     with contextlib.redirect_stdout(io.StringIO()):
-        monai_space = TopologySearch(channel_mul=args.channel_mul, num_blocks=args.blocks, num_depths=args.depths,
-                                     device=str(device))
+        monai_space = TopologySearch(
+            channel_mul=args.channel_mul, num_blocks=args.blocks, num_depths=args.depths, device=str(device)
+        )
     reference = DiNTS(monai_space, in_channels=1, num_classes=3).to(device)
     reference.load_state_dict(ours.state_dict())
     shape = (args.batch, 1, *args.patch)
@@ -148,8 +150,9 @@ def cpu_peaks_in_honest_process() -> dict[str, float]:
     """Peak RSS growth of each variant, measured in a child process whose allocator hands freed
     tensors back to the OS at once, so that RSS tracks the memory in use."""
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
-    child = subprocess.run([sys.executable, *sys.argv, "--peaks-json"], env=env, check=True,
-                           capture_output=True, text=True)
+    child = subprocess.run(
+        [sys.executable, *sys.argv, "--peaks-json"], env=env, check=True, capture_output=True, text=True
+    )
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 

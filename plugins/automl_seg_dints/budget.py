@@ -33,8 +33,12 @@ class MemoryBudget:
                 "estimated); raise the budget or reduce num_blocks"
             )
         if fraction > 1.0:
-            log.warning("memory budget %s is above the full supernet's estimate (%.4gMB at this batch and patch): "
-                        "the search runs unconstrained (fraction 1)", self.describe(), reference_full_mb)
+            log.warning(
+                "memory budget %s is above the full supernet's estimate (%.4gMB at this batch and patch): "
+                "the search runs unconstrained (fraction 1)",
+                self.describe(),
+                reference_full_mb,
+            )
         return min(fraction, 1.0)
 
     def describe(self) -> str:

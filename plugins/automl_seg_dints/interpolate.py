@@ -58,7 +58,12 @@ def use_separable_trilinear(model: nn.Module) -> nn.Module:
     Upsampling modules hold no parameters, so names and the state dict stay as they were."""
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if (isinstance(child, nn.Upsample) and child.mode == "trilinear" and child.align_corners
-                    and child.size is None and isinstance(child.scale_factor, (int, float))):
+            if (
+                isinstance(child, nn.Upsample)
+                and child.mode == "trilinear"
+                and child.align_corners
+                and child.size is None
+                and isinstance(child.scale_factor, (int, float))
+            ):
                 setattr(parent, name, SeparableTrilinear(child.scale_factor))
     return model

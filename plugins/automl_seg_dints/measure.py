@@ -67,8 +67,9 @@ def _peak_rss_mb() -> float:
     raise OSError("no VmHWM in /proc/self/status")
 
 
-def measure_training_memory_mb(args: Mapping[str, Any], arch: Mapping[str, Any], batch_size: int,
-                               patch: Sequence[int], device: torch.device) -> float:
+def measure_training_memory_mb(
+    args: Mapping[str, Any], arch: Mapping[str, Any], batch_size: int, patch: Sequence[int], device: torch.device
+) -> float:
     """Peak training memory (MB) of the discrete network at this batch and patch size."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -37,8 +37,9 @@ def plot_topology(arch: DecodedArch, path: Path) -> Path:
     for b in range(blocks + 1):
         for d in range(depths):
             active = bool(arch.node_a[b, d])
-            ax.scatter([b], [d], s=120, zorder=2, edgecolors="black",
-                       color="black" if active else "white", linewidths=1.0)
+            ax.scatter(
+                [b], [d], s=120, zorder=2, edgecolors="black", color="black" if active else "white", linewidths=1.0
+            )
     ax.set_xticks(range(blocks + 1), ["in"] + [str(b + 1) for b in range(blocks)])
     ax.set_yticks(range(depths), [f"1/{2 ** (d + 1)}" for d in range(depths)])
     ax.invert_yaxis()

@@ -57,8 +57,7 @@ def build_supernet(args: DintsSpaceArgs) -> DiNTS:
     The full-resolution stems run channels-last on the CPU (see ``channels_last_on_cpu``), and every
     trilinear resize is computed separably (see ``automl_seg_dints.interpolate``)."""
     space = FastTopologySearch(args.num_blocks, args.num_depths, args.channel_mul, args.use_downsample)
-    model = DiNTS(space, in_channels=args.in_channels, num_classes=args.num_classes,
-                  use_downsample=args.use_downsample)
+    model = DiNTS(space, in_channels=args.in_channels, num_classes=args.num_classes, use_downsample=args.use_downsample)
     finest = model.stem_down["0"].mod
     if isinstance(finest[0], torch.nn.Upsample) and finest[0].scale_factor in (1, 1.0):
         finest[0] = torch.nn.Identity()
@@ -135,8 +134,13 @@ def _progress(enabled: bool) -> AbstractContextManager[Any]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
     )
 
 
@@ -183,8 +187,13 @@ class DintsSearch:
         self.checkpoint = Path(ctx.workdir) / CHECKPOINT
 
     def _fingerprint(self) -> dict[str, Any]:
-        return {"settings": self.settings.model_dump(), "space": self.args.model_dump(), "seed": self.ctx.seed,
-                "patch": list(self.patch), "batch_size": self.batch_size}
+        return {
+            "settings": self.settings.model_dump(),
+            "space": self.args.model_dump(),
+            "seed": self.ctx.seed,
+            "patch": list(self.patch),
+            "batch_size": self.batch_size,
+        }
 
     def _loader(self, cases: list[str], epoch: int, salt: int) -> Any:
         # a seed per epoch and half: a resumed run draws the same batches as an uninterrupted one
@@ -252,8 +261,16 @@ class DintsSearch:
             progress.remove_task(task)
         return self._epoch_record(epoch, phase, weight, lr, weight_losses, arch_records, time.perf_counter() - started)
 
-    def _epoch_record(self, epoch: int, phase: str, weight: float, lr: float, weight_losses: list[float],
-                      arch_records: list[dict[str, float]], seconds: float) -> dict[str, Any]:
+    def _epoch_record(
+        self,
+        epoch: int,
+        phase: str,
+        weight: float,
+        lr: float,
+        weight_losses: list[float],
+        arch_records: list[dict[str, float]],
+        seconds: float,
+    ) -> dict[str, Any]:
         with torch.no_grad():
             terms = arch_loss_terms(self.space, self.estimator, self.budget_fraction)
             decoded = decode(self.space.topology, self.space.raw_path_probs(), self.space.log_alpha_c)
@@ -277,8 +294,9 @@ class DintsSearch:
         settings, ctx = self.settings, self.ctx
         state = _State(
             model=self.model,
-            weight_opt=torch.optim.SGD(self.weights, lr=settings.weight_lr, momentum=_MOMENTUM,
-                                       weight_decay=_WEIGHT_DECAY),
+            weight_opt=torch.optim.SGD(
+                self.weights, lr=settings.weight_lr, momentum=_MOMENTUM, weight_decay=_WEIGHT_DECAY
+            ),
             arch_opt=torch.optim.Adam(self.space.arch_parameters(), lr=settings.arch_lr, betas=(0.5, 0.999)),
             history=[],
         )
@@ -293,8 +311,10 @@ class DintsSearch:
                 state.history.append(record)
                 state.next_epoch = epoch + 1
                 _save_checkpoint(self.checkpoint, state, self._fingerprint())
-                ctx.epoch_ended(epoch, {k: float(v) for k, v in record.items()
-                                        if isinstance(v, int | float) and not isinstance(v, bool)})
+                ctx.epoch_ended(
+                    epoch,
+                    {k: float(v) for k, v in record.items() if isinstance(v, int | float) and not isinstance(v, bool)},
+                )
         return self._outcome(state, time.perf_counter() - started)
 
     def _outcome(self, state: _State, seconds: float) -> SearchOutcome:
@@ -325,8 +345,9 @@ class DintsSearch:
             "search_curves_png": plot_search_curves(state.history, self.budget_fraction, workdir / "search_curves.png"),
             "search_history": history_path,
         }
-        return SearchOutcome(arch=arch, space_args=self.args.model_dump(), history=state.history,
-                             metrics=metrics, artifacts=artifacts)
+        return SearchOutcome(
+            arch=arch, space_args=self.args.model_dump(), history=state.history, metrics=metrics, artifacts=artifacts
+        )
 
 
 def settings_progress_enabled() -> bool:

@@ -60,8 +60,12 @@ def _conv(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     if (kh, kw) != (1, 1) or kd == 1 or conv.stride != (1, 1, 1) or conv.bias is not None or conv.groups != 1:
         return conv(x)
     n, _, d, h, w = x.shape
-    y = F.conv2d(x.reshape(n, x.shape[1], d, h * w), conv.weight.squeeze(-1), padding=(conv.padding[0], 0),
-                 dilation=(conv.dilation[0], 1))
+    y = F.conv2d(
+        x.reshape(n, x.shape[1], d, h * w),
+        conv.weight.squeeze(-1),
+        padding=(conv.padding[0], 0),
+        dilation=(conv.dilation[0], 1),
+    )
     return y.view(n, y.shape[1], y.shape[2], h, w)
 
 

@@ -109,9 +109,7 @@ def test_hook_that_raises_is_reported_and_others_survive():
         def register_search_strategies(self, register):
             raise RuntimeError("boom")
 
-    host = load_plugins(
-        extra=[("raises", Raises()), ("ok", _Plugin(_strategy("ok")))], use_entry_points=False
-    )
+    host = load_plugins(extra=[("raises", Raises()), ("ok", _Plugin(_strategy("ok")))], use_entry_points=False)
     assert host.plugins["raises"].errors == ["RuntimeError: boom"]
     assert host.strategy("ok").name == "ok"
 

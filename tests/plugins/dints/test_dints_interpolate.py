@@ -5,8 +5,10 @@ from automl_seg_dints.interpolate import SeparableTrilinear, use_separable_trili
 from torch import nn
 
 
-@pytest.mark.parametrize(("shape", "scale"), [((2, 3, 6, 8, 5), 2.0), ((1, 2, 16, 12, 8), 0.5),
-                                              ((1, 1, 16, 24, 8), 0.25), ((1, 2, 1, 4, 3), 2.0)])
+@pytest.mark.parametrize(
+    ("shape", "scale"),
+    [((2, 3, 6, 8, 5), 2.0), ((1, 2, 16, 12, 8), 0.5), ((1, 1, 16, 24, 8), 0.25), ((1, 2, 1, 4, 3), 2.0)],
+)
 def test_separable_trilinear_equals_pytorch_forward_and_backward(shape: tuple[int, ...], scale: float) -> None:
     torch.manual_seed(0)
     x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
@@ -21,9 +23,11 @@ def test_separable_trilinear_equals_pytorch_forward_and_backward(shape: tuple[in
 
 
 def test_swap_keeps_other_upsampling_and_the_state_dict() -> None:
-    model = nn.Sequential(nn.Upsample(scale_factor=2, mode="trilinear", align_corners=True),
-                          nn.Conv3d(1, 1, 1),
-                          nn.Upsample(scale_factor=2, mode="nearest"))
+    model = nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="trilinear", align_corners=True),
+        nn.Conv3d(1, 1, 1),
+        nn.Upsample(scale_factor=2, mode="nearest"),
+    )
     before = {k: v.clone() for k, v in model.state_dict().items()}
     use_separable_trilinear(model)
     assert isinstance(model[0], SeparableTrilinear)

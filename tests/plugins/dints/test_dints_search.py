@@ -34,8 +34,15 @@ class _Killed(Exception):
     pass
 
 
-def _search(data: Any, workdir: Path, overrides: dict, *, resume: bool = False, kill_after: int | None = None,
-            seen: list | None = None) -> SearchOutcome:
+def _search(
+    data: Any,
+    workdir: Path,
+    overrides: dict,
+    *,
+    resume: bool = False,
+    kill_after: int | None = None,
+    seen: list | None = None,
+) -> SearchOutcome:
     space, strategy = DintsSpace(), DintsStrategy()
     args = {**space.default_args(data.plan, "quick"), **SPACE_ARGS}
 
@@ -46,8 +53,15 @@ def _search(data: Any, workdir: Path, overrides: dict, *, resume: bool = False, 
             raise _Killed
 
     ctx = SearchContext(
-        space=space, space_args=args, data=data, settings=strategy.settings("quick", {**FAST, **overrides}), seed=3,
-        device=torch.device("cpu"), workdir=workdir, resume=resume, run=RunInfo(run_id="t", kind="search"),
+        space=space,
+        space_args=args,
+        data=data,
+        settings=strategy.settings("quick", {**FAST, **overrides}),
+        seed=3,
+        device=torch.device("cpu"),
+        workdir=workdir,
+        resume=resume,
+        run=RunInfo(run_id="t", kind="search"),
         epoch_ended=epoch_ended,
     )
     return strategy.search(ctx)
@@ -106,6 +120,15 @@ def test_patch_and_budget_errors(data: Any, tmp_path: Path) -> None:
 def _bad_depth(data: Any, workdir: Path) -> None:
     space, strategy = DintsSpace(), DintsStrategy()
     args = {**space.default_args(data.plan, "quick"), **SPACE_ARGS, "num_depths": 4}
-    ctx = SearchContext(space=space, space_args=args, data=data, settings=strategy.settings("quick", FAST), seed=0,
-                        device=torch.device("cpu"), workdir=workdir, resume=False, run=RunInfo(run_id="t", kind="s"))
+    ctx = SearchContext(
+        space=space,
+        space_args=args,
+        data=data,
+        settings=strategy.settings("quick", FAST),
+        seed=0,
+        device=torch.device("cpu"),
+        workdir=workdir,
+        resume=False,
+        run=RunInfo(run_id="t", kind="s"),
+    )
     strategy.search(ctx)

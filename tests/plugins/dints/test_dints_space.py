@@ -20,8 +20,15 @@ ARGS = {"in_channels": 1, "num_classes": 3, "num_blocks": 3, "num_depths": 3, "c
 
 
 def _plan(patch: tuple[int, int, int]) -> Plan:
-    return Plan(dataset="t", modality="MRI", in_channels=1, num_classes=3, labels={0: "bg", 1: "a", 2: "b"},
-                spacing=(1.0, 1.0, 1.0), patch_size=patch)
+    return Plan(
+        dataset="t",
+        modality="MRI",
+        in_channels=1,
+        num_classes=3,
+        labels={0: "bg", 1: "a", 2: "b"},
+        spacing=(1.0, 1.0, 1.0),
+        patch_size=patch,
+    )
 
 
 def _payload(seed: int) -> dict:
@@ -39,7 +46,9 @@ def test_arch_code_round_trip_and_same_output_as_monai() -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         instance = TopologyInstance(
             arch_code=[np.array(payload["arch_code_a"]), np.array(payload["arch_code_c"])],
-            channel_mul=0.125, num_blocks=3, num_depths=3,
+            channel_mul=0.125,
+            num_blocks=3,
+            num_depths=3,
         )
     monai_net = DiNTS(instance, in_channels=1, num_classes=3, node_a=np.array(payload["node_a"])).eval()
     monai_net.load_state_dict(ours.state_dict(), strict=True)
@@ -69,8 +78,9 @@ def test_supernet_computes_monai_supernet() -> None:
     a.square().mean().backward()
     b.square().mean().backward()
     for name in ("log_alpha_a", "log_alpha_c"):
-        torch.testing.assert_close(getattr(ours.dints_space, name).grad, getattr(reference.dints_space, name).grad,
-                                   rtol=1e-3, atol=1e-5)
+        torch.testing.assert_close(
+            getattr(ours.dints_space, name).grad, getattr(reference.dints_space, name).grad, rtol=1e-3, atol=1e-5
+        )
     reference_params = dict(reference.named_parameters())
     for name, param in ours.named_parameters():  # every weight too: stems, 1x1, 3x3x3 and pseudo-3D convs
         torch.testing.assert_close(param.grad, reference_params[name].grad, rtol=1e-3, atol=1e-5, msg=name)
@@ -103,8 +113,14 @@ def test_sample_arch_is_seeded_valid_and_estimated():
 
     space = DintsSpace()
     plan = Plan(
-        dataset="t", modality="MRI", in_channels=1, num_classes=3, labels={0: "bg", 1: "a", 2: "b"},
-        spacing=(1.0, 1.0, 1.0), patch_size=(32, 32, 32), batch_size=2,
+        dataset="t",
+        modality="MRI",
+        in_channels=1,
+        num_classes=3,
+        labels={0: "bg", 1: "a", 2: "b"},
+        spacing=(1.0, 1.0, 1.0),
+        patch_size=(32, 32, 32),
+        batch_size=2,
     )
     args = space.default_args(plan, "quick")
     first = space.sample_arch(args, random.Random(7))
