@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-console = Console()
-err_console = Console(stderr=True)
+#: Tables piped to a file or a CI log are not limited to rich's 80-column default for non-terminals
+#: (registry refs and parameter names would wrap mid-word); a terminal or $COLUMNS still decides.
+PIPED_WIDTH = 120
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 DataRootOption = Annotated[
