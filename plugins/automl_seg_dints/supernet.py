@@ -18,6 +18,12 @@ is the forward pass, where MONAI spends time and memory it does not need to:
   shifted by a voxel) slices the two sub-sampled grids first and runs ReLU and 1x1 convolutions on
   them: a quarter of the activation memory, and MONAI's strided convolution on a sliced,
   non-contiguous tensor falls back to PyTorch's slow convolution path.
+- Each path's preprocess (ReLU, 1x1 convolution, instance norm, up- or down-sampling) is recomputed
+  in backward from the path's input instead of keeping its intermediates: about a tenth less peak
+  memory for a few percent more time (``benchmarks/bench_dints.py``).
+
+``automl_seg_dints.search.build_supernet`` adds the stem-level changes (channels-last stems on the
+CPU, separable trilinear resizing).
 """
 
 from __future__ import annotations
