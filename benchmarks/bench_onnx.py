@@ -64,7 +64,8 @@ def peak_rss(sample_s: float = 0.002) -> Iterator[dict[str, float]]:
         result["peak_mb"] = max(result["peak_mb"], current_rss_mb() - baseline)
 
 
-def networks(args: argparse.Namespace, host: PluginHost, plan: Plan) -> Iterator[tuple[str, nn.Module]]:
+def networks(args: argparse.Namespace, host: PluginHost, plan: Plan) -> Iterator[tuple[str, nn.Module, Plan]]:
+    """(label, network, plan): a registered model comes with its own plan (the window ``predict`` uses)."""
     if args.ref:
         from automl_seg_registry import Registry
 
@@ -72,7 +73,7 @@ def networks(args: argparse.Namespace, host: PluginHost, plan: Plan) -> Iterator
 
         with Registry.open(args.registry) as registry:
             model, record = load_trained_model(registry, args.ref, host, "cpu")
-        yield record.ref, model
+        yield record.ref, model, Plan.model_validate(record.dataset.plan)
         return
     for name in args.spaces:
         space = host.space(name)
@@ -88,7 +89,7 @@ def networks(args: argparse.Namespace, host: PluginHost, plan: Plan) -> Iterator
             arch = {"arch_code_a": [[1] * paths] * blocks, "arch_code_c": [[0] * paths] * blocks,
                     "node_a": [[1] * depths] * (blocks + 1)}  # fmt: skip
         torch.manual_seed(0)
-        yield f"{name} (quick, untrained)", space.build_network(space_args, arch).eval()
+        yield f"{name} (quick, untrained)", space.build_network(space_args, arch).eval(), plan
 
 
 def release_free_heap() -> None:
@@ -131,16 +132,16 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     data = prepare_data(DataSettings(dataset=args.dataset, data_root=args.data_root), progress=False)
-    plan = data.plan
     volumes = [(b["case"][0], b["image"].as_tensor()) for b in data.val_loader(data.val_cases[: args.cases])]
     host = load_plugins()
     exporter = host.exporter("onnx")
     console = Console(width=150)
     table = Table(title=f"torch eager vs onnxruntime, {len(volumes)} {args.dataset} validation volumes, "
-                  f"patch {'x'.join(map(str, plan.patch_size))}, torch threads {torch.get_num_threads()}")  # fmt: skip
-    for column in ("model", "backend", "median ms/volume", "p90 ms", "peak RSS +MB", "latency ratio", "max |diff|"):
-        table.add_column(column, justify="left" if column in ("model", "backend") else "right")
-    for label, model in networks(args, host, plan):
+                  f"torch threads {torch.get_num_threads()}")  # fmt: skip
+    columns = ("model", "window", "backend", "median ms/volume", "p90 ms", "peak RSS +MB", "latency ratio", "max diff")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("model", "window", "backend") else "right")
+    for label, model, plan in networks(args, host, data.plan):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.onnx"
             exporter.export(model, torch.zeros(1, plan.in_channels, *plan.patch_size), path,
@@ -156,7 +157,8 @@ def main() -> None:
             p90 = statistics.quantiles(times, n=10)[-1] if len(times) > 1 else median
             ratio = median / base
             mark = "" if backend == "torch" else (" (goal met)" if ratio <= GOAL_RATIO else f" (goal {GOAL_RATIO})")
-            table.add_row(label, backend, f"{median:.1f}", f"{p90:.1f}", f"{mem:.0f}", f"{ratio:.2f}x{mark}",
+            window = "x".join(map(str, plan.patch_size))
+            table.add_row(label, window, backend, f"{median:.1f}", f"{p90:.1f}", f"{mem:.0f}", f"{ratio:.2f}x{mark}",
                           "" if backend == "torch" else f"{worst:.1e}")  # fmt: skip
     console.print(table)
 

@@ -64,6 +64,9 @@ def create_session(model: Path | bytes, forced: Sequence[str] | None = None) -> 
     asked = requested_providers(forced)
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # the sliding window runs torch code (padding, blending) between session runs: onnxruntime's
+    # threads spinning for more work would take the CPU from it (bench_onnx: p90 179 -> 78 ms/volume)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     with _quiet_provider_fallback():
         session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=asked)
     used = session.get_providers()
