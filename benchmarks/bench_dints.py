@@ -34,7 +34,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from automl_seg_dints.losses import arch_loss_terms
-from automl_seg_dints.measure import _peak_rss_mb, _reset_peak_rss
 from automl_seg_dints.search import build_supernet
 from automl_seg_dints.space import DintsSpaceArgs
 from automl_seg_dints.supernet import MemoryEstimator
@@ -44,7 +43,7 @@ from monai.networks.nets import DiNTS, TopologySearch
 from rich.console import Console
 from rich.table import Table
 
-from automl_seg.memory import current_rss_mb
+from automl_seg.memory import current_rss_mb, peak_rss_mb, reset_peak_rss
 
 BUDGET, TOPOLOGY_WEIGHT, RAMP = 0.5, 0.001, 1.0
 
@@ -102,7 +101,7 @@ def measure(iteration: Callable[[], None], iterations: int, device: torch.device
         torch.cuda.reset_peak_memory_stats()
     else:
         base = current_rss_mb()
-        _reset_peak_rss()
+        reset_peak_rss()
     start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(iterations):
         iteration()
@@ -110,7 +109,7 @@ def measure(iteration: Callable[[], None], iterations: int, device: torch.device
         torch.cuda.synchronize()
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
-        peak = _peak_rss_mb() - base
+        peak = peak_rss_mb() - base
     return (time.perf_counter() - start) / iterations, (time.process_time() - cpu_start) / iterations, peak
 
 

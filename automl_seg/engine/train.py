@@ -26,7 +26,7 @@ from automl_seg.engine.evaluate import EvalReport, evaluate_loader
 from automl_seg.engine.progress import progress_bar
 from automl_seg.engine.settings import TrainSettings
 from automl_seg.errors import UserError
-from automl_seg.memory import device_peak_mb
+from automl_seg.memory import device_peak_mb, reset_peak
 
 if TYPE_CHECKING:
     from automl_seg.data.prepared import PreparedData
@@ -150,8 +150,7 @@ def train_network(
         start_epoch, history, elapsed = _restore(workdir, network, optimizer, scheduler, scaler, settings)
     elif has_checkpoint(workdir):
         log.info("ignoring the old checkpoint in %s (no --resume): starting afresh", workdir)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak(device)  # this run's peak, not an earlier trial's in the same process
     last_eval: EvalReport | None = None
     with progress_bar(progress, show_loss=True) as bar:
         task = bar.add_task("training", total=settings.epochs * steps, completed=start_epoch * steps, loss=float("nan"))

@@ -49,24 +49,6 @@ def _state_mb(net: torch.nn.Module) -> float:
     return 3 * sum(p.numel() * p.element_size() for p in net.parameters()) / 2**20
 
 
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
-
-
-def _peak_rss_mb() -> float:
-    """VmHWM (peak RSS since the last reset) from /proc."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise OSError("no VmHWM in /proc/self/status")
-
-
 def measure_training_memory_mb(
     args: Mapping[str, Any], arch: Mapping[str, Any], batch_size: int, patch: Sequence[int], device: torch.device
 ) -> float:
@@ -94,7 +76,7 @@ def measure_training_memory_mb(
 
 
 def _main() -> None:
-    from automl_seg.memory import current_rss_mb
+    from automl_seg.memory import current_rss_mb, peak_rss_mb, reset_peak_rss
 
     request = json.loads(sys.stdin.read())
     torch.set_num_threads(1)  # the figure does not depend on threads; shared CPUs make extra ones slow
@@ -103,10 +85,10 @@ def _main() -> None:
     smallest = 2 ** (int(args["num_depths"]) + 1)
     train(1, [smallest] * len(request["patch"]), 1)
     base = current_rss_mb()
-    if not _reset_peak_rss():
+    if not reset_peak_rss():
         raise OSError("cannot reset the peak RSS counter (/proc/self/clear_refs); measure on Linux")
     train(request["batch_size"], request["patch"], _STEPS)
-    sys.stdout.write(json.dumps({"peak_mb": _peak_rss_mb() - base + _state_mb(net)}) + "\n")
+    sys.stdout.write(json.dumps({"peak_mb": peak_rss_mb() - base + _state_mb(net)}) + "\n")
 
 
 if __name__ == "__main__":
