@@ -9,19 +9,11 @@ from monai.transforms import Invertd
 
 from automl_seg.data.models import Plan
 from automl_seg.data.transforms import inference_transforms
+from automl_seg.testing.fixtures import tiny_plan
 
 
 def _plan(**changes) -> Plan:
-    base = dict(
-        dataset="T",
-        modality="MRI",
-        in_channels=1,
-        num_classes=3,
-        labels={0: "background", 1: "a", 2: "b"},
-        spacing=(1.0, 1.0, 1.0),
-        patch_size=(32, 32, 32),
-    )
-    return Plan(**{**base, **changes})
+    return tiny_plan((32, 32, 32)).model_copy(update=changes)
 
 
 @pytest.mark.parametrize(

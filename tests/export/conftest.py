@@ -10,6 +10,7 @@ from torch import nn
 
 from automl_seg.data.models import Plan
 from automl_seg.plugins import PluginHost, load_plugins
+from automl_seg.testing.fixtures import tiny_plan as kit_tiny_plan
 
 
 def small_dints() -> nn.Module:
@@ -53,14 +54,5 @@ def dynunet() -> nn.Module:
 
 @pytest.fixture
 def tiny_plan() -> Plan:
-    return Plan(
-        dataset="Task99_Synthetic",
-        modality="MRI",
-        in_channels=1,
-        num_classes=3,
-        labels={0: "background", 1: "anterior", 2: "posterior"},
-        spacing=(1.0, 1.0, 1.0),
-        patch_size=(16, 16, 16),
-        divisor=16,
-        sw_overlap=0.25,
-    )
+    labels = {0: "background", 1: "anterior", 2: "posterior"}
+    return kit_tiny_plan((16, 16, 16)).model_copy(update={"labels": labels, "sw_overlap": 0.25})

@@ -15,20 +15,13 @@ from automl_seg_dints.topology import DecodedArch, Topology, decode
 
 from automl_seg.data.models import Plan
 from automl_seg.errors import ConfigError
+from automl_seg.testing.fixtures import tiny_plan
 
 ARGS = {"in_channels": 1, "num_classes": 3, "num_blocks": 3, "num_depths": 3, "channel_mul": 0.125}
 
 
 def _plan(patch: tuple[int, int, int]) -> Plan:
-    return Plan(
-        dataset="t",
-        modality="MRI",
-        in_channels=1,
-        num_classes=3,
-        labels={0: "bg", 1: "a", 2: "b"},
-        spacing=(1.0, 1.0, 1.0),
-        patch_size=patch,
-    )
+    return tiny_plan(patch)
 
 
 def _payload(seed: int) -> dict:
@@ -109,19 +102,8 @@ def test_sample_arch_is_seeded_valid_and_estimated():
 
     from automl_seg_dints.space import DintsSpace
 
-    from automl_seg.data.models import Plan
-
     space = DintsSpace()
-    plan = Plan(
-        dataset="t",
-        modality="MRI",
-        in_channels=1,
-        num_classes=3,
-        labels={0: "bg", 1: "a", 2: "b"},
-        spacing=(1.0, 1.0, 1.0),
-        patch_size=(32, 32, 32),
-        batch_size=2,
-    )
+    plan = _plan((32, 32, 32)).model_copy(update={"batch_size": 2})
     args = space.default_args(plan, "quick")
     first = space.sample_arch(args, random.Random(7))
     assert first == space.sample_arch(args, random.Random(7))
