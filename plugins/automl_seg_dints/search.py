@@ -14,7 +14,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from itertools import islice
@@ -308,6 +308,7 @@ class DintsSearch:
         with _progress(settings_progress_enabled()) as progress:
             for epoch in range(state.next_epoch, settings.epochs):
                 record = self._run_epoch(state, epoch, progress)
+                _log_epoch(record, settings.epochs)
                 state.history.append(record)
                 state.next_epoch = epoch + 1
                 _save_checkpoint(self.checkpoint, state, self._fingerprint())
@@ -348,6 +349,16 @@ class DintsSearch:
         return SearchOutcome(
             arch=arch, space_args=self.args.model_dump(), history=state.history, metrics=metrics, artifacts=artifacts
         )
+
+
+def _log_epoch(record: Mapping[str, Any], epochs: int) -> None:
+    """One line per search epoch, for logs where the transient progress bar does not show."""
+    losses = [f"{name} {record[key]:.4f}" for name, key in (("weight loss", "train_loss"), ("arch loss", "arch_loss"))
+              if record[key] is not None]  # fmt: skip
+    log.info(
+        "dints %s epoch %d/%d: %s, decoded memory %.3f of the supernet, %.1fs",
+        record["phase"], record["epoch"] + 1, epochs, ", ".join(losses), record["memory_decoded"], record["seconds"],
+    )  # fmt: skip
 
 
 def settings_progress_enabled() -> bool:

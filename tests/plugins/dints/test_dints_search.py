@@ -67,9 +67,12 @@ def _search(
     return strategy.search(ctx)
 
 
-def test_search_lowers_the_loss_and_reports(data: Any, tmp_path: Path) -> None:
+def test_search_lowers_the_loss_and_reports(data: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     seen: list = []
-    outcome = _search(data, tmp_path, {"epochs": 5, "warmup_epochs": 1, "measure_memory": True}, seen=seen)
+    with caplog.at_level("INFO", logger="automl_seg_dints.search"):
+        outcome = _search(data, tmp_path, {"epochs": 5, "warmup_epochs": 1, "measure_memory": True}, seen=seen)
+    assert "dints warm-up epoch 1/5: weight loss" in caplog.text
+    assert "dints search epoch 5/5: weight loss" in caplog.text and "arch loss" in caplog.text
     history = outcome.history
     assert [e for e, _ in seen] == [0, 1, 2, 3, 4] and all(isinstance(v, float) for v in seen[0][1].values())
     assert history[-1]["train_loss"] < history[0]["train_loss"]
