@@ -159,3 +159,12 @@ def install_plugin(project: Path, target: Path) -> Path:
     if done.returncode != 0:
         raise RuntimeError(f"pip could not install {project}: {done.stderr.strip()[-2000:]}")
     return Path(target)
+
+
+def plugin_env(target: Path) -> dict[str, str]:
+    """Environment variables under which a subprocess (e.g. the CLI) sees plugins installed by
+    ``install_plugin`` into ``target``, besides everything this interpreter sees."""
+    import os
+    import sys
+
+    return {"PYTHONPATH": os.pathsep.join([str(target), *sys.path])}

@@ -35,6 +35,12 @@ def exportable_copy(model: nn.Module, fp16: bool) -> nn.Module:
     return HalfPrecision(net).eval() if fp16 else net
 
 
+def exception_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: tracers raise anything, often with pages of detail."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"{type(exc).__name__}: {first}"
+
+
 @contextmanager
 def warnings_to_debug_log() -> Iterator[None]:
     """Tracers warn a lot (deprecations, constant folding); keep that out of the user's terminal."""

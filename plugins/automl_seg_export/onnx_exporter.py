@@ -22,6 +22,7 @@ from automl_seg.errors import ConfigError, ExportError
 from automl_seg.interfaces import ExportOptions
 from automl_seg_export.module_prep import (
     call_with_array_or_tensor,
+    exception_line,
     exportable_copy,
     quiet_loggers,
     warnings_to_debug_log,
@@ -155,8 +156,7 @@ class OnnxExporter:
                 with torch.no_grad(), warnings_to_debug_log():
                     _EXPORTERS[method](net, example, Path(path), opset, options)
             except Exception as exc:  # torch's exporters raise anything; keep the first line of each
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                failures.append(f"{method}: {type(exc).__name__}: {first}")
+                failures.append(f"{method}: {exception_line(exc)}")
                 log.warning("torch's %s ONNX exporter failed (%s)", method, failures[-1])
                 continue
             used = method

@@ -16,7 +16,12 @@ from torch import nn
 
 from automl_seg.errors import ConfigError, ExportError
 from automl_seg.interfaces import ExportOptions
-from automl_seg_export.module_prep import call_with_array_or_tensor, exportable_copy, warnings_to_debug_log
+from automl_seg_export.module_prep import (
+    call_with_array_or_tensor,
+    exception_line,
+    exportable_copy,
+    warnings_to_debug_log,
+)
 
 
 def _device(providers: list[str] | None) -> torch.device:
@@ -65,8 +70,7 @@ class TorchScriptExporter:
                 traced = torch.jit.trace(net, (example,), check_trace=False)
                 traced.save(str(path))
         except Exception as exc:  # the tracer raises anything; one line for the user
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ExportError(f"TorchScript tracing failed: {type(exc).__name__}: {first}") from exc
+            raise ExportError(f"TorchScript tracing failed: {exception_line(exc)}") from exc
         spatial = ["depth", "height", "width"][: example.ndim - 2] if example.ndim <= 5 else ["spatial"]
         return {
             "format": "torchscript",

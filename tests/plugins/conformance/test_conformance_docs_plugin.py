@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import pytest
 from automl_seg.interfaces import SearchSpace, SearchStrategy
 from automl_seg.plugins import load_plugins
 from automl_seg.testing import SearchSpaceContract, SearchStrategyContract
-from automl_seg.testing.fixtures import install_plugin
+from automl_seg.testing.fixtures import install_plugin, plugin_env
 
 DOC = Path(__file__).parents[3] / "docs" / "writing-plugins.md"
 BLOCK = re.compile(r"<!-- minimal-plugin: (?P<file>\S+) -->\n```\w+\n(?P<code>.*?)```", re.S)
@@ -38,10 +37,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.syspath_prepend(str(target))
         yield target
     sys.modules.pop("automl_seg_tinyunet", None)
-
-
-def cli_env(site: Path) -> dict[str, str]:
-    return {"PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
 
 
 def test_docs_hold_a_minimal_plugin_under_40_lines():
@@ -72,7 +67,8 @@ class TestDocsPluginStrategy(SearchStrategyContract):
 
 
 def test_docs_plugin_passes_verify_and_searches_through_the_cli(site: Path, cli, synthetic_root: Path, tmp_path: Path):
-    listing = cli("plugins", "list", "--verify", "--json", env={**cli_env(site), "AUTOML_SEG_DISABLE_PLUGINS": "dints"})
+    env = {**plugin_env(site), "AUTOML_SEG_DISABLE_PLUGINS": "dints"}
+    listing = cli("plugins", "list", "--verify", "--json", env=env)
     rows: dict[str, Any] = {row["name"]: row for row in json.loads(listing.stdout)}
     assert rows["tinyunet"]["verify"]["ok"], rows["tinyunet"]["verify"]
     assert "Traceback" not in listing.stderr
@@ -83,7 +79,7 @@ def test_docs_plugin_passes_verify_and_searches_through_the_cli(site: Path, cli,
         "search", "--strategy", "tinyunet", "--dataset", "Task99_Synthetic", "--data-root", synthetic_root,
         "--registry", tmp_path / "registry", "--config", config, "--train-epochs", "1",
         "--patch-size", "16x16x16", "--workdir", tmp_path / "work", "--no-progress", "--json",
-        env=cli_env(site),
+        env=plugin_env(site),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
