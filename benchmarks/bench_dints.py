@@ -8,7 +8,9 @@
    patch and initial parameters: mean time and peak memory (CUDA max allocated, or, on the CPU,
    peak-RSS growth with the kernel's peak counter reset before each variant, in a child process
    whose allocator returns freed memory at once).
-2. Decode at 12 blocks x 4 depths: MONAI's Dijkstra over its dense matrix vs our dynamic program,
+2. Trilinear 2x up-sampling (forward + backward) at the supernet's feature-map sizes:
+   ``F.interpolate`` vs the separable ``SeparableTrilinear`` that replaces it in the supernet.
+3. Decode at 12 blocks x 4 depths: MONAI's Dijkstra over its dense matrix vs our dynamic program,
    on the same probabilities: time and peak Python/numpy memory (tracemalloc), plus whether the
    architectures agree.
 The quick preset's end-to-end wall time and Dice come from the engine (``automl-seg search
@@ -170,6 +172,36 @@ def bench_search(args: argparse.Namespace, device: torch.device) -> list[tuple[s
     ]
 
 
+def bench_resize(args: argparse.Namespace, device: torch.device) -> list[tuple[str, float, float, str]]:
+    """Trilinear 2x up-sampling forward + backward, ``F.interpolate`` vs ``SeparableTrilinear``, on the
+    feature maps the supernet's up-paths resize (every coarser level of the patch)."""
+    from automl_seg_dints.interpolate import SeparableTrilinear
+
+    ours = SeparableTrilinear(2)
+    rows = []
+    for level in range(2, args.depths + 1):
+        channels = int(32 * 2**level * args.channel_mul)
+        shape = (args.batch, channels, *(side // 2**level for side in args.patch))
+        x = torch.randn(shape, device=device, requires_grad=True)
+        variants: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+            "torch": lambda t: F.interpolate(t, scale_factor=2, mode="trilinear", align_corners=True),
+            "ours": ours,
+        }
+        seconds = {}
+        for name, resize in variants.items():
+            resize(x).sum().backward()  # warm-up
+            start = time.perf_counter()
+            for _ in range(5):
+                resize(x).sum().backward()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds[name] = (time.perf_counter() - start) / 5 * 1000
+        size = "x".join(map(str, shape[1:]))
+        rows.append((f"trilinear 2x up, fwd+bwd (ms), {size}", seconds["torch"], seconds["ours"],
+                     f"{seconds['torch'] / seconds['ours']:.2f}x faster than F.interpolate"))  # fmt: skip
+    return rows
+
+
 def bench_decode() -> list[tuple[str, float, float, str]]:
     with contextlib.redirect_stdout(io.StringIO()):
         space = TopologySearch(channel_mul=0.0625, num_blocks=12, num_depths=4)
@@ -218,6 +250,7 @@ def main() -> None:
         sys.stdout.write(json.dumps({name: peak for name, (_, _, peak) in figures.items()}) + "\n")
         return
     rows = bench_search(args, device)
+    rows += bench_resize(args, device)
     if not args.skip_decode:
         rows += bench_decode()
     table = Table(title=f"DiNTS: MONAI vs automl-seg ({device}, {torch.get_num_threads()} threads)")

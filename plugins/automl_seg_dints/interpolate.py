@@ -2,9 +2,10 @@
 
 Trilinear interpolation is separable: resizing a volume is a linear map along D, then H, then W,
 each a ``(n_in, n_out)`` matrix with two non-zeros per column. As matrix products the three passes
-use BLAS and are 2-4x faster forward and backward on the CPU than PyTorch's
-``upsample_trilinear3d`` kernel for the feature maps of the DiNTS supernet (benchmarks/bench_dints.py
-measures the whole search iteration). The result equals ``F.interpolate`` up to float rounding.
+use BLAS and are about 2.5x faster forward + backward on the CPU than PyTorch's
+``upsample_trilinear3d`` kernel at the feature-map sizes of the DiNTS supernet
+(``benchmarks/bench_dints.py`` prints the ratio). The result equals ``F.interpolate`` up to float
+rounding.
 """
 
 from __future__ import annotations
