@@ -111,3 +111,35 @@ def test_sample_arch_is_seeded_valid_and_estimated():
     space.build_network(args, first)  # valid: builds
     memory = space.estimate_memory(args, first, plan)
     assert 0 < memory["fraction"] <= 1 and memory["mb"] > 0
+
+
+def _saved_for_backward_mb(model: torch.nn.Module, x: torch.Tensor) -> float:
+    """Megabytes of distinct tensor storage autograd keeps for backward after one forward pass."""
+    storages: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(x)
+    return sum(storages.values()) / 2**20
+
+
+@pytest.mark.parametrize("step", ["weights", "architecture"])
+def test_supernet_keeps_at_most_six_tenths_of_monai_activations(step: str) -> None:
+    """The memory goal in the benchmark's configuration (``benchmarks/bench_dints.py``, at batch 1),
+    counted exactly: the activations autograd keeps for backward in each search step."""
+    from monai.networks.nets import DiNTS, TopologySearch
+
+    ours = build_supernet(DintsSpaceArgs(**{**ARGS, "num_blocks": 4, "channel_mul": 0.25}))
+    with contextlib.redirect_stdout(io.StringIO()):
+        reference = DiNTS(TopologySearch(channel_mul=0.25, num_blocks=4, num_depths=3), 1, 3)
+    x = torch.randn(1, 1, 48, 64, 48)
+    kept = {}
+    for name, model in (("ours", ours), ("monai", reference)):
+        for param_name, param in model.named_parameters():
+            param.requires_grad_(("log_alpha" in param_name) == (step == "architecture"))
+        kept[name] = _saved_for_backward_mb(model, x)
+    assert kept["ours"] <= 0.6 * kept["monai"], kept
