@@ -5,7 +5,7 @@
 
 1. One bi-level search iteration (weight step on a batch, architecture step with every loss term on
    another), MONAI's ``DiNTS(TopologySearch)`` + its loss helpers vs ours, same config, batch,
-   patch and initial parameters: mean time and peak memory (CUDA max allocated, or, on the CPU,
+   patch and initial parameters: fastest iteration and peak memory (CUDA max allocated, or, on the CPU,
    peak-RSS growth with the kernel's peak counter reset before each variant, in a child process
    whose allocator returns freed memory at once).
 2. Trilinear 2x up-sampling (forward + backward) at the supernet's feature-map sizes:
@@ -89,12 +89,12 @@ def make_iteration(model: DiNTS, regulariser: Callable[[], torch.Tensor], x: tor
 
 
 def measure(iteration: Callable[[], None], iterations: int, device: torch.device) -> tuple[float, float, float]:
-    """(mean wall seconds, mean process CPU seconds, peak MB) over ``iterations`` after a warm-up one.
+    """(fastest wall seconds, fastest process CPU seconds, peak MB) of ``iterations`` after a warm-up one.
 
-    CPU seconds are the robust figure on a shared machine with ``--threads 1`` (wall time there
-    measures the neighbours too). On the CPU the peak is meaningful only in the honest-RSS child
-    process (``cpu_peaks_in_honest_process``); times are taken in this one, since that allocator
-    setting makes every allocation a page fault and slows both variants."""
+    The fastest iteration is the robust figure on a shared machine (slower ones measure the
+    neighbours too). On the CPU the peak is meaningful only in the honest-RSS child process
+    (``cpu_peaks_in_honest_process``); times are taken in this one, since that allocator setting
+    makes every allocation a page fault and slows both variants."""
     iteration()
     gc.collect()
     if device.type == "cuda":
@@ -104,15 +104,19 @@ def measure(iteration: Callable[[], None], iterations: int, device: torch.device
     else:
         base = current_rss_mb()
         reset_peak_rss()
-    start, cpu_start = time.perf_counter(), time.process_time()
+    walls, cpus = [], []
     for _ in range(iterations):
+        start, cpu_start = time.perf_counter(), time.process_time()
         iteration()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu_start)
     if device.type == "cuda":
-        torch.cuda.synchronize()
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         peak = peak_rss_mb() - base
-    return (time.perf_counter() - start) / iterations, (time.process_time() - cpu_start) / iterations, peak
+    return min(walls), min(cpus), peak
 
 
 def search_figures(args: argparse.Namespace, device: torch.device) -> dict[str, tuple[float, float, float]]:
@@ -138,8 +142,8 @@ def search_figures(args: argparse.Namespace, device: torch.device) -> dict[str, 
             ours, lambda: arch_loss_terms(ours.dints_space, estimator, BUDGET).combined(RAMP, TOPOLOGY_WEIGHT), x, y
         ),
     }
-    # alternate the variants and keep each one's best time and highest peak, so that neither gains
-    # from running second (warm caches, allocator pools)
+    # alternate the variants and keep each one's fastest iteration and highest peak, so that neither
+    # gains from running second (warm caches, allocator pools)
     results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
     for _ in range(2):
         for name, run in runs.items():
