@@ -93,7 +93,7 @@ def test_perturbed_artefact_fails_parity(host: PluginHost, dynunet: nn.Module, t
 def test_atol_is_the_users_to_loosen(host: PluginHost, dynunet: nn.Module, tiny_plan: Plan, tmp_path) -> None:
     broken = PerturbedExporter(host.exporter("onnx"), offset=0.01)
     *_, parity, _ = run(host, broken, dynunet, tiny_plan, tmp_path, atol=0.02)
-    assert parity.within_tolerance and abs(parity.max_abs_diff - 0.01) < 1e-5
+    assert parity.within_tolerance and abs(parity.max_abs_diff - 0.01) < 1e-4  # offset + float noise
 
 
 def test_fp16_with_only_cpu_is_refused(host: PluginHost, dynunet: nn.Module, tiny_plan: Plan, tmp_path) -> None:
