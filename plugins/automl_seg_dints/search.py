@@ -35,7 +35,7 @@ from automl_seg_dints.plots import plot_search_curves, plot_topology
 from automl_seg_dints.settings import DintsSettings
 from automl_seg_dints.space import DintsSpaceArgs, check_patch, parse_space_args
 from automl_seg_dints.supernet import FastTopologySearch, MemoryEstimator, channels_last_on_cpu
-from automl_seg_dints.topology import decode
+from automl_seg_dints.topology import DecodedArch, decode, decode_within_budget
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +261,17 @@ class DintsSearch:
             progress.remove_task(task)
         return self._epoch_record(epoch, phase, weight, lr, weight_losses, arch_records, time.perf_counter() - started)
 
+    def _decode(self) -> DecodedArch:
+        """The discrete architecture the search stands at, by the ``decode`` setting."""
+        space, settings = self.space, self.settings
+        if settings.decode == "probability":
+            return decode(space.topology, space.raw_path_probs(), space.log_alpha_c)
+        fractions = self.estimator.path_fractions(space.log_alpha_c.detach().cpu().argmax(-1).numpy())
+        return decode_within_budget(
+            space.topology, space.raw_path_probs(), space.log_alpha_c, fractions,
+            self.budget_fraction, settings.budget_tolerance,
+        )  # fmt: skip
+
     def _epoch_record(
         self,
         epoch: int,
@@ -273,7 +284,7 @@ class DintsSearch:
     ) -> dict[str, Any]:
         with torch.no_grad():
             terms = arch_loss_terms(self.space, self.estimator, self.budget_fraction)
-            decoded = decode(self.space.topology, self.space.raw_path_probs(), self.space.log_alpha_c)
+            decoded = self._decode()
         record: dict[str, Any] = {
             "epoch": epoch,
             "phase": phase,
@@ -320,7 +331,7 @@ class DintsSearch:
 
     def _outcome(self, state: _State, seconds: float) -> SearchOutcome:
         workdir = Path(self.ctx.workdir)
-        decoded = decode(self.space.topology, self.space.raw_path_probs(), self.space.log_alpha_c)
+        decoded = self._decode()
         arch = decoded.to_payload()
         metrics = {
             "memory_requested": self.budget_fraction,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -26,6 +26,12 @@ class DintsSettings(BaseModel):
     batch_size: int | None = Field(default=None, gt=0, description="default: the plan's batch size")
     max_steps_per_epoch: int | None = Field(default=None, gt=0, description="cap on batches per epoch")
     measure_memory: bool = Field(default=True, description="measure the decoded network's real training memory")
+    decode: Literal["probability", "budget"] = Field(
+        default="probability",
+        description="'probability': DiNTS' (MONAI's) decode, the most probable topology; 'budget': the most "
+        "probable topology whose estimated memory lies within budget_tolerance below the budget",
+    )
+    budget_tolerance: float = Field(default=0.1, gt=0, le=1, description="band width of decode 'budget'")
 
     @field_validator("memory_budget")
     @classmethod

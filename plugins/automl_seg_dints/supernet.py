@@ -273,15 +273,18 @@ class MemoryEstimator:
         self.num_blocks = space.num_blocks
         self.num_paths = space.topology.num_paths
 
+    def path_mb(self, op_probs: torch.Tensor) -> torch.Tensor:
+        """Estimated MB of each path, ``(blocks, P)``; differentiable in the operation probabilities."""
+        ram_cost = self._ram_cost.to(op_probs)
+        return (1 + (ram_cost * op_probs).sum(-1)) * self._elements.to(op_probs) * BYTES_PER_ELEMENT / 2**20
+
     def usage_mb(self, path_probs: torch.Tensor, op_probs: torch.Tensor) -> torch.Tensor:
         """Estimated MB; differentiable in both probability tensors."""
-        ram_cost = self._ram_cost.to(op_probs)
-        per_path = (1 + (ram_cost * op_probs).sum(-1)) * self._elements.to(op_probs)
-        return (path_probs * per_path).sum() * BYTES_PER_ELEMENT / 2**20
+        return (path_probs * self.path_mb(op_probs)).sum()
 
     def full_mb(self, op_probs: torch.Tensor) -> torch.Tensor:
         """The estimate with every path active (the denominator of the budget fraction)."""
-        return self.usage_mb(torch.ones(self.num_blocks, self.num_paths).to(op_probs), op_probs)
+        return self.path_mb(op_probs).sum()
 
     def uniform_op_probs(self) -> torch.Tensor:
         return torch.full((self.num_blocks, self.num_paths, len(OPS)), 1.0 / len(OPS))
@@ -294,10 +297,14 @@ class MemoryEstimator:
         ops = F.one_hot(torch.as_tensor(arch_code_c, dtype=torch.int64), len(OPS)).float()
         return float(self.usage_mb(torch.as_tensor(arch_code_a, dtype=torch.float32), ops))
 
+    def path_fractions(self, arch_code_c: np.ndarray) -> np.ndarray:
+        """Each path's share of the full network's memory with these operations, ``(blocks, P)``."""
+        mb = self.path_mb(F.one_hot(torch.as_tensor(arch_code_c, dtype=torch.int64), len(OPS)).float())
+        return (mb / mb.sum()).double().numpy()
+
     def discrete_fraction(self, arch_code_a: np.ndarray, arch_code_c: np.ndarray) -> float:
         """The discrete counterpart of the search's ``usage / full`` ratio."""
-        ops = F.one_hot(torch.as_tensor(arch_code_c, dtype=torch.int64), len(OPS)).float()
-        return self.discrete_mb(arch_code_a, arch_code_c) / float(self.full_mb(ops))
+        return float((np.asarray(arch_code_a) * self.path_fractions(arch_code_c)).sum())
 
     def minimum_fraction(self) -> float:
         """Smallest fraction any architecture reaches: one skip path per block at the coarsest level.

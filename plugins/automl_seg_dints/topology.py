@@ -154,10 +154,83 @@ def best_topology(topology: Topology, child_probs: np.ndarray) -> np.ndarray:
     return chosen
 
 
-def decode(topology: Topology, path_probs: torch.Tensor, op_logits: torch.Tensor) -> DecodedArch:
-    """The discrete architecture: best connected topology plus the argmax operation per path."""
-    child_probs = topology.child_probabilities(path_probs.detach().float().cpu()).numpy()
-    chosen = best_topology(topology, child_probs)
+def best_topology_in_band(
+    topology: Topology, child_probs: np.ndarray, child_cost: np.ndarray, low: float, high: float, step: float = 1e-3
+) -> np.ndarray | None:
+    """Like ``best_topology``, among the topologies whose summed child cost lies in ``[low, high]``.
+
+    ``child_cost`` is ``(blocks, children)``; costs are summed on a grid of ``step`` (the state
+    carried from block to block is then (output-node code, cost so far)). None when no connected
+    topology falls in the band."""
+    blocks, num_children = child_probs.shape
+    weights = (-np.log(child_probs + _LOG_EPS) + _EDGE_EPS).astype(np.float64)
+    units = int(np.floor(high / step + 1e-9))
+    cost_units = np.rint(child_cost / step).astype(np.int64)
+    in_code, out_code = topology.child_in_code, topology.child_out_code
+    num_codes = 2**topology.num_depths
+    best = np.full((num_codes, units + 1), np.inf)
+    best[:, 0] = 0.0  # before block 0 every input code is free, at no cost
+    back = []  # per block: (output code, cost units) -> chosen child
+    for b in range(blocks):
+        new = np.full_like(best, np.inf)
+        chosen = np.full(best.shape, -1, dtype=np.int64)
+        for j in range(num_children):
+            c = cost_units[b, j]
+            if c > units:
+                continue
+            candidate = best[in_code[j], : units + 1 - c] + weights[b, j]
+            target = new[out_code[j], c:]
+            better = candidate < target
+            target[better] = candidate[better]
+            chosen[out_code[j], c:][better] = j
+        best = new
+        back.append(chosen)
+    lowest = int(np.ceil(low / step - 1e-9))
+    band = best[:, max(lowest, 0) :]
+    if not np.isfinite(band).any():
+        return None
+    code, offset = np.unravel_index(np.argmin(band), band.shape)
+    unit = int(offset) + max(lowest, 0)
+    path = np.empty(blocks, dtype=np.int64)
+    for b in range(blocks - 1, -1, -1):
+        j = int(back[b][code, unit])
+        path[b] = j
+        code, unit = in_code[j], unit - cost_units[b, j]
+    return path
+
+
+def _discrete(topology: Topology, chosen: np.ndarray, op_logits: torch.Tensor) -> DecodedArch:
     arch_code_a = topology.children[chosen].astype(np.int64)
     arch_code_c = op_logits.detach().float().cpu().argmax(-1).numpy().astype(np.int64)
     return DecodedArch(node_a=node_activation(topology, arch_code_a), arch_code_a=arch_code_a, arch_code_c=arch_code_c)
+
+
+def decode(topology: Topology, path_probs: torch.Tensor, op_logits: torch.Tensor) -> DecodedArch:
+    """The discrete architecture: best connected topology plus the argmax operation per path."""
+    child_probs = topology.child_probabilities(path_probs.detach().float().cpu()).numpy()
+    return _discrete(topology, best_topology(topology, child_probs), op_logits)
+
+
+def decode_within_budget(
+    topology: Topology,
+    path_probs: torch.Tensor,
+    op_logits: torch.Tensor,
+    path_fractions: np.ndarray,
+    budget: float,
+    tolerance: float,
+) -> DecodedArch:
+    """The most probable connected topology whose memory fraction lies in ``[budget - tolerance, budget]``.
+
+    ``path_fractions`` is each path's share of the full network's memory with the decoded
+    operations, ``(blocks, P)``. DiNTS' own decode keeps a path when it is more likely on than
+    off; after a short search the memory loss leaves every path probability on the same side of
+    1/2, so a budget far from 1/2 decodes to nearly the smallest or the whole supernet. This decode
+    keeps the search's preferences (probabilities) but honours the budget. Without any topology in
+    the band: the most probable one under the budget, else the smallest."""
+    child_probs = topology.child_probabilities(path_probs.detach().float().cpu()).numpy()
+    child_cost = path_fractions @ topology.children.T.astype(np.float64)
+    for low, high in ((budget - tolerance, budget), (0.0, budget), (0.0, 1.0)):
+        chosen = best_topology_in_band(topology, child_probs, child_cost, low, high)
+        if chosen is not None:
+            return _discrete(topology, chosen, op_logits)
+    raise AssertionError("the full band [0, 1] always holds a topology")

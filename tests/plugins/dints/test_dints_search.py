@@ -135,3 +135,17 @@ def _bad_depth(data: Any, workdir: Path) -> None:
         run=RunInfo(run_id="t", kind="s"),
     )
     strategy.search(ctx)
+
+
+@pytest.mark.parametrize("budget", [0.2, 0.8])
+def test_budget_decode_lands_in_its_band(data: Any, tmp_path: Path, budget: float) -> None:
+    settings = {"epochs": 2, "warmup_epochs": 1, "decode": "budget", "budget_tolerance": 0.1, "memory_budget": budget}
+    outcome = _search(data, tmp_path, settings)
+    slack = 0.01  # path shares are summed on a 0.001 grid
+    assert budget - 0.1 - slack <= outcome.metrics["memory_estimated"] <= budget + slack
+    assert all(budget - 0.1 - slack <= h["memory_decoded"] <= budget + slack for h in outcome.history)
+
+
+def test_unknown_decode_is_a_config_error(data: Any, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="decode"):
+        _search(data, tmp_path, {"decode": "greedy"})
