@@ -7,6 +7,8 @@ them too. Everything is small enough to run on a laptop CPU in seconds.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -148,7 +150,6 @@ def install_plugin(project: Path, target: Path) -> Path:
     environment stays as it was, which matters when several test runs share it."""
     import shutil
     import subprocess
-    import sys
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="plugin-build-") as tmp:
@@ -164,7 +165,4 @@ def install_plugin(project: Path, target: Path) -> Path:
 def plugin_env(target: Path) -> dict[str, str]:
     """Environment variables under which a subprocess (e.g. the CLI) sees plugins installed by
     ``install_plugin`` into ``target``, besides everything this interpreter sees."""
-    import os
-    import sys
-
     return {"PYTHONPATH": os.pathsep.join([str(target), *sys.path])}

@@ -226,11 +226,11 @@ def decode_within_budget(
     off; after a short search the memory loss leaves every path probability on the same side of
     1/2, so a budget far from 1/2 decodes to nearly the smallest or the whole supernet. This decode
     keeps the search's preferences (probabilities) but honours the budget. Without any topology in
-    the band: the most probable one under the budget, else the smallest."""
+    the band: the most probable one under the budget, else DiNTS' own decode."""
     child_probs = topology.child_probabilities(path_probs.detach().float().cpu()).numpy()
     child_cost = path_fractions @ topology.children.T.astype(np.float64)
-    for low, high in ((budget - tolerance, budget), (0.0, budget), (0.0, 1.0)):
+    for low, high in ((budget - tolerance, budget), (0.0, budget)):
         chosen = best_topology_in_band(topology, child_probs, child_cost, low, high)
         if chosen is not None:
             return _discrete(topology, chosen, op_logits)
-    raise AssertionError("the full band [0, 1] always holds a topology")
+    return _discrete(topology, best_topology(topology, child_probs), op_logits)
