@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -92,7 +92,7 @@ class PluginHost:
         Only ``RunStopped`` goes through: it is how an observer (a pruner) ends a run on purpose."""
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             try:
-                impl.function(**{a: kwargs[a] for a in impl.argnames})
+                call_hookimpl(impl, **kwargs)
             except RunStopped:
                 raise
             except Exception as exc:  # an observer must not break the run
@@ -121,7 +121,7 @@ class PluginHost:
         for hook, (kind, protocol) in KINDS.items():
             for impl in getattr(self.pm.hook, hook).get_hookimpls():
                 if impl.plugin_name == name:
-                    self._collect(info, impl.function, kind, protocol)
+                    self._collect(info, impl, kind, protocol)
 
     def _admit(self, info: PluginInfo, obj: Any, kind: str, protocol: type) -> str | None:
         obj_name = getattr(obj, "name", None)
@@ -138,7 +138,7 @@ class PluginHost:
         info.registered.setdefault(kind, []).append(obj_name)
         return None
 
-    def _collect(self, info: PluginInfo, hook: Callable[..., Any], kind: str, protocol: type) -> None:
+    def _collect(self, info: PluginInfo, impl: pluggy.HookImpl, kind: str, protocol: type) -> None:
         def register(obj: Any) -> None:
             """Accept ``obj`` or record why not; a rejected object never stops the plugin's hook."""
             problem = self._admit(info, obj, kind, protocol)
@@ -146,9 +146,15 @@ class PluginHost:
                 info.errors.append(problem)
 
         try:
-            hook(register=register)
+            call_hookimpl(impl, register=register)
         except Exception as exc:
             info.errors.append(f"{type(exc).__name__}: {exc}")
+
+
+def call_hookimpl(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
+    """Call one plugin's implementation with the hook arguments it names (as pluggy itself does):
+    an implementation may leave out the arguments it does not use."""
+    return impl.function(**{name: kwargs[name] for name in impl.argnames})
 
 
 def _disabled_from_env() -> set[str]:

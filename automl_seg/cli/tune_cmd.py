@@ -180,7 +180,10 @@ def _run(
     )  # fmt: skip
     host = load_plugins()
     _quiet_optuna()
-    _print_space(tuning_space(host, request)[1])
+    specs = tuning_space(host, request)[1]
+    _print_space(specs)
+    runner = EngineTrialRunner(settings)
+    runner.check(host, specs)
     with progress_bar(True) as bar:
         task = bar.add_task(f"study {request.study_name}", total=request.trials)
 
@@ -191,7 +194,7 @@ def _run(
                 description=f"study {request.study_name} (trial {trial.number}: {trial.state.name.lower()})",
             )
 
-        return run_tune(request, host, EngineTrialRunner(settings), max_epochs=settings.max_train_epochs,
+        return run_tune(request, host, runner, max_epochs=settings.max_train_epochs,
                         on_trial=advance)  # fmt: skip
 
 

@@ -14,20 +14,23 @@ config file may narrow a range, restrict the choices or fix a value (``tune.para
 from __future__ import annotations
 
 import json
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from pluggy import HookImpl
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from automl_seg.config import describe_validation_error
 from automl_seg.errors import ConfigError, PluginError
 from automl_seg.interfaces import TunableParameter
+from automl_seg.plugins import DISABLE_ENV, PluginHost, call_hookimpl
 
 if TYPE_CHECKING:
     import optuna
 
-    from automl_seg.plugins import PluginHost
+log = logging.getLogger(__name__)
 
 Target = Literal["strategy", "space", "train", "data"]
 TARGETS: tuple[Target, ...] = ("strategy", "space", "train", "data")
@@ -64,19 +67,22 @@ def collect_parameters(
     declares the same name: the plugin knows its constraints (e.g. patch sides divisible by 32).
 
     A name declared twice (even for different targets) is a plugin error: Optuna knows a parameter
-    by its name only, and the value could go to only one of them."""
+    by its name only, and the value could go to only one of them. A plugin whose declaration fails
+    stops the study when it provides the strategy or space being tuned; any other such plugin is
+    left out with a warning, so one broken plugin does not stop tuning the others."""
     hook = host.pm.hook.tunable_parameters
+    tuned = {host.owners.get(("strategy", strategy)), host.owners.get(("space", space))}
     found: list[tuple[str, TunableParameter]] = []
     owners: dict[str, str] = {}
     for impl in hook.get_hookimpls():
         try:
-            declared = impl.function(strategy=strategy, space=space)
-        except Exception as exc:
-            raise PluginError(
-                f"plugin '{impl.plugin_name}' failed to declare tunable parameters: {type(exc).__name__}: {exc}"
-            ) from exc
-        for item in declared or []:
-            param = _as_parameter(item, impl.plugin_name)
+            declared = _declared(impl, strategy, space)
+        except PluginError as exc:
+            if impl.plugin_name in tuned:
+                raise PluginError(f"{exc}; fix the plugin or tune another strategy") from exc
+            log.warning("%s; its parameters are left out (disable it with %s=%s)", exc, DISABLE_ENV, impl.plugin_name)
+            continue
+        for param in declared:
             if param.name in owners:
                 raise PluginError(
                     f"tunable parameter '{param.name}' is declared by plugins '{owners[param.name]}' and "
@@ -86,6 +92,42 @@ def collect_parameters(
             found.append((impl.plugin_name, param))
     found += [(owner, param) for owner, param in defaults if param.name not in owners]
     return found
+
+
+def check_extremes(specs: list[ParameterSpec], target: Target, validate: Callable[[dict[str, Any]], object]) -> None:
+    """Refuse, before any trial runs, a range whose end ``validate`` (the target's settings) rejects,
+    e.g. ``warmup_epochs`` up to 4 with 3 search epochs: the trials drawing it would all fail."""
+    for spec in specs:
+        param = spec.param
+        if param.target != target:
+            continue
+        if spec.is_fixed:
+            ends = [spec.fixed]
+        elif param.kind == "categorical":
+            ends = list(param.choices or [])
+        else:
+            cast = int if param.kind == "int" else float
+            ends = [cast(param.low), cast(param.high)]
+        for value in ends:
+            try:
+                validate({param.name: value})
+            except ConfigError as exc:
+                scope = describe([spec])[0]["range"]
+                raise ConfigError(
+                    f"tuning {param.name} = {value} (range {scope}) cannot run: {exc}; narrow or fix "
+                    f"{param.name} in the config file's tune.params section"
+                ) from exc
+
+
+def _declared(impl: HookImpl, strategy: str, space: str) -> list[TunableParameter]:
+    """One plugin's valid declarations; any failure is a ``PluginError`` naming the plugin."""
+    try:
+        items = call_hookimpl(impl, strategy=strategy, space=space) or []
+    except Exception as exc:
+        raise PluginError(
+            f"plugin '{impl.plugin_name}' failed to declare tunable parameters: {type(exc).__name__}: {exc}"
+        ) from exc
+    return [_as_parameter(item, impl.plugin_name) for item in items]
 
 
 def _as_parameter(item: Any, plugin: str) -> TunableParameter:

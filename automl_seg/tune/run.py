@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from automl_seg.errors import ConfigError
+from automl_seg.errors import ConfigError, UserError
 from automl_seg.paths import registry_root
 from automl_seg.tune.engine_params import engine_parameters
-from automl_seg.tune.objective import TrialRunner, TuneObjective
+from automl_seg.tune.objective import FAIL_REASON, TrialRunner, TuneObjective
 from automl_seg.tune.params import ParameterSpec, build_space, collect_parameters
 from automl_seg.tune.report import best_with_record, pareto_png, summary
 from automl_seg.tune.storage import default_storage_url, open_storage, safe_url
@@ -120,13 +120,16 @@ def run_tune(
     pruner = make_pruner(request.pruner, request.objective, max_epochs)
     study = open_study(storage, request.study_name, identity, make_sampler(request.sampler, request.seed), pruner)
     best = BestAlias(request, identity)
-    callbacks = [_log_trial, best] + ([lambda _study, trial: on_trial(trial)] if on_trial else [])
+    finished: list[FrozenTrial] = []
+    callbacks = [_log_trial, best, lambda _study, trial: finished.append(trial)]
+    callbacks += [lambda _study, trial: on_trial(trial)] if on_trial else []
     objective = TuneObjective(specs, runner, request.objective, prune=not isinstance(pruner, optuna.pruners.NopPruner))
     log.info("study '%s' in %s: %d trial(s) on this worker", request.study_name, safe_url(url), request.trials)
     study.optimize(
         objective, n_trials=request.trials, timeout=request.timeout_s, catch=(Exception,), callbacks=callbacks
     )
     best(study, None)  # trials of other workers may have finished meanwhile
+    _refuse_all_failed(finished, request.study_name)
     png = None
     if request.objective == "pareto":
         png = pareto_png(study, study_folder(request) / "pareto.png")
@@ -134,6 +137,19 @@ def run_tune(
         study=request.study_name, storage=safe_url(url), summary=summary(study), pareto_png=png,
         best_ref=best.tagged, specs=specs,
     )  # fmt: skip
+
+
+def _refuse_all_failed(trials: list[FrozenTrial], study: str) -> None:
+    """A worker whose every trial failed ends with an error (the failed trials stay in the study)."""
+    from optuna.trial import TrialState
+
+    if not trials or any(t.state != TrialState.FAIL for t in trials):
+        return
+    reason = trials[0].user_attrs.get(FAIL_REASON, "see the log")
+    raise UserError(
+        f"all {len(trials)} trial(s) of this worker failed; trial {trials[0].number}: {reason} "
+        f"(`automl-seg tune show --study {study}` lists them)"
+    )
 
 
 def _log_trial(_study: optuna.Study, trial: FrozenTrial) -> None:

@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from automl_seg.config import Budget, DataSettings, Device, build_settings
 from automl_seg.errors import UserError
+from automl_seg.plugins import PluginHost
 from automl_seg.tune.objective import OBSERVER_NAME, TrialOutcome
-from automl_seg.tune.params import Target
+from automl_seg.tune.params import ParameterSpec, Target, check_extremes
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,22 @@ class EngineTrialRunner:
 
     def __init__(self, settings: EngineTrialSettings) -> None:
         self.settings = settings
+
+    def check(self, host: PluginHost, specs: list[ParameterSpec]) -> None:
+        """Refuse a study whose ranges the strategy or training settings reject at an end (``check_extremes``)."""
+        from automl_seg.engine.settings import train_settings
+
+        s = self.settings
+        strategy = host.strategy(s.strategy)
+        strategy_base = {**s.strategy_section, "epochs": s.search_epochs}
+
+        def strategy_settings(values: dict[str, Any]) -> object:
+            merged = {**strategy_base, **values}
+            return strategy.settings(s.budget, {k: v for k, v in merged.items() if v is not None})
+
+        check_extremes(specs, "strategy", strategy_settings)
+        train_base = {"epochs": s.train_epochs}
+        check_extremes(specs, "train", lambda v: train_settings(s.budget, s.train_section, {**train_base, **v}))
 
     def __call__(self, trial_number: int, values: Mapping[Target, Mapping[str, Any]], observer: object) -> TrialOutcome:
         from automl_seg_registry import Registry

@@ -11,7 +11,9 @@ from automl_seg.hookspecs import hookimpl
 from automl_seg.interfaces import TunableParameter
 from automl_seg.plugins import load_plugins
 from automl_seg.tune.engine_params import engine_parameters
-from automl_seg.tune.params import build_space, collect_parameters, suggest
+from automl_seg.tune.params import build_space, check_extremes, collect_parameters, suggest
+
+from .conftest import FakeStrategy  # noqa: TID252
 
 
 def test_collects_plugin_and_engine_parameters(host) -> None:
@@ -53,15 +55,41 @@ def test_two_plugins_declaring_one_name_is_an_error(host) -> None:
         collect_parameters(host, "fake", "fake")
 
 
-def test_invalid_declaration_is_a_plugin_error() -> None:
-    class Bad:
-        @hookimpl
-        def tunable_parameters(self, strategy: str, space: str) -> list[TunableParameter]:
-            return [TunableParameter(name="lr", target="train", kind="float", low=0.0, high=1.0, log=True)]
+class BadDeclaration:
+    """Registers strategy ``bad`` and declares an invalid parameter for every strategy."""
 
-    host = load_plugins(extra=[("bad", Bad())], use_entry_points=False)
-    with pytest.raises(PluginError, match="plugin 'bad'.*low > 0"):
-        collect_parameters(host, "x", "x")
+    @hookimpl
+    def register_search_strategies(self, register) -> None:
+        strategy = FakeStrategy()
+        strategy.name = "bad"
+        register(strategy)
+
+    @hookimpl
+    def tunable_parameters(self) -> list[TunableParameter]:
+        return [TunableParameter(name="lr", target="train", kind="float", low=0.0, high=1.0, log=True)]
+
+
+def test_invalid_declaration_stops_tuning_its_own_strategy() -> None:
+    host = load_plugins(extra=[("bad", BadDeclaration())], use_entry_points=False)
+    with pytest.raises(PluginError, match="plugin 'bad'.*low > 0.*fix the plugin"):
+        collect_parameters(host, "bad", "x")
+
+
+def test_invalid_declaration_of_another_plugin_is_left_out(host, caplog) -> None:
+    host.add(BadDeclaration(), "bad")
+    declared = collect_parameters(host, "fake", "fake")
+    assert [(owner, p.name) for owner, p in declared] == [("fakeplugin", "alpha"), ("fakeplugin", "width")]
+    assert "plugin 'bad'" in caplog.text and "AUTOML_SEG_DISABLE_PLUGINS=bad" in caplog.text
+
+
+def test_implementation_may_leave_out_hook_arguments() -> None:
+    class StrategyOnly:
+        @hookimpl
+        def tunable_parameters(self, strategy: str) -> list[TunableParameter]:
+            return [TunableParameter(name=f"{strategy}_rate", target="strategy", kind="float", low=0.1, high=1.0)]
+
+    host = load_plugins(extra=[("only", StrategyOnly())], use_entry_points=False)
+    assert [p.name for _, p in collect_parameters(host, "x", "y")] == ["x_rate"]
 
 
 def test_narrow_fix_and_unknown_name(host) -> None:
@@ -111,3 +139,18 @@ def test_dints_declarations_name_real_settings() -> None:
     for _owner, param in declared:
         assert param.name in models[param.target].model_fields, param.name
     assert collect_parameters(host, "fixed", "fixed") == []
+
+
+def test_range_end_the_settings_reject_is_refused_before_any_trial(host) -> None:
+    declared = collect_parameters(host, "fake", "fake", defaults=engine_parameters())
+    specs = build_space(declared, {})
+
+    def settings(values: dict) -> None:
+        if values.get("alpha", 0.0) > 0.9:
+            raise ConfigError("alpha must stay below 0.9 with 3 epochs")
+
+    refused = r"tuning alpha = 1.0 \(range \[0, 1\]\) cannot run: alpha must stay below .*tune.params"
+    with pytest.raises(ConfigError, match=refused):
+        check_extremes(specs, "strategy", settings)
+    check_extremes(build_space(declared, {"alpha": {"high": 0.8}}), "strategy", settings)  # narrowed: accepted
+    check_extremes(specs, "train", settings)  # other targets are not this validator's

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from automl_seg.errors import ConfigError
+from automl_seg.errors import ConfigError, UserError
 from automl_seg.tune.run import TuneRequest, run_tune
 from automl_seg.tune.storage import STUDY_FILE, default_storage_url, open_storage
 from automl_seg.tune.study import StudyIdentity, load_study, make_pruner, open_study
@@ -75,6 +75,13 @@ def test_failures_are_recorded_and_the_study_goes_on(tmp_path: Path, host) -> No
     assert rows[1]["reason"] == "RuntimeError: plugin exploded in trial 1"
     assert "validation Dice is nan" in rows[2]["reason"]
     assert len(runner.calls) == 4
+
+
+def test_worker_whose_every_trial_failed_is_an_error(tmp_path: Path, host) -> None:
+    with pytest.raises(UserError, match=r"all 2 trial\(s\) of this worker failed; trial 0: RuntimeError: plugin explo"):
+        run_tune(request(tmp_path, trials=2, study="s2"), host, FakeRunner(fail_on=(0, 1)))
+    study = load_study(open_storage(default_storage_url(tmp_path)), "s2")
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]  # kept in the study
 
 
 def test_best_alias_follows_the_objective(tmp_path: Path, host) -> None:
