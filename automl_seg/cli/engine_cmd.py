@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from automl_seg.engine.evaluate import EvalReport
 
 RefArgument = Annotated[str, typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest'.")]
-BudgetOption = Annotated[Budget, typer.Option("--budget", help="Preset: quick (2-core CPU) or full (GPU).")]
+BudgetOption = Annotated[
+    Budget | None, typer.Option("--budget", help="Preset: quick (2-core CPU; the default) or full (GPU).")
+]
 SeedOption = Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")]
 DeviceOption = Annotated[Device | None, typer.Option("--device", help="auto picks CUDA when available.")]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run from its checkpoint.")]
@@ -39,7 +41,7 @@ MaxCasesOption = Annotated[int | None, typer.Option("--max-cases", help="Use onl
 PatchOption = Annotated[
     str | None, typer.Option("--patch-size", help="Override the plan's patch, e.g. 32x48x32 (multiples of 16).")
 ]
-ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+ProgressOption = Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show progress bars.")]
 
 CONFIG_SECTIONS = {"data", "train", "search", "strategy"}
 
@@ -116,14 +118,14 @@ def _summary(result: Any) -> dict[str, Any]:
 
 
 def search(
-    strategy: Annotated[str, typer.Option("--strategy", help="Search strategy (see `automl-seg plugins list`).")] = (
-        "dints"
-    ),
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", help="Search strategy (default dints; see `automl-seg plugins list`).")
+    ] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="MSD task name.")] = None,
     data_root: DataRootOption = None,
     registry: RegistryOption = None,
     config: ConfigOption = None,
-    budget: BudgetOption = "quick",
+    budget: BudgetOption = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Search epochs (strategy setting).")] = None,
     warmup_epochs: Annotated[
         int | None, typer.Option("--warmup-epochs", help="Search warm-up epochs (strategy setting).")
@@ -139,7 +141,7 @@ def search(
     workdir: WorkdirOption = None,
     max_cases: MaxCasesOption = None,
     patch_size: PatchOption = None,
-    progress: ProgressOption = True,
+    progress: ProgressOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Search an architecture, register it, retrain and evaluate it, register the trained model."""
@@ -201,7 +203,7 @@ def search(
 def train(
     ref: RefArgument,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Training epochs (default: the budget's).")] = None,
-    budget: BudgetOption = "quick",
+    budget: BudgetOption = None,
     registry: RegistryOption = None,
     data_root: DataRootOption = None,
     config: ConfigOption = None,
@@ -210,29 +212,33 @@ def train(
     resume: ResumeOption = False,
     workdir: WorkdirOption = None,
     max_cases: MaxCasesOption = None,
-    progress: ProgressOption = True,
+    progress: ProgressOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Retrain a registered architecture from scratch; register it as a new version (parent REF)."""
     from automl_seg.engine.pipeline import retrain
-    from automl_seg.engine.settings import RunSettings, train_settings
+    from automl_seg.engine.settings import RunSettings, SearchRunSettings, train_settings
     from automl_seg.plugins import load_plugins
 
     cfg = load_config(config)
+    search_only = SearchRunSettings.model_fields.keys() - RunSettings.model_fields.keys()  # a shared run.yaml
     run = build_settings(
         RunSettings,
-        section(cfg, "search"),
+        {k: v for k, v in section(cfg, "search").items() if k not in search_only},
         {"budget": budget, "seed": seed, "device": device, "workdir": workdir, "resume": resume or None,
          "progress": progress},
         source="run settings",
     )  # fmt: skip
     settings = train_settings(run.budget, section(cfg, "train"), {"epochs": epochs})
-    root = data_root or section(cfg, "data").get("data_root")
+    data = {**section(cfg, "data"), **{k: v for k, v in {"data_root": data_root, "max_cases": max_cases}.items() if v}}
+    from_record = sorted(set(data) & {"dataset", "patch_size"})
+    if from_record:
+        raise ConfigError(
+            f"config file {config}: train takes {' and '.join(from_record)} from the registered record; "
+            "remove it from section 'data'"
+        )
     with _open_registry(registry) as reg:
-        result = retrain(
-            ref, run, settings, registry=reg, host=load_plugins(), data_root=Path(root) if root else None,
-            max_cases=max_cases,
-        )  # fmt: skip
+        result = retrain(ref, run, settings, registry=reg, host=load_plugins(), data_options=data)
     if as_json:
         print_json(_summary(result))
         return

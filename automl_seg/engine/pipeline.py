@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import BaseModel, ValidationError
 
-from automl_seg.config import DataSettings, describe_validation_error
+from automl_seg.config import DataSettings, build_settings, describe_validation_error
 from automl_seg.engine.devices import resolve_device
 from automl_seg.engine.evaluate import EvalReport, evaluate_loader
 from automl_seg.engine.history import plot_history, save_history_json
@@ -267,21 +267,23 @@ def retrain(
     *,
     registry: Registry,
     host: PluginHost,
-    data_root: Path | None = None,
-    max_cases: int | None = None,
+    data_options: Mapping[str, Any] | None = None,
 ) -> TrainRunResult:
     """Train the architecture of ``ref`` from scratch on its dataset (with its plan's patch size) and
-    register the result as the next version of its name, with ``ref`` as parent."""
+    register the result as the next version of its name, with ``ref`` as parent. ``data_options``
+    are the other ``DataSettings`` (data root, split, ``max_cases``)."""
     record = registry.get(ref)
     device = resolve_device(run.device)
     plan = record.dataset.plan
-    data_settings = DataSettings(
-        dataset=record.dataset.name,
-        data_root=data_root,
-        max_cases=max_cases,
-        patch_size=tuple(plan["patch_size"]) if plan.get("patch_size") else None,
-    )
-    key = run_key(kind="train", ref=record.ref, seed=run.seed, train=train.model_dump(mode="json"), max_cases=max_cases)
+    data_settings = build_settings(
+        DataSettings, data_options,
+        {"dataset": record.dataset.name, "patch_size": tuple(plan["patch_size"]) if plan.get("patch_size") else None},
+        source="data settings",
+    )  # fmt: skip
+    key = run_key(
+        kind="train", ref=record.ref, seed=run.seed, train=train.model_dump(mode="json"),
+        data=data_settings.model_dump(mode="json", exclude={"data_root"}),
+    )  # fmt: skip
     workdir = Path(run.workdir) if run.workdir else default_workdir(key)
     data = prepare(data_settings, run.progress)
     if data.fingerprint.content_hash != record.dataset.fingerprint_hash:

@@ -10,7 +10,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-TINY_CONFIG = "train:\n  iterations: 2\n  val_every: 10\n  val_cases: 1\n"
+# one file for search and train: the strategy comes from it (no --strategy flag), train skips that key
+TINY_CONFIG = (
+    "search:\n  strategy: fixed\ntrain:\n  iterations: 2\n  val_every: 10\n  val_cases: 1\ndata:\n  split_seed: 0\n"
+)
 
 
 def _one_line_error(result, *fragments: str) -> None:  # noqa: ANN001
@@ -30,7 +33,7 @@ def test_search_fixed_pipeline_then_train_evaluate_predict(cli, tiny_data_root: 
     registry = tmp_path / "registry"
     common = ["--registry", registry, "--device", "cpu", "--no-progress"]
     searched = cli(
-        "search", "--strategy", "fixed", "--dataset", "Task99_Synthetic", "--data-root", tiny_data_root,
+        "search", "--dataset", "Task99_Synthetic", "--data-root", tiny_data_root,
         "--config", config, "--train-epochs", "1", "--patch-size", "16x16x16", "--workdir", tmp_path / "work",
         "--json", *common,
     )  # fmt: skip
@@ -89,6 +92,15 @@ def test_strategy_flag_it_does_not_know(cli, tiny_data_root: Path) -> None:  # n
     result = cli("search", "--strategy", "fixed", "--epochs", "3", "--dataset", "Task99_Synthetic",
                  "--data-root", tiny_data_root)  # fmt: skip
     _one_line_error(result, "epochs: unknown setting")
+
+
+def test_train_config_keys_it_cannot_use(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+    config = tmp_path / "train.yaml"
+    base = ["train", trained_registry.architecture, "--registry", trained_registry.root, "--config", config]
+    config.write_text("data:\n  bogus: 1\n")
+    _one_line_error(cli(*base), "bogus")
+    config.write_text("data:\n  dataset: Task02_Heart\n")
+    _one_line_error(cli(*base), "train takes dataset from the registered record")
 
 
 def test_unknown_ref(cli, trained_registry) -> None:  # noqa: ANN001
