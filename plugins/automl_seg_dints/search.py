@@ -40,6 +40,7 @@ from automl_seg_dints.topology import DecodedArch, decode, decode_within_budget
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "dints_search.pt"
+OVER_BUDGET_SLACK = 0.01  # of the supernet: below this, exceeding the budget is rounding, not worth a warning
 _MOMENTUM, _WEIGHT_DECAY, _POLY_POWER = 0.9, 4e-5, 0.9
 
 
@@ -342,6 +343,7 @@ class DintsSearch:
             "search_loop_s": seconds,
             "active_paths": float(decoded.arch_code_a.sum()),
         }
+        _warn_over_budget(metrics, self.settings.decode)
         if self.settings.measure_memory:
             metrics["memory_measured_mb"] = measure_training_memory_mb(
                 self.args.model_dump(), arch, self.patches_per_batch, self.patch, self.device
@@ -360,6 +362,24 @@ class DintsSearch:
         return SearchOutcome(
             arch=arch, space_args=self.args.model_dump(), history=state.history, metrics=metrics, artifacts=artifacts
         )
+
+
+def _warn_over_budget(metrics: Mapping[str, float], decode: str) -> None:
+    """The budget is a loss term, so DiNTS' own decode may exceed it: say so, and what enforces it."""
+    if metrics["memory_estimated"] <= metrics["memory_requested"] + OVER_BUDGET_SLACK:
+        return
+    advice = (
+        "the decode keeps each path more likely on than off; set `decode: budget` in the config's strategy section "
+        "to decode within the budget"
+        if decode == "probability"
+        else "no connected architecture with the searched operations fits under it"
+    )
+    log.warning(
+        "dints: the decoded architecture's estimated memory (%.3f of the supernet, %.3gMB) is above the budget "
+        "(%.3f, %.3gMB): %s",
+        metrics["memory_estimated"], metrics["memory_estimated_mb"], metrics["memory_requested"],
+        metrics["memory_requested_mb"], advice,
+    )  # fmt: skip
 
 
 def _log_epoch(record: Mapping[str, Any], epochs: int) -> None:

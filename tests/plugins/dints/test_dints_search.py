@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,15 @@ def test_budget_decode_lands_in_its_band(data: Any, tmp_path: Path, budget: floa
 def test_unknown_decode_is_a_config_error(data: Any, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="decode"):
         _search(data, tmp_path, {"decode": "greedy"})
+
+
+def test_decode_over_budget_is_a_warning_with_the_remedy(caplog: pytest.LogCaptureFixture) -> None:
+    from automl_seg_dints.search import _warn_over_budget
+
+    metrics = {"memory_estimated": 0.3, "memory_estimated_mb": 3.0, "memory_requested": 0.1, "memory_requested_mb": 1.0}
+    with caplog.at_level(logging.WARNING):
+        _warn_over_budget(metrics, "probability")
+        _warn_over_budget({**metrics, "memory_estimated": 0.105}, "probability")  # rounding: no warning
+    assert len(caplog.records) == 1
+    assert "0.300 of the supernet, 3MB) is above the budget (0.100, 1MB)" in caplog.text
+    assert "decode: budget" in caplog.text
