@@ -472,7 +472,9 @@ def export_model(
             registry.attach(record.ref, f"{name}_sidecar", sidecar_file, kind="export")
             if targets is not None:
                 shutil.copyfile(artefact, targets[0])
-                shutil.copyfile(sidecar_file, targets[1])
+                # the sidecar beside the copy names the copy's file (same bytes, same sha256)
+                sidecar = {**sidecar, "artefact": {**sidecar["artefact"], "file": targets[0].name}}
+                targets[1].write_text(json.dumps(sidecar, indent=2))
         registry_path = registry.artifact_path(record.ref, name)
         sidecar_registry_path = registry.artifact_path(record.ref, f"{name}_sidecar")
     return ExportResult(

@@ -6,6 +6,7 @@ the registry are imported inside the command so ``automl-seg --help`` stays fast
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from automl_seg.cli.common import DataRootOption, JsonFlag, RegistryOption, console, print_json
 from automl_seg.config import build_settings
+from automl_seg.errors import ConfigError
 
 if TYPE_CHECKING:
     from automl_seg.export import ExportResult
@@ -47,6 +49,16 @@ def _result_table(result: ExportResult) -> Table:
     return table
 
 
+def output_path(text: str | None) -> Path | None:
+    """``--output``; a trailing slash means a folder, which must exist (not a file of that name)."""
+    if text is None:
+        return None
+    path = Path(text).expanduser()
+    if text.endswith(("/", os.sep)) and not path.is_dir():
+        raise ConfigError(f"output folder {path} does not exist; create it or pass --output in an existing folder")
+    return path
+
+
 def export(
     ref: Annotated[
         str, typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest'.")
@@ -55,7 +67,7 @@ def export(
         str, typer.Option("--format", "-f", help="Exporter name (see `automl-seg plugins list`): onnx, torchscript.")
     ] = "onnx",
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option("--output", "-o", help="Also write the artefact (and its .json sidecar) to this file or folder."),
     ] = None,
     opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset (default 17).")] = None,
@@ -93,7 +105,7 @@ def export(
         overrides={
             "ref": ref,
             "format": format,
-            "output": output,
+            "output": output_path(output),
             "opset": opset,
             "fp16": fp16,
             "dynamic_spatial": dynamic_spatial,

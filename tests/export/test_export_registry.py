@@ -170,6 +170,7 @@ def test_cli_exports_with_json(world: dict, cli, tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert report["artifact"] == "torchscript" and report["parity"]["within_tolerance"]
     assert out.is_file() and (tmp_path / "model.pt.json").is_file()
+    assert json.loads((tmp_path / "model.pt.json").read_text())["artefact"]["file"] == "model.pt"  # names the copy
 
 
 @pytest.mark.parametrize(
@@ -178,6 +179,7 @@ def test_cli_exports_with_json(world: dict, cli, tmp_path: Path) -> None:
         (["--format", "tflite"], "unknown exporter 'tflite'; installed: onnx, torchscript"),
         (["--opset", "99"], "ONNX opset 99 is not supported"),
         (["-o", "/nonexistent/folder/m.onnx"], "output folder /nonexistent/folder does not exist"),
+        (["-o", "/nonexistent/folder/"], "output folder /nonexistent/folder does not exist"),
         (["--fp16", "--providers", "CPUExecutionProvider"], "--fp16 needs a GPU runtime (CUDA or TensorRT)"),
     ],
 )
