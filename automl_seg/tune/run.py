@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from automl_seg.errors import ConfigError, UserError
+from automl_seg.interfaces import RunInfo
 from automl_seg.paths import registry_root
 from automl_seg.tune.engine_params import engine_parameters
 from automl_seg.tune.objective import FAIL_REASON, TrialRunner, TuneObjective
@@ -125,6 +126,9 @@ def run_tune(
     callbacks += [lambda _study, trial: on_trial(trial)] if on_trial else []
     objective = TuneObjective(specs, runner, request.objective, prune=not isinstance(pruner, optuna.pruners.NopPruner))
     log.info("study '%s' in %s: %d trial(s) on this worker", request.study_name, safe_url(url), request.trials)
+    run = RunInfo(run_id=request.study_name, kind="tune", dataset=request.dataset, strategy=request.strategy,
+                  workdir=study_folder(request))  # fmt: skip
+    host.notify("on_run_started", run=run)
     study.optimize(
         objective, n_trials=request.trials, timeout=request.timeout_s, catch=(Exception,), callbacks=callbacks
     )

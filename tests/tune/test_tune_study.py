@@ -9,6 +9,8 @@ import pytest
 from optuna.trial import TrialState
 
 from automl_seg.errors import ConfigError, UserError
+from automl_seg.hookspecs import hookimpl
+from automl_seg.interfaces import RunInfo
 from automl_seg.tune.run import TuneRequest, run_tune
 from automl_seg.tune.storage import STUDY_FILE, default_storage_url, open_storage
 from automl_seg.tune.study import StudyIdentity, load_study, make_pruner, open_study
@@ -27,6 +29,19 @@ def test_default_storage_is_an_sqlite_file_in_the_registry(tmp_path: Path, host)
     assert (tmp_path / "reg" / STUDY_FILE).is_file()
     assert result.storage == default_storage_url(tmp_path / "reg")
     assert result.summary["counts"] == {"COMPLETE": 2}
+
+
+def test_observers_see_the_tuning_run_start(tmp_path: Path, host) -> None:
+    started = []
+
+    class Observer:
+        @hookimpl
+        def on_run_started(self, run: RunInfo) -> None:
+            started.append(run)
+
+    host.add(Observer(), "observer")
+    run_tune(request(tmp_path / "reg", trials=1, study="seen"), host, FakeRunner())
+    assert [(r.kind, r.run_id, r.strategy) for r in started] == [("tune", "seen", "fake")]
 
 
 def test_unreachable_storage_is_one_clear_line() -> None:
