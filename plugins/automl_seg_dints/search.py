@@ -181,6 +181,11 @@ class DintsSearch:
         self.estimator = MemoryEstimator(self.space, self.patches_per_batch, self.patch)
         self.reference_full_mb = self.estimator.reference_full_mb()
         self.budget_fraction = self.settings.budget.resolve(self.reference_full_mb, self.estimator.minimum_fraction())
+        log.info(
+            "dints: memory budget %s = %.3f of the full supernet (%.3gMB estimated at batch %d, patch %s)",
+            self.settings.budget.describe(), self.budget_fraction, self.reference_full_mb, self.patches_per_batch,
+            "x".join(map(str, self.patch)),
+        )  # fmt: skip
         self.half_a, self.half_b = split_halves(list(ctx.data.train_cases), ctx.seed)
         self.loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
         arch_ids = {id(p) for p in self.space.arch_parameters()}
