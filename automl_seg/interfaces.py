@@ -54,7 +54,12 @@ class TunableParameter(BaseModel):
 
 @runtime_checkable
 class SearchSpace(Protocol):
-    """A family of networks. ``build_network`` turns a discrete architecture into an nn.Module."""
+    """A family of networks. ``build_network`` turns a discrete architecture into an nn.Module.
+
+    Optional methods, offered where they make sense (callers check with ``getattr``):
+    ``build_supernet(args) -> nn.Module``, every candidate at once with its architecture parameters
+    (what gradient-based strategies search); ``sample_arch(args, rng) -> dict``, a random member;
+    ``estimate_memory(args, arch, plan) -> {"fraction", "mb"}``, an architecture's memory estimate."""
 
     name: str
     version: str

@@ -36,9 +36,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from automl_seg_dints.losses import arch_loss_terms
-from automl_seg_dints.search import build_supernet
 from automl_seg_dints.space import DintsSpaceArgs
-from automl_seg_dints.supernet import MemoryEstimator
+from automl_seg_dints.supernet import MemoryEstimator, build_supernet
 from automl_seg_dints.topology import Topology, decode
 from monai.losses import DiceCELoss
 from monai.networks.nets import DiNTS, TopologySearch

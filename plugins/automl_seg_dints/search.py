@@ -28,13 +28,12 @@ from monai.networks.nets import DiNTS
 
 from automl_seg.errors import ConfigError
 from automl_seg.interfaces import SearchContext, SearchOutcome
-from automl_seg_dints.interpolate import use_separable_trilinear
 from automl_seg_dints.losses import arch_loss_terms
 from automl_seg_dints.measure import measure_training_memory_mb
 from automl_seg_dints.plots import plot_search_curves, plot_topology
 from automl_seg_dints.settings import DintsSettings
-from automl_seg_dints.space import DintsSpaceArgs, check_patch, parse_space_args
-from automl_seg_dints.supernet import FastTopologySearch, MemoryEstimator, channels_last_on_cpu
+from automl_seg_dints.space import check_patch, parse_space_args
+from automl_seg_dints.supernet import FastTopologySearch, MemoryEstimator
 from automl_seg_dints.topology import DecodedArch, decode, decode_within_budget
 
 log = logging.getLogger(__name__)
@@ -48,24 +47,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def build_supernet(args: DintsSpaceArgs) -> DiNTS:
-    """MONAI's DiNTS stem around our (faster, same-function) search space.
-
-    The finest stem's trilinear "resize" by a factor of 1 is an exact identity (align_corners=True
-    samples the grid points themselves) but costs a full-resolution interpolation each way: dropped.
-    The full-resolution stems run channels-last on the CPU (see ``channels_last_on_cpu``), and every
-    trilinear resize is computed separably (see ``automl_seg_dints.interpolate``)."""
-    space = FastTopologySearch(args.num_blocks, args.num_depths, args.channel_mul, args.use_downsample)
-    model = DiNTS(space, in_channels=args.in_channels, num_classes=args.num_classes, use_downsample=args.use_downsample)
-    finest = model.stem_down["0"].mod
-    if isinstance(finest[0], torch.nn.Upsample) and finest[0].scale_factor in (1, 1.0):
-        finest[0] = torch.nn.Identity()
-    use_separable_trilinear(model)
-    channels_last_on_cpu(model.stem_down["0"])
-    channels_last_on_cpu(model.stem_finals)
-    return model
 
 
 def split_halves(cases: Sequence[str], seed: int) -> tuple[list[str], list[str]]:
@@ -176,7 +157,7 @@ class DintsSearch:
         self.patches_per_batch = self.batch_size * int(getattr(plan, "samples_per_image", 1))
         self.device = torch.device(ctx.device)
         seed_everything(ctx.seed)
-        self.model = build_supernet(self.args).to(self.device)
+        self.model = ctx.space.build_supernet(self.args.model_dump()).to(self.device)
         self.space: FastTopologySearch = self.model.dints_space  # type: ignore[assignment]
         self.estimator = MemoryEstimator(self.space, self.patches_per_batch, self.patch)
         self.reference_full_mb = self.estimator.reference_full_mb()

@@ -154,6 +154,13 @@ class DintsSpace:
     def build_network(self, args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
         return build_discrete_network(args, arch)
 
+    def build_supernet(self, args: Mapping[str, Any]) -> nn.Module:
+        """Every path and operation, weighted by the architecture parameters (``.dints_space``): the
+        network a gradient-based strategy searches (MONAI's ``DiNTS`` around our faster space)."""
+        from automl_seg_dints.supernet import build_supernet
+
+        return build_supernet(parse_space_args(args))
+
     def sample_arch(self, args: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
         """A random valid architecture (the decode of random probabilities); same rng state, same arch."""
         import torch

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from automl_seg_dints.search import build_supernet
 from automl_seg_dints.space import DintsSpace, DintsSpaceArgs
+from automl_seg_dints.supernet import build_supernet
 from automl_seg_dints.topology import DecodedArch, Topology, decode
 
 from automl_seg.data.models import Plan
@@ -56,9 +56,8 @@ def test_supernet_computes_monai_supernet() -> None:
     """Our fused supernet and MONAI's TopologySearch: same parameters, same output and gradients."""
     from monai.networks.nets import DiNTS, TopologySearch
 
-    args = DintsSpaceArgs(**ARGS)
     torch.manual_seed(0)
-    ours = build_supernet(args)
+    ours = DintsSpace().build_supernet(ARGS)  # the space's optional hook, which the strategy searches
     with contextlib.redirect_stdout(io.StringIO()):
         reference = DiNTS(TopologySearch(channel_mul=0.125, num_blocks=3, num_depths=3), 1, 3)
     with torch.no_grad():
