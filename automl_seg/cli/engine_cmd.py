@@ -230,7 +230,8 @@ def train(
         source="run settings",
     )  # fmt: skip
     settings = train_settings(run.budget, section(cfg, "train"), {"epochs": epochs})
-    data = {**section(cfg, "data"), **{k: v for k, v in {"data_root": data_root, "max_cases": max_cases}.items() if v}}
+    flags = {"data_root": data_root, "max_cases": max_cases}
+    data = {**section(cfg, "data"), **{k: v for k, v in flags.items() if v is not None}}
     from_record = sorted(set(data) & {"dataset", "patch_size"})
     if from_record:
         raise ConfigError(

@@ -101,6 +101,8 @@ def test_train_config_keys_it_cannot_use(cli, trained_registry, tmp_path: Path) 
     _one_line_error(cli(*base), "bogus")
     config.write_text("data:\n  dataset: Task02_Heart\n")
     _one_line_error(cli(*base), "train takes dataset from the registered record")
+    config.write_text("train:\n  epochs: 1\n")
+    _one_line_error(cli(*base, "--max-cases", "0"), "max_cases")
 
 
 def test_unknown_ref(cli, trained_registry) -> None:  # noqa: ANN001
