@@ -111,9 +111,19 @@ def remove(
 
 
 @app.command()
-def verify(registry: RegistryOption = None, as_json: JsonFlag = False) -> None:
-    """Check every artifact's checksum; report missing or altered files (exit 1 if any)."""
+def verify(
+    registry: RegistryOption = None,
+    reindex: Annotated[
+        bool, typer.Option("--reindex", help="First add record folders missing from the index back to it.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check every artifact's checksum; report missing or altered files and record folders the index
+    does not know (exit 1 if any)."""
     with _open(registry) as reg:
+        if reindex:
+            for ref in reg.reindex():
+                err_console.print(f"re-indexed {ref}")
         problems = reg.verify()
         found = reg.list()
     checked = sum(len(record.artifacts) for record in found)
@@ -134,6 +144,11 @@ def verify(registry: RegistryOption = None, as_json: JsonFlag = False) -> None:
         for problem in problems:
             table.add_row(problem.ref, problem.artifact or "-", problem.kind, Text(str(problem.path)))
         err_console.print(table)
+        if any(problem.kind == "unindexed" for problem in problems):
+            err_console.print(
+                "unindexed record folders belong to a lost index or another one (AUTOML_SEG_REGISTRY_INDEX); "
+                "`automl-seg registry verify --reindex` adds them back to this one"
+            )
     else:
         console.print(f"ok: {checked} artifact(s) of {len(found)} record(s) match their sha256")
     if problems:

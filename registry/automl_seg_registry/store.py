@@ -4,12 +4,17 @@ Layout of a registry folder::
 
     index.sqlite                    the index (unless a server database URL holds it)
     records/<name>/<version>/       record.json (a mirror of the index payload) and files/<artifact>
+    records/<name>/.pending-<v>/    a version whose index commit is in flight
     tmp/                            private staging directories of writers in progress
 
 Registration stages every file under ``tmp/`` (copied, hashed, flushed), then, inside one serialised
-index transaction, allocates the version, renames the staged directory into ``records/`` and
-inserts the index rows. A writer killed at any point leaves either no trace in the index (its
-staging or renamed directory is garbage, swept by ``open``/``verify``) or the complete record.
+index transaction, allocates the version, renames the staged directory to ``.pending-<version>``
+and inserts the index rows; after the commit the directory takes its final name. A writer killed
+at any point leaves either no trace in the index (its staging or pending directory is garbage,
+swept by ``verify``) or the complete record (a pending directory whose row exists is renamed by
+the next reader). So a ``records/<name>/<version>/`` directory always belonged to a committed
+record: one missing from the index (a lost or another index) is reported, never deleted, and
+``reindex`` adds it back. Versions are allocated above every directory on disk as well.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ class Problem:
 
     ref: str
     artifact: str | None
-    kind: Literal["missing", "altered", "unreadable"]
+    kind: Literal["missing", "altered", "unreadable", "unindexed"]
     path: Path
 
     def as_dict(self) -> dict[str, str | None]:
@@ -60,6 +65,9 @@ class Problem:
     def __str__(self) -> str:
         what = f"artifact {self.artifact!r} of {self.ref}" if self.artifact else f"record {self.ref}"
         return f"{what} is {self.kind}: {self.path}"
+
+
+PENDING_PREFIX = ".pending-"
 
 
 class Registry:
@@ -140,6 +148,7 @@ class Registry:
             stored = self.index.write(lambda conn: self._publish(conn, template, staging, alias_list))
         finally:
             fs.remove_tree(staging)
+        self._record_dir(stored)  # committed: the pending directory takes its final name
         log.info("registered %s (%d artifact(s))", stored.ref, len(stored.artifacts))
         return stored
 
@@ -284,9 +293,11 @@ class Registry:
     # ----------------------------------------------------------------- checking
 
     def verify(self) -> list[Problem]:
-        """Check every artifact's presence and sha256; sweep leftovers of interrupted writes first."""
+        """Check every artifact's presence and sha256; sweep leftovers of interrupted writes first.
+
+        Record directories this index does not know are reported (kind ``unindexed``), never removed."""
         self.cleanup()
-        problems: list[Problem] = []
+        problems = [Problem(f"{d.parent.name}:{d.name}", None, "unindexed", d) for d in self.unindexed()]
         with self.index.read() as conn:
             rows = conn.execute(select(records.c.name, records.c.version, records.c.payload)).all()
         for name, version, payload in rows:
@@ -302,14 +313,43 @@ class Registry:
                 if kind is not None:
                     problems.append(Problem(ref, artifact.name, kind, path))
             self._refresh_mirror(record)
-        still_there = {record.ref for record in self.list()}
-        return [problem for problem in problems if problem.ref in still_there]
+        still_there = {record.ref for record in self.list()}  # removed meanwhile: no longer a problem
+        return [problem for problem in problems if problem.kind == "unindexed" or problem.ref in still_there]
 
     def cleanup(self) -> list[Path]:
-        """Remove what interrupted writes left behind: staging dirs, unindexed record dirs and files."""
+        """Remove what interrupted writes left behind: staging dirs, uncommitted pending record dirs and
+        unindexed files inside indexed records (interrupted attaches)."""
         removed = fs.sweep_staging(self.root / "tmp")
         removed += self.index.write(self._sweep_records)
         return removed
+
+    def unindexed(self) -> list[Path]:
+        """Committed record directories this index has no row for (its index was lost, or is another one)."""
+        with self.index.read() as conn:
+            known = {(name, str(version)) for name, version in conn.execute(select(records.c.name, records.c.version))}
+        return [d for d in self._version_dirs() if (d.parent.name, d.name) not in known]
+
+    def reindex(self) -> list[str]:
+        """Add every unindexed record directory back to the index from its ``record.json`` (aliases other
+        than ``latest`` are not recoverable). Returns the refs added; an unreadable one is an error."""
+
+        def work(conn: Connection) -> list[str]:
+            added = []
+            for folder in self.unindexed():
+                try:
+                    record = load_record(json.loads((folder / RECORD_FILE).read_text()))
+                except (OSError, ValueError, RegistryError) as exc:
+                    raise RegistryError(f"cannot re-index {folder}: its {RECORD_FILE} is unreadable ({exc})") from exc
+                if (record.name, str(record.version)) != (folder.parent.name, folder.name):
+                    raise RegistryError(f"cannot re-index {folder}: its {RECORD_FILE} names {record.ref}")
+                _reserve_version(conn, record.name, record.version)
+                self._insert(conn, record)
+                added.append(record.ref)
+            return added
+
+        added = self.index.write(work)
+        log.info("re-indexed %d record(s)", len(added))
+        return added
 
     # ----------------------------------------------------------------- internals
 
@@ -333,10 +373,10 @@ class Registry:
         """Inside the write transaction: allocate the version, move the files into place, index them."""
         if not staging.is_dir():
             raise RegistryError(f"registering {template.name!r} was interrupted mid-commit; register it again")
-        version = _next_version(conn, template.name)
+        version = _next_version(conn, template.name, self._disk_versions(template.name))
         stored = template.model_copy(update={"version": version})
         fs.write_json(staging / RECORD_FILE, stored.model_dump(mode="json"))
-        target = self._record_dir(stored)
+        target = self._pending_dir(stored.name, version)
         if target.exists():  # left by a writer killed after its rename, before its commit
             fs.remove_tree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -397,7 +437,7 @@ class Registry:
         return updated
 
     def _sweep_records(self, conn: Connection) -> list[Path]:
-        """Under the write lock: delete record dirs and files that no committed index row owns."""
+        """Under the write lock: finish or delete pending record dirs, delete files no index row owns."""
         owned: dict[tuple[str, str], set[str]] = {}
         for name, version, payload in conn.execute(select(records.c.name, records.c.version, records.c.payload)):
             paths = {item["path"] for item in json.loads(payload).get("artifacts", [])}
@@ -405,10 +445,16 @@ class Registry:
         removed: list[Path] = []
         for name_dir in sorted((self.root / "records").iterdir()):
             for version_dir in sorted(name_dir.iterdir()) if name_dir.is_dir() else []:
+                if version_dir.name.startswith(PENDING_PREFIX):
+                    version = version_dir.name.removeprefix(PENDING_PREFIX)
+                    if (name_dir.name, version) in owned:  # committed; its writer died before the rename
+                        version_dir = self._finish_pending(name_dir.name, version)
+                    else:
+                        fs.remove_tree(version_dir)
+                        removed.append(version_dir)
+                        continue
                 paths = owned.get((name_dir.name, version_dir.name))
-                if paths is None:
-                    fs.remove_tree(version_dir)
-                    removed.append(version_dir)
+                if paths is None:  # committed in another (or a lost) index: verify reports it
                     continue
                 files_dir = version_dir / FILES_DIR
                 for file in sorted(files_dir.iterdir()) if files_dir.is_dir() else []:
@@ -420,6 +466,33 @@ class Registry:
         if removed:
             log.info("removed %d unindexed leftover(s) of interrupted writes", len(removed))
         return removed
+
+    def _version_dirs(self) -> list[Path]:
+        """Every committed record directory on disk (``records/<name>/<version>``)."""
+        return [
+            version_dir
+            for name_dir in sorted((self.root / "records").iterdir()) if name_dir.is_dir()
+            for version_dir in sorted(name_dir.iterdir(), key=lambda d: (len(d.name), d.name))
+            if version_dir.is_dir() and version_dir.name.isdigit()
+        ]  # fmt: skip
+
+    def _disk_versions(self, name: str) -> list[int]:
+        """Versions of ``name`` with a directory on disk, committed or pending."""
+        folder = self.root / "records" / name
+        found = [d.name.removeprefix(PENDING_PREFIX) for d in folder.iterdir()] if folder.is_dir() else []
+        return [int(v) for v in found if v.isdigit()]
+
+    def _pending_dir(self, name: str, version: int | str) -> Path:
+        return self.root / "records" / name / f"{PENDING_PREFIX}{version}"
+
+    def _finish_pending(self, name: str, version: int | str) -> Path:
+        """Give a committed record's pending directory its final name (idempotent, race-safe)."""
+        final = self.root / "records" / name / str(version)
+        try:
+            os.rename(self._pending_dir(name, version), final)
+        except FileNotFoundError:
+            pass  # another process finished it, or it was never pending
+        return final
 
     def _discard_dir(self, path: Path) -> None:
         """Move a removed record's directory out of ``records/`` at once, then delete it."""
@@ -443,7 +516,11 @@ class Registry:
             log.info("refreshed %s", mirror)
 
     def _record_dir(self, record: ArchitectureRecord) -> Path:
-        return self.root / "records" / record.name / str(record.version)
+        """The committed record's directory (finishing its publication if its writer died just after the commit)."""
+        final = self.root / "records" / record.name / str(record.version)
+        if not final.exists() and self._pending_dir(record.name, record.version).exists():
+            self._finish_pending(record.name, record.version)
+        return final
 
     def _artifact_file(self, record: ArchitectureRecord, artifact: Artifact) -> Path:
         base = self._record_dir(record).resolve()
@@ -507,13 +584,22 @@ def _revalidated(record: ArchitectureRecord) -> ArchitectureRecord:
         ) from exc
 
 
-def _next_version(conn: Connection, name: str) -> int:
+def _next_version(conn: Connection, name: str, on_disk: Iterable[int] = ()) -> int:
+    """One above the index's last version of ``name`` and above every directory on disk (so a lost or
+    another index never makes a new version overwrite a stored one)."""
+    last = conn.execute(select(names.c.last_version).where(names.c.name == name)).scalar()
+    version = max([last or 0, *on_disk]) + 1
+    _reserve_version(conn, name, version)
+    return version
+
+
+def _reserve_version(conn: Connection, name: str, version: int) -> None:
+    """Make the index's last version of ``name`` at least ``version``."""
     last = conn.execute(select(names.c.last_version).where(names.c.name == name)).scalar()
     if last is None:
-        conn.execute(names.insert().values(name=name, last_version=1))
-        return 1
-    conn.execute(update(names).where(names.c.name == name).values(last_version=last + 1))
-    return last + 1
+        conn.execute(names.insert().values(name=name, last_version=version))
+    elif last < version:
+        conn.execute(update(names).where(names.c.name == name).values(last_version=version))
 
 
 def _record_id(conn: Connection, name: str, version: int) -> int:

@@ -99,6 +99,16 @@ def test_verify_passes_then_names_the_altered_file(cli, filled: Path) -> None:
     assert table.returncode == 1 and "fixed-Task99_Synthetic:1" in table.stderr and "altered" in table.stderr
 
 
+def test_verify_with_a_lost_index_reports_then_reindexes(cli, filled: Path) -> None:
+    (filled / "index.sqlite").unlink()
+    lost = cli("registry", "verify", "--registry", filled, env={"COLUMNS": "200"})
+    assert lost.returncode == 1 and "unindexed" in lost.stderr and "verify --reindex" in lost.stderr
+    assert (filled / "records" / "fixed-Task99_Synthetic" / "1" / "files" / "weights.pt").is_file()
+    recovered = cli("registry", "verify", "--registry", filled, "--reindex")
+    assert "ok: 3 artifact(s) of 3 record(s)" in _ok(recovered)
+    assert "re-indexed fixed-Task99_Synthetic:1" in recovered.stderr
+
+
 def test_card_prints_and_writes_markdown(cli, filled: Path, tmp_path: Path) -> None:
     card = _ok(cli("registry", "card", "dints-Task99_Synthetic@best", "--registry", filled))
     assert card.startswith("---\n") and "library_name: automl-seg" in card and "# dints-Task99_Synthetic:2" in card

@@ -74,8 +74,8 @@ def test_writer_killed_mid_registration_leaves_no_partial_record(
         assert victim.poll() is None, victim.communicate()[1]
         assert time.monotonic() < deadline, "writer never reached the kill point"
         time.sleep(0.05)
-    if stage == "publish":  # the record directory is in place, only the index commit is missing
-        assert (registry_dir / "records" / "killed" / "1" / "files").is_dir()
+    if stage == "publish":  # the record directory is in place (pending), only the index commit is missing
+        assert (registry_dir / "records" / "killed" / ".pending-1" / "files").is_dir()
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait(timeout=30)
 
