@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -32,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from automl_seg import __version__
 from automl_seg.errors import ConfigError, ExportError, RegistryError
 from automl_seg.interfaces import Exporter, ExportOptions, Predictor
+from automl_seg.paths import output_file
 
 if TYPE_CHECKING:
     import torch
@@ -57,6 +57,7 @@ class ExportRequest(BaseModel):
     ref: str = "latest"
     format: str = "onnx"
     output: Path | None = Field(default=None, description="file or existing folder to copy artefact + sidecar to")
+    overwrite: bool = Field(default=False, description="replace files already at --output")
     opset: int | None = Field(default=None, gt=0)
     fp16: bool = False
     dynamic_spatial: bool = True
@@ -124,20 +125,16 @@ def artifact_name(request: ExportRequest, exporter: Exporter) -> str:
     return "_".join(parts)
 
 
-def output_targets(output: Path | None, default_file: str) -> tuple[Path, Path] | None:
+def output_targets(output: Path | None, default_file: str, overwrite: bool = False) -> tuple[Path, Path] | None:
     """(artefact, sidecar) paths for ``--output``: a folder gets ``default_file`` inside it.
 
-    A missing parent folder or one that is not writable is the user's to fix: said before any work."""
+    A missing or unwritable folder, or files there already (without ``overwrite``), are the user's
+    to fix: said before any work."""
     if output is None:
         return None
     output = Path(output).expanduser()
-    target = output / default_file if output.is_dir() else output
-    folder = target.parent
-    if not folder.is_dir():
-        raise ConfigError(f"output folder {folder} does not exist; create it or pass --output in an existing folder")
-    if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise ConfigError(f"cannot write {target}: permission denied; pass --output somewhere writable")
-    return target, sidecar_path_for(target)
+    target = output_file(output / default_file if output.is_dir() else output, overwrite)
+    return target, output_file(sidecar_path_for(target), overwrite)
 
 
 def sidecar_path_for(artifact: Path) -> Path:
@@ -458,7 +455,7 @@ def export_model(
         name = artifact_name(request, exporter)
         stem = f"{record.name}-v{record.version}-{name}"
         check_has_weights(record)
-        targets = output_targets(request.output, f"{stem}{exporter.suffix}")
+        targets = output_targets(request.output, f"{stem}{exporter.suffix}", request.overwrite)
         check_name_free(record, name)
         plan = Plan.model_validate(record.dataset.plan)
         model, record = load_trained_model(registry, record.ref, host, torch.device("cpu"))

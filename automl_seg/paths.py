@@ -7,6 +7,8 @@ from pathlib import Path
 
 from platformdirs import user_cache_path, user_data_path
 
+from automl_seg.errors import ConfigError
+
 DATA_ENV = "AUTOML_SEG_DATA"
 REGISTRY_ENV = "AUTOML_SEG_REGISTRY"
 
@@ -27,3 +29,19 @@ def registry_root(explicit: Path | None = None) -> Path:
     if os.environ.get(REGISTRY_ENV):
         return Path(os.environ[REGISTRY_ENV]).expanduser()
     return user_data_path("automl-seg") / "registry"
+
+
+def output_file(target: Path, overwrite: bool, flag: str = "--output") -> Path:
+    """``target`` checked as a file the user asked us to write: its folder exists and is writable, it
+    is not a folder, and it does not exist yet unless ``overwrite`` (a clear ConfigError otherwise)."""
+    target = Path(target).expanduser()
+    folder = target.parent
+    if target.is_dir():
+        raise ConfigError(f"{flag} {target} is a folder; give a file name inside it")
+    if not folder.is_dir():
+        raise ConfigError(f"output folder {folder} does not exist; create it or pass {flag} in an existing folder")
+    if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise ConfigError(f"cannot write {target}: permission denied; pass {flag} somewhere writable")
+    if target.exists() and not overwrite:
+        raise ConfigError(f"{target} already exists; pass --overwrite to replace it, or choose another {flag}")
+    return target

@@ -91,6 +91,7 @@ def export(
     parity_cases: Annotated[
         int | None, typer.Option("--parity-cases", help="Validation volumes the parity proof runs on (default 4).")
     ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files already at --output.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     data_root: DataRootOption = None,
     registry: RegistryOption = None,
@@ -106,6 +107,7 @@ def export(
             "ref": ref,
             "format": format,
             "output": output_path(output),
+            "overwrite": overwrite,
             "opset": opset,
             "fp16": fp16,
             "dynamic_spatial": dynamic_spatial,

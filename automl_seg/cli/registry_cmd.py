@@ -160,14 +160,18 @@ def card(
     ref: RefArgument,
     registry: RegistryOption = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the card to this file.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --output file.")] = False,
 ) -> None:
     """Print (or write) the record's model card: Markdown with YAML front matter."""
+    from automl_seg.paths import output_file
+
+    target = output_file(output, overwrite) if output is not None else None
     with _open(registry) as reg:
         text = reg.card(ref)
-    if output is None:
+    if target is None:
         typer.echo(text, nl=False)
         return
-    output.write_text(text, encoding="utf-8")
+    target.write_text(text, encoding="utf-8")
     console.print(f"wrote {output}", markup=False)
 
 

@@ -73,6 +73,8 @@ def prepare_output_dir(output_dir: Path, sources: Sequence[Path], overwrite: boo
             "choose another --output"
         ) from exc
     outputs = [output_file(output_dir, s) for s in sources]
+    if any(output.resolve() == source.resolve() for output, source in zip(outputs, sources, strict=True)):
+        raise UserError(f"--output {output_dir} holds the input images; label maps would replace them: choose another")
     names = [o.name for o in outputs]
     if len(set(names)) != len(names):
         raise UserError("several inputs have the same case name; give them distinct file names")

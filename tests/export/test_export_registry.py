@@ -171,6 +171,10 @@ def test_cli_exports_with_json(world: dict, cli, tmp_path: Path) -> None:
     assert report["artifact"] == "torchscript" and report["parity"]["within_tolerance"]
     assert out.is_file() and (tmp_path / "model.pt.json").is_file()
     assert json.loads((tmp_path / "model.pt.json").read_text())["artefact"]["file"] == "model.pt"  # names the copy
+    exported = out.read_bytes()
+    again = cli(*cli_args(world, world["refs"]["fixed"], "--format", "torchscript", "-o", str(out)))
+    assert again.returncode == 2 and "already exists; pass --overwrite" in " ".join(again.stderr.split())
+    assert out.read_bytes() == exported
 
 
 @pytest.mark.parametrize(

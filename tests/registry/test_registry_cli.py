@@ -115,6 +115,13 @@ def test_card_prints_and_writes_markdown(cli, filled: Path, tmp_path: Path) -> N
     target = tmp_path / "card.md"
     _ok(cli("registry", "card", "dints-Task99_Synthetic@best", "--registry", filled, "--output", target))
     assert target.read_text() == card
+    again = ["registry", "card", "dints-Task99_Synthetic:1", "--registry", filled, "--output", target]
+    _user_error(cli(*again), "already exists; pass --overwrite")
+    assert target.read_text() == card  # untouched
+    _ok(cli(*again, "--overwrite"))
+    assert "# dints-Task99_Synthetic:1" in target.read_text()
+    _user_error(cli(*again[:-1], tmp_path), "is a folder")
+    _user_error(cli(*again[:-1], tmp_path / "missing" / "c.md"), "does not exist")
 
 
 def test_registry_location_comes_from_the_environment(cli, filled: Path) -> None:
