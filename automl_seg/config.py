@@ -38,6 +38,9 @@ class DataSettings(Settings):
     )
 
 
+SPLIT_KEYS = ("val_fraction", "split_seed", "max_cases")  #: the DataSettings that choose the cases
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Parse a YAML or TOML config file into a dict (one clear error if that fails)."""
     if not path.is_file():

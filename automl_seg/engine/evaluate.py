@@ -177,7 +177,7 @@ def evaluate_reference(
 ) -> EvalReport:
     """Evaluate the trained model ``ref`` on image/label folders, else on a dataset's validation split
     (default: the dataset it was trained on, preprocessed with its plan)."""
-    from automl_seg.config import DataSettings
+    from automl_seg.config import DataSettings, build_settings
     from automl_seg.data import prepare_data
     from automl_seg.engine.devices import resolve_device
     from automl_seg.engine.model import load_trained_model
@@ -191,9 +191,13 @@ def evaluate_reference(
             pairs = paired_files(images, labels)
             task = bar.add_task("evaluating", total=len(pairs))
             return evaluate_files(network, pairs, plan, torch_device, progress=lambda: bar.advance(task))
-        settings = DataSettings(
-            dataset=dataset or record.dataset.name, data_root=data_root, max_cases=max_cases, patch_size=plan.patch_size
-        )
+        same = dataset is None or dataset == record.dataset.name  # then its validation cases, not its training ones
+        settings = build_settings(
+            DataSettings, record.dataset.split if same else {},
+            {"dataset": dataset or record.dataset.name, "data_root": data_root, "max_cases": max_cases,
+             "patch_size": plan.patch_size},
+            source="evaluation data settings",
+        )  # fmt: skip
         data = prepare_data(settings, progress=progress)
         if (data.plan.in_channels, data.plan.num_classes) != (plan.in_channels, plan.num_classes):
             raise DataError(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import BaseModel, ValidationError
 
-from automl_seg.config import DataSettings, build_settings, describe_validation_error
+from automl_seg.config import SPLIT_KEYS, DataSettings, build_settings, describe_validation_error
 from automl_seg.engine.devices import resolve_device
 from automl_seg.engine.evaluate import EvalReport, evaluate_loader
 from automl_seg.engine.history import plot_history, save_history_json
@@ -195,6 +195,7 @@ def run_search(
                 name=data.plan.dataset,
                 fingerprint_hash=data.fingerprint.content_hash,
                 plan=data.plan.model_dump(mode="json"),
+                split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
             ),
             seed=run.seed,
             versions=package_versions(host),
@@ -276,7 +277,7 @@ def retrain(
     device = resolve_device(run.device)
     plan = record.dataset.plan
     data_settings = build_settings(
-        DataSettings, data_options,
+        DataSettings, {**record.dataset.split, **(data_options or {})},  # the search's cases unless told otherwise
         {"dataset": record.dataset.name, "patch_size": tuple(plan["patch_size"]) if plan.get("patch_size") else None},
         source="data settings",
     )  # fmt: skip
@@ -295,6 +296,7 @@ def retrain(
     result = _train_and_register(
         record, data, train, run, registry=registry, host=host, device=device,
         workdir=workdir, resume=run.resume, info=info,
+        split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
     )  # fmt: skip
     host.notify(
         "on_search_ended",
@@ -317,6 +319,7 @@ def _train_and_register(
     resume: bool,
     info: RunInfo,
     promote: bool = True,
+    split: Mapping[str, Any] | None = None,
 ) -> TrainRunResult:
     from automl_seg_registry import Metrics
 
@@ -342,6 +345,8 @@ def _train_and_register(
         extra={**parent.metrics.extra, "train_epochs": float(train.epochs), "val_cases": float(len(data.val_cases))},
     )
     payload = parent.model_dump(exclude={"version", "artifacts", "created"})
+    if split is not None:  # retrained on other cases than the parent's
+        payload["dataset"]["split"] = dict(split)
     payload.update(
         parent=parent.ref,
         metrics=metrics.model_dump(),

@@ -44,6 +44,9 @@ class DatasetRef(_Model):
     name: str
     fingerprint_hash: str
     plan: dict[str, Any] = Field(default_factory=dict)
+    split: dict[str, Any] = Field(
+        default_factory=dict, description="the data settings that chose the cases (val_fraction, split_seed, max_cases)"
+    )
 
 
 class Metrics(_Model):

@@ -24,6 +24,10 @@ def make_tiny_train(**overrides: object) -> TrainSettings:
     return train_settings("quick", overrides=values)
 
 
+#: the trained registry's split: evaluate and train must take it from the record, not from the defaults
+NON_DEFAULT_SPLIT = {"val_fraction": 0.34, "split_seed": 3}
+
+
 def tiny_data_settings(root: Path) -> DataSettings:
     return DataSettings(dataset=DATASET, data_root=root, patch_size=PATCH)
 
@@ -76,7 +80,12 @@ def trained_registry(data_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     run = SearchRunSettings(strategy="fixed", device="cpu", workdir=root / "work", progress=False)
     with Registry.open(root / "registry") as registry:
         result = run_search(
-            run, tiny_data_settings(data_root), make_tiny_train(), {}, registry=registry, host=load_plugins()
+            run,
+            tiny_data_settings(data_root).model_copy(update=NON_DEFAULT_SPLIT),
+            make_tiny_train(),
+            {},
+            registry=registry,
+            host=load_plugins(),
         )
     assert result.trained is not None
     return TrainedRegistry(root / "registry", data_root, result.architecture.ref, result.trained.record.ref)
