@@ -31,7 +31,7 @@ class DataSettings(Settings):
     dataset: str = "Task04_Hippocampus"
     data_root: Path | None = None
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
-    split_seed: int = 0
+    split_seed: int = Field(default=0, ge=0, le=2**31 - 1)
     max_cases: int | None = Field(default=None, gt=0, description="use only the first N cases (smoke runs)")
     patch_size: tuple[PositiveInt, PositiveInt, PositiveInt] | None = Field(
         default=None, description="override the plan's patch"
@@ -44,13 +44,14 @@ SPLIT_KEYS = ("val_fraction", "split_seed", "max_cases")  #: the DataSettings th
 def read_config_file(path: Path) -> dict[str, Any]:
     """Parse a YAML or TOML config file into a dict (one clear error if that fails)."""
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; pass an existing .yaml or .toml file")
+        problem = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file {path} {problem}; pass an existing .yaml or .toml file")
     try:
         text = path.read_text()
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (OSError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"config file {path} cannot be parsed: {first}") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__  # YAML's line and column included, on one line
+        raise ConfigError(f"config file {path} cannot be parsed: {reason}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -108,7 +108,7 @@ def tune(
     pruner stop bad trials. The best trial's model gets the registry alias `best` of the study's name."""
     if ctx.invoked_subcommand is not None:
         return
-    from automl_seg.config import check_sections, read_config_file, section
+    from automl_seg.config import build_settings, check_sections, read_config_file, section
     from automl_seg.errors import ConfigError
     from automl_seg.tune.run import TuneRequest
 
@@ -127,12 +127,12 @@ def tune(
             f"config file {config}: section 'search' takes {', '.join(sorted(RUN_KEYS))} for tuning, "
             f"not {', '.join(sorted(set(search) - RUN_KEYS))}"
         )
-    request = TuneRequest(
+    request = build_settings(TuneRequest, overrides=dict(
         strategy=strategy, dataset=dataset, trials=trials, timeout_s=timeout, storage=storage, study=study,
         sampler=sampler.value, pruner=pruner.value if pruner else None, objective=objective.value,
         seed=seed, registry=registry, registry_index=registry_index,
         params=section(tune_section, "params"), params_source=f"config file {config}",
-    )  # fmt: skip
+    ), source="tune settings")  # fmt: skip
     request.check()
     result = _run(request, file, search, budget, device, epochs, train_epochs, max_cases, data_root)
     if as_json:
@@ -164,20 +164,22 @@ def _run(
     max_cases: int | None,
     data_root: Path | None,
 ) -> Any:
-    from automl_seg.config import section
+    from automl_seg.config import build_settings, section
+    from automl_seg.engine.devices import resolve_device
     from automl_seg.engine.progress import progress_bar
     from automl_seg.plugins import load_plugins
     from automl_seg.tune.run import run_tune, tuning_space
     from automl_seg.tune.runner import EngineTrialRunner, EngineTrialSettings
 
-    settings = EngineTrialSettings(
+    settings = build_settings(EngineTrialSettings, overrides=dict(
         strategy=request.strategy, dataset=request.dataset, study=request.study_name, data_root=data_root,
         max_cases=max_cases, budget=budget or search.get("budget", "quick"),
         device=device or search.get("device", "auto"),
         seed=request.seed, search_epochs=epochs, train_epochs=train_epochs, registry=request.registry,
         registry_index=request.registry_index, data_section=section(file, "data"),
         train_section=section(file, "train"), strategy_section=section(file, "strategy"),
-    )  # fmt: skip
+    ), source="tune settings")  # fmt: skip
+    resolve_device(settings.device)  # CUDA asked where there is none: one line now, not a study of failed trials
     host = load_plugins()
     _quiet_optuna()
     specs = tuning_space(host, request)[1]

@@ -81,7 +81,7 @@ class RunSettings(Settings):
     """What one search/train run is: its budget, seed, device and where its checkpoints live."""
 
     budget: Budget = "quick"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
     device: Device = "auto"
     workdir: Path | None = Field(default=None, description="checkpoints for --resume; default: per-user cache")
     resume: bool = False

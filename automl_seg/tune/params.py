@@ -96,7 +96,12 @@ def collect_parameters(
 
 def check_extremes(specs: list[ParameterSpec], target: Target, validate: Callable[[dict[str, Any]], object]) -> None:
     """Refuse, before any trial runs, a range whose end ``validate`` (the target's settings) rejects,
-    e.g. ``warmup_epochs`` up to 4 with 3 search epochs: the trials drawing it would all fail."""
+    e.g. ``warmup_epochs`` up to 4 with 3 search epochs: the trials drawing it would all fail. The
+    settings without any tuned value must be valid first (else no parameter is to blame)."""
+    try:
+        validate({})
+    except ConfigError as exc:
+        raise ConfigError(f"the {target} settings every trial starts from are invalid: {exc}") from exc
     for spec in specs:
         param = spec.param
         if param.target != target:

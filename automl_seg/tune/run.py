@@ -58,7 +58,7 @@ class TuneRequest(BaseModel):
     sampler: SamplerName = "tpe"
     pruner: PrunerName | None = None
     objective: Objective = "dice"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
     registry: Path | None = None
     registry_index: str | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="the config file's tune.params section")

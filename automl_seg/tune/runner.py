@@ -38,7 +38,7 @@ class EngineTrialSettings(BaseModel):
     max_cases: int | None = Field(default=None, gt=0)
     budget: Budget = "quick"
     device: Device = "auto"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
     search_epochs: int | None = Field(default=None, gt=0, description="strategy 'epochs' override")
     train_epochs: int | None = Field(default=None, gt=0)
     registry: Path | None = None
@@ -47,6 +47,12 @@ class EngineTrialSettings(BaseModel):
     train_section: dict[str, Any] = Field(default_factory=dict)
     strategy_section: dict[str, Any] = Field(default_factory=dict)
     progress: bool = False
+
+    @property
+    def strategy_base(self) -> dict[str, Any]:
+        """Every trial's strategy settings before its own values: the config's section, then ``--epochs``."""
+        epochs = {"epochs": self.search_epochs} if self.search_epochs is not None else {}
+        return {**self.strategy_section, **epochs}
 
     @property
     def max_train_epochs(self) -> int:
@@ -68,11 +74,9 @@ class EngineTrialRunner:
 
         s = self.settings
         strategy = host.strategy(s.strategy)
-        strategy_base = {**s.strategy_section, "epochs": s.search_epochs}
 
         def strategy_settings(values: dict[str, Any]) -> object:
-            merged = {**strategy_base, **values}
-            return strategy.settings(s.budget, {k: v for k, v in merged.items() if v is not None})
+            return strategy.settings(s.budget, {**s.strategy_base, **values})
 
         check_extremes(specs, "strategy", strategy_settings)
         train_base = {"epochs": s.train_epochs}
@@ -92,7 +96,7 @@ class EngineTrialRunner:
             source="tune data settings",
         )  # fmt: skip
         train = train_settings(s.budget, s.train_section, {"epochs": s.train_epochs, **values.get("train", {})})
-        strategy_overrides = {**s.strategy_section, "epochs": s.search_epochs, **values.get("strategy", {})}
+        strategy_overrides = {**s.strategy_base, **values.get("strategy", {})}
         host = load_plugins(extra=[(OBSERVER_NAME, observer)])
         provenance = {"study": s.study, "trial": trial_number, "params": _plain(values)}
         with tempfile.TemporaryDirectory(prefix=f"tune-{trial_number}-") as workdir:
@@ -102,7 +106,7 @@ class EngineTrialRunner:
             )  # fmt: skip
             with Registry.open(s.registry, s.registry_index) as registry:
                 result = run_search(
-                    run, data, train, {k: v for k, v in strategy_overrides.items() if v is not None},
+                    run, data, train, strategy_overrides,
                     registry=registry, host=host, space_overrides=dict(values.get("space", {})),
                     record_overrides={"name": s.study, "tags": [f"tune:{s.study}"], "provenance": provenance},
                     promote=False,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from automl_seg.errors import RegistryError
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MAX_VERSION = 2**63 - 1  #: the index stores versions as 64-bit integers
 #: ``latest`` on its own means the newest record overall; ``name@latest`` the newest version of a name.
 LATEST = "latest"
 REF_HELP = "use NAME, NAME:VERSION, NAME@ALIAS or 'latest'"
@@ -71,8 +72,8 @@ def parse_ref(text: str) -> Ref:
         if sep == "":
             return Ref(name=name, alias=LATEST)
         if sep == ":":
-            if not rest.isascii() or not rest.isdigit() or int(rest) < 1:
-                raise RegistryError(f"version {rest!r} is not a positive integer")
+            if not rest.isascii() or not rest.isdigit() or not 1 <= int(rest) <= MAX_VERSION:
+                raise RegistryError(f"version {rest!r} is not a positive integer (at most {MAX_VERSION})")
             return Ref(name=name, version=int(rest))
         check_name(rest, "alias")
         return Ref(name=name, alias=rest)

@@ -31,7 +31,7 @@ def test_good_refs_parse(text: str, expected: Ref) -> None:
     [
         "", "../x", "..", ".", "/abs/path", "a/b", "a\\b", "C:\\x", "~/x", "x:../../etc", "x@../../etc", "x@a/b",
         "x:0", "x:-1", "x:1.5", "x:abc", "x:", "x@", ":3", "@best", "x:1:2", "x@a@b", "a\x00b", ".hidden",
-        "a b", "latest:1", "latest@best", "x:١", "é", "a" * 200,
+        "a b", "latest:1", "latest@best", "x:١", "é", "a" * 200, "x:99999999999999999999999",
     ],
 )  # fmt: skip
 def test_malformed_or_escaping_refs_are_refused(text: str) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from automl_seg.tune.run import TuneRequest, run_tune
 
@@ -39,6 +40,10 @@ def test_bad_input_is_one_line(cli, tmp_path: Path, host) -> None:
     registry = tmp_path / "r"
     base = ["tune", "--strategy", "fixed", "--dataset", "Task99_Synthetic", "--registry", str(registry)]
     one_line_error(cli(*base, "--trials", "0"), "--trials must be at least 1 (got 0)")
+    one_line_error(cli(*base, "--budget", "medium"), "budget: Input should be 'quick' or 'full'")
+    one_line_error(cli(*base, "--seed", "-5"), "seed: Input should be greater than or equal to 0")
+    if not torch.cuda.is_available():
+        one_line_error(cli(*base, "--device", "cuda"), "CUDA is not available")
     one_line_error(
         cli(*base, "--trials", "1", "--storage", "postgresql://nobody@127.0.0.1:1/nodb"),
         "cannot reach tuning storage postgresql://nobody@127.0.0.1:1/nodb",

@@ -25,3 +25,11 @@ def test_dints_warmup_range_must_fit_the_search_epochs() -> None:
         runner.check(host, specs)
     runner, host, specs = dints_runner()  # the quick preset's 6 search epochs fit the range
     runner.check(host, specs)
+
+
+def test_settings_every_trial_starts_from_must_be_valid_first() -> None:
+    invalid = r"the strategy settings every trial starts from are invalid: warmup_epochs \(2\) .* epochs \(1\)"
+    for settings in ({"search_epochs": 1}, {"strategy_section": {"epochs": 1}}):  # the config's epochs count too
+        runner, host, specs = dints_runner(**settings)
+        with pytest.raises(ConfigError, match=invalid):
+            runner.check(host, specs)
