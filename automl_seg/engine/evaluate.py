@@ -155,6 +155,12 @@ def evaluate_files(
     for image, label_path in pairs:
         prediction = predict_file_labels(window, image, plan, device, sw_batch_size)
         label = read_label(label_path, reference=image)
+        unknown = sorted(set(np.unique(label).tolist()) - set(range(plan.num_classes)))
+        if unknown:
+            raise DataError(
+                f"label {label_path} holds value(s) {', '.join(map(str, unknown[:5]))} but the model knows labels "
+                f"0..{plan.num_classes - 1}; pass the label maps of these images as --labels"
+            )
         rows.append(
             score_case(case_name(image), torch.from_numpy(prediction)[None], torch.from_numpy(label)[None], names)
         )

@@ -66,7 +66,7 @@ def load_preprocessed(path: Path, plan: Plan) -> tuple[dict, object]:
     try:
         data = transforms({"image": str(path)})
     except Exception as exc:
-        raise DataError(f"{path} cannot be read as a NIfTI image ({type(exc).__name__}); check the file") from exc
+        raise DataError(f"{path} cannot be read as a NIfTI image ({_reason(exc)}); check the file") from exc
     channels = data["image"].shape[0]
     if channels != plan.in_channels:
         raise DataError(f"{path} has {channels} channel(s) but the model expects {plan.in_channels}")
@@ -96,7 +96,13 @@ def read_label(path: Path, reference: Path) -> np.ndarray:
         label, image = nib.load(path), nib.load(reference)
         voxels = np.asanyarray(label.dataobj)
     except Exception as exc:
-        raise DataError(f"{path} cannot be read as a NIfTI label ({type(exc).__name__}); check the file") from exc
+        raise DataError(f"{path} cannot be read as a NIfTI label ({_reason(exc)}); check the file") from exc
     if label.shape[:3] != image.shape[:3] or not np.allclose(label.affine, image.affine, atol=1e-4):
         raise DataError(f"label {path} is not on the grid of its image {reference} (shape or affine differ)")
     return voxels.reshape(label.shape[:3]).astype(np.int64)
+
+
+def _reason(exc: Exception) -> str:
+    """The exception's type and its message on one line (nibabel's say what is wrong with the file)."""
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message[:200]}" if message else type(exc).__name__

@@ -114,6 +114,19 @@ def test_bad_seed_and_undecodable_config(cli, tiny_data_root: Path, tmp_path: Pa
     _one_line_error(cli(*base, "-c", tmp_path), "is a folder")
 
 
+def test_evaluate_labels_the_model_does_not_know(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+    task = trained_registry.data_root / "Task99_Synthetic"
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    shutil.copy(task / "imagesTr" / "synth_000.nii.gz", images)
+    source = nib.load(task / "labelsTr" / "synth_000.nii.gz")
+    nib.save(nib.Nifti1Image(np.full(source.shape, 7, np.uint8), source.affine), labels / "synth_000.nii.gz")
+    result = cli("evaluate", trained_registry.trained, "--registry", trained_registry.root, "--device", "cpu",
+                 "--images", images, "--labels", labels)  # fmt: skip
+    _one_line_error(result, "holds value(s) 7 but the model knows labels 0..2")
+
+
 def test_unknown_ref(cli, trained_registry) -> None:  # noqa: ANN001
     _one_line_error(cli("evaluate", "nothing-here:1", "--registry", trained_registry.root), "nothing-here")
 
