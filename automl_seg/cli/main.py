@@ -48,16 +48,26 @@ def main(
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
+INTERRUPTED_MESSAGE = (
+    "interrupted: nothing half-written was registered; rerun `search` or `train` with --resume to continue"
+)
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: never a bare traceback unless AUTOML_SEG_DEBUG=1."""
     try:
         app(args=argv, prog_name="automl-seg")
+    except SystemExit as exc:
+        if exc.code == INTERRUPTED:  # typer turns Ctrl-C into a silent exit 130
+            err_console.print(INTERRUPTED_MESSAGE)
+        raise
     except UserError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+        err_console.print(INTERRUPTED_MESSAGE)
+        sys.exit(INTERRUPTED)
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):
             raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_help_lists_command_groups(cli):
     result = cli("--help")
@@ -19,3 +21,16 @@ def test_unknown_command_is_a_usage_error_without_traceback(cli):
     result = cli("frobnicate")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_says_what_happened_and_how_to_continue(monkeypatch, capsys):
+    from automl_seg.cli import main, plugins_cmd
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plugins_cmd, "load_plugins", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        main.run(["plugins", "list"])
+    assert exit_info.value.code == 130
+    assert "interrupted: nothing half-written was registered" in " ".join(capsys.readouterr().err.split())
