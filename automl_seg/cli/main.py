@@ -8,6 +8,7 @@ import sys
 
 import typer
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from automl_seg import __version__
 from automl_seg.cli import data_cmd, engine_cmd, export_cmd, plugins_cmd, registry_cmd, tune_cmd
@@ -63,7 +64,7 @@ def run(argv: list[str] | None = None) -> None:
             err_console.print(INTERRUPTED_MESSAGE)
         raise
     except UserError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print(INTERRUPTED_MESSAGE)
@@ -72,7 +73,7 @@ def run(argv: list[str] | None = None) -> None:
         if os.environ.get(DEBUG_ENV):
             raise
         err_console.print(
-            f"[red]error:[/] internal error: {type(exc).__name__}: {exc} "
+            f"[red]error:[/] internal error: {type(exc).__name__}: {escape(str(exc))} "
             f"(rerun with {DEBUG_ENV}=1 for the traceback and report it)",
             highlight=False,
             soft_wrap=True,

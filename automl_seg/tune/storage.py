@@ -13,11 +13,11 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from automl_seg.databases import with_installed_driver
 from automl_seg.errors import ConfigError
 
 if TYPE_CHECKING:
     import optuna
-    from sqlalchemy.engine import URL
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
             f"storage URL {url!r} is not a database URL; use sqlite:///path/to/file.db or "
             "postgresql://user@host:5432/db"
         ) from exc
-    parsed = _with_installed_driver(parsed)
+    parsed = with_installed_driver(parsed)
     url = parsed.render_as_string(hide_password=False)
     engine_kwargs: dict[str, object] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "sqlite":
@@ -101,18 +101,6 @@ def _create(url: str, engine_kwargs: dict[str, object]) -> optuna.storages.RDBSt
             log.debug("storage tables being created by another worker (%s); retrying", _first_line(exc))
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
-
-
-def _with_installed_driver(parsed: URL) -> URL:
-    """``postgresql://`` means SQLAlchemy's default driver (psycopg 3 since SQLAlchemy 2.1); fall back
-    to psycopg2, which ``automl-seg[postgres]`` installs, when that is the one available."""
-    import importlib.util
-
-    if parsed.drivername != "postgresql" or importlib.util.find_spec("psycopg") is not None:
-        return parsed
-    if importlib.util.find_spec("psycopg2") is not None:
-        return parsed.set(drivername="postgresql+psycopg2")
-    return parsed
 
 
 def _first_line(exc: BaseException) -> str:

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
+from automl_seg.databases import with_installed_driver
 from automl_seg.errors import RegistryError
 
 log = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ def _create_schema(conn: Connection) -> str:
 
 def _create_engine(url: str) -> Engine:
     try:
-        parsed = make_url(url)
+        parsed = with_installed_driver(make_url(url))
         if parsed.get_backend_name() == "sqlite":
             engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
             _configure_sqlite(engine)
@@ -193,7 +194,7 @@ def _create_engine(url: str) -> Engine:
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise RegistryError(
             f"registry index URL {describe_url(url)} cannot be used ({_first_line(exc)}); pass a SQLAlchemy URL "
-            "such as postgresql+psycopg2://user@host/db (pip install 'automl-seg[postgres]')"
+            "such as postgresql://user@host/db (pip install 'automl-seg[postgres]')"
         ) from exc
 
 

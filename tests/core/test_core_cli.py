@@ -34,3 +34,9 @@ def test_ctrl_c_says_what_happened_and_how_to_continue(monkeypatch, capsys):
         main.run(["plugins", "list"])
     assert exit_info.value.code == 130
     assert "interrupted: nothing half-written was registered" in " ".join(capsys.readouterr().err.split())
+
+
+def test_error_messages_keep_their_brackets(cli, tmp_path):
+    # rich would read "[postgres]" as markup and drop it from the install hint
+    result = cli("registry", "list", "--registry", tmp_path, env={"AUTOML_SEG_REGISTRY_INDEX": "nosuchdb+driver://x/y"})
+    assert result.returncode == 2 and "pip install 'automl-seg[postgres]'" in " ".join(result.stderr.split())

@@ -240,7 +240,8 @@ def test_leftovers_of_interrupted_writes_are_swept(sqlite_registry: Registry, sa
 def test_index_url_comes_from_the_environment(
     registry_dir: Path, postgres_url: str, sample_record, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AUTOML_SEG_REGISTRY_INDEX", postgres_url)
+    # the README's form, without a driver: psycopg2 is used where psycopg 3 (SQLAlchemy's default) is missing
+    monkeypatch.setenv("AUTOML_SEG_REGISTRY_INDEX", postgres_url.replace("postgresql+psycopg2://", "postgresql://"))
     with Registry.open(registry_dir) as registry:
         registry.register(sample_record("a"))
     assert not (registry_dir / "index.sqlite").exists()
