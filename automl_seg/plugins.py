@@ -178,6 +178,7 @@ def load_plugins(
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     host = PluginHost(pm=pm)
+    extra = list(extra)
     disabled = _disabled_from_env() if disabled is None else disabled
     eps = entry_points(group=ENTRY_POINT_GROUP) if use_entry_points else []
     for ep in sorted(eps, key=lambda e: e.name):
@@ -196,6 +197,9 @@ def load_plugins(
     for name, plugin in extra:
         if name not in disabled:
             host.add(plugin, name, str(getattr(plugin, "__version__", "unknown")))
+    unknown = sorted(disabled - {ep.name for ep in eps} - {name for name, _ in extra})
+    if unknown and use_entry_points:
+        log.warning("%s names no installed plugin: %s (see `automl-seg plugins list`)", DISABLE_ENV, ", ".join(unknown))
     for problem in host.problems:
         log.warning("%s", problem)
     return host

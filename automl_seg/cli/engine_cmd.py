@@ -305,6 +305,8 @@ def predict(
 
     if backend not in ("torch", "onnxruntime"):
         raise ConfigError(f"unknown --backend {backend!r}; use torch or onnxruntime")
+    if providers and backend != "onnxruntime":
+        raise ConfigError("--providers picks onnxruntime's providers; add --backend onnxruntime (torch uses --device)")
     provider_list = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
     with _open_registry(registry) as reg:
         predictions, used = predict_reference(

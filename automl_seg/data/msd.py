@@ -82,14 +82,21 @@ def _read_json(path: Path) -> dict:
 def _index_map(meta: dict, key: str, path: Path) -> dict[int, str]:
     """``{"0": "MRI"}`` -> ``{0: "MRI"}``, with one clear error for anything else."""
     raw = meta.get(key)
-    if not isinstance(raw, dict) or not raw:
+    if raw is not None and not isinstance(raw, dict):
+        raise DataError(
+            f'{path}: \'{key}\' must be an object from index to name (e.g. {{"0": "..."}}), not a {type(raw).__name__}'
+        )
+    if not raw:
         raise DataError(f'{path} lacks a non-empty \'{key}\' object (e.g. {{"0": "..."}}); add it')
     try:
         mapping = {int(k): str(v) for k, v in raw.items()}
     except (TypeError, ValueError) as exc:
         raise DataError(f"{path}: every key of '{key}' must be an integer, got {sorted(raw)}") from exc
     if sorted(mapping) != list(range(len(mapping))):
-        raise DataError(f"{path}: the keys of '{key}' must be 0..{len(mapping) - 1}, got {sorted(mapping)}")
+        raise DataError(
+            f"{path}: the keys of '{key}' must number its entries from 0 without gaps (0..{len(mapping) - 1}), "
+            f"got {sorted(mapping)}" + ("; label 0 is the background" if key == "labels" and 0 not in mapping else "")
+        )
     return dict(sorted(mapping.items()))
 
 

@@ -117,6 +117,9 @@ def scan_case(case: CaseFiles, info: DatasetInfo, hasher: Hasher, seed: int) -> 
             "resample the label onto the image grid"
         )
     label, counts = _label_counts(case, label, info.labels)
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        bad = int(np.size(image) - np.isfinite(image).sum())
+        raise DataError(f"{case.image} holds {bad} NaN or infinite voxel(s); fix or remove the case")
     foreground = label > 0
     rng = np.random.default_rng(seed)
     channels = image.reshape(*label.shape, -1)

@@ -133,11 +133,12 @@ def test_failing_observer_does_not_break_the_run(caplog):
     assert "observer bug" in caplog.text
 
 
-def test_disabled_plugins_are_not_loaded(monkeypatch):
-    monkeypatch.setenv("AUTOML_SEG_DISABLE_PLUGINS", "dints, export")
+def test_disabled_plugins_are_not_loaded(monkeypatch, caplog):
+    monkeypatch.setenv("AUTOML_SEG_DISABLE_PLUGINS", "dints, export, dintz")
     host = load_plugins()
     assert "dints" not in host.plugins and "export" not in host.plugins
     assert "fixed" in host.plugins
+    assert "AUTOML_SEG_DISABLE_PLUGINS names no installed plugin: dintz" in caplog.text  # a typo is said
 
 
 def test_entry_point_plugin_raising_on_import(fake_dist, monkeypatch):

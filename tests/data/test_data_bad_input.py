@@ -84,7 +84,9 @@ def test_dataset_json_missing(task, synthetic_root):
         ({"training": [{"image": "./imagesTr/synth_000.nii.gz"}]}, "training entry 0 must be"),
         ({"labels": None}, "lacks a non-empty 'labels'"),
         ({"labels": {"0": "background", "x": "bad"}}, "every key of 'labels' must be an integer"),
-        ({"modality": {"1": "MRI"}}, "the keys of 'modality' must be 0..0"),
+        ({"modality": {"1": "MRI"}}, "the keys of 'modality' must number its entries from 0 without gaps (0..0)"),
+        ({"labels": ["background", "a"]}, "'labels' must be an object from index to name"),
+        ({"labels": {"1": "a", "2": "b"}}, "label 0 is the background"),
     ],
 )
 def test_dataset_json_content(task, synthetic_root, changes, expected):
@@ -138,6 +140,17 @@ def test_label_value_not_declared(task, settings):
     with pytest.raises(DataError) as exc:
         prepare_data(settings(), progress=False)
     assert str(path) in _one_line(exc) and "label value(s) [7]" in str(exc.value)
+
+
+def test_image_with_nan_voxels(task, settings):
+    path = task / "imagesTr" / f"{CASE}.nii.gz"
+    image = nib.load(path)
+    voxels = np.asanyarray(image.dataobj).astype(np.float32)
+    voxels[:2] = np.nan
+    nib.save(nib.Nifti1Image(voxels, image.affine), path)
+    with pytest.raises(DataError) as exc:
+        prepare_data(settings(), progress=False)
+    assert str(path) in _one_line(exc) and "NaN or infinite voxel(s)" in str(exc.value)
 
 
 def test_image_with_wrong_channel_count(task, settings):

@@ -161,6 +161,8 @@ def test_predict_bad_inputs(cli, trained_registry, tmp_path: Path) -> None:  # n
     image = trained_registry.data_root / "Task99_Synthetic" / "imagesTr" / "synth_000.nii.gz"
     _one_line_error(cli(*base, "--input", image, "--output", blocker / "sub"), "not writable")
     _one_line_error(cli(*base, "--input", image, "--output", image.parent, "--overwrite"), "holds the input images")
+    _one_line_error(cli(*base, "--input", image, "--output", tmp_path / "o4", "--providers", "CPUExecutionProvider"),
+                    "add --backend onnxruntime")  # fmt: skip
     _one_line_error(cli(*base, "--input", image, "--output", tmp_path / "o3", "--backend", "onnxruntime"),
                     "automl-seg export")  # fmt: skip
 
