@@ -104,8 +104,12 @@ def remove(
     """Remove a record version, its aliases and its files."""
     with _open(registry) as reg:
         record = reg.get(ref)
+        children = [r.ref for r in reg.list(name=record.name) if r.parent == record.ref]
+        lineage = f" {', '.join(children)} name(s) it as parent and will keep that reference." if children else ""
         if not yes:
-            typer.confirm(f"Remove {record.ref} and its {len(record.artifacts)} file(s)?", abort=True)
+            typer.confirm(f"Remove {record.ref} and its {len(record.artifacts)} file(s)?{lineage}", abort=True)
+        elif children:
+            err_console.print(f"note:{lineage}", highlight=False)
         removed = reg.remove(record.ref)
     console.print(f"removed {removed}")
 

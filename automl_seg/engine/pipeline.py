@@ -370,9 +370,27 @@ def _train_and_register(
             "evaluation": (_write_json(evaluation.model_dump(mode="json"), folder / "evaluation.json"), "report"),
         }
         stored = registry.register(record, files=files)
-    promoted = registry.promote(stored.ref, "best", metric="dice_mean") if promote else False
+    promoted = promote_if_comparable(registry, stored) if promote else False
     log.info("registered %s (val Dice %.3f)%s", stored.ref, evaluation.dice_mean, ", now best" if promoted else "")
     return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)
+
+
+def promote_if_comparable(registry: Registry, stored: ArchitectureRecord) -> bool:
+    """Move ``<name>@best`` to ``stored`` when its validation Dice beats the incumbent's on the same
+    validation cases; a Dice on other cases (a ``--max-cases`` run, another split) is not comparable."""
+    from automl_seg.errors import RegistryError
+
+    try:
+        incumbent = registry.get(f"{stored.name}@best")
+    except RegistryError:  # no best yet
+        incumbent = None
+    if incumbent is not None and incumbent.provenance.get("val_cases") != stored.provenance.get("val_cases"):
+        log.info(
+            "%s was validated on other cases than %s (the best): not compared; `automl-seg registry tag %s best` "
+            "moves the alias by hand", stored.ref, incumbent.ref, stored.ref,
+        )  # fmt: skip
+        return False
+    return registry.promote(stored.ref, "best", metric="dice_mean")
 
 
 def _write_json(data: Any, path: Path) -> Path:

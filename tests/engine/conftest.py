@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,3 +90,11 @@ def trained_registry(data_root: Path, tmp_path_factory: pytest.TempPathFactory) 
         )
     assert result.trained is not None
     return TrainedRegistry(root / "registry", data_root, result.architecture.ref, result.trained.record.ref)
+
+
+@pytest.fixture
+def broken_registry(trained_registry, tmp_path: Path) -> Path:  # noqa: ANN001
+    """A copy of the trained registry that a test may damage."""
+    copy = tmp_path / "registry"
+    shutil.copytree(trained_registry.root, copy)
+    return copy

@@ -68,14 +68,6 @@ def test_search_fixed_pipeline_then_train_evaluate_predict(cli, tiny_data_root: 
     assert nib.load(out / "synth_000.nii.gz").shape == nib.load(images / "synth_000.nii.gz").shape
 
 
-@pytest.fixture
-def broken_registry(trained_registry, tmp_path: Path) -> Path:  # noqa: ANN001
-    """A copy of the trained registry that a test may damage."""
-    copy = tmp_path / "registry"
-    shutil.copytree(trained_registry.root, copy)
-    return copy
-
-
 def _weights_file(registry_root: Path, ref: str) -> Path:
     from automl_seg_registry import Registry
 

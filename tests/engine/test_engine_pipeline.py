@@ -61,3 +61,24 @@ def test_search_resume_without_a_run_is_a_clear_error(tiny_data_root: Path, tiny
     data = DataSettings(dataset="Task99_Synthetic", data_root=tiny_data_root)
     with Registry.open(tmp_path / "registry") as registry, pytest.raises(UserError, match="no checkpoint"):
         run_search(run, data, tiny_train(), {}, registry=registry, host=load_plugins())
+
+
+def test_best_moves_only_for_a_dice_on_the_same_validation_cases(broken_registry: Path, trained_registry) -> None:  # noqa: ANN001
+    from automl_seg_registry import Registry
+
+    from automl_seg.engine.pipeline import promote_if_comparable
+
+    with Registry.open(broken_registry) as registry:
+        best = registry.get(f"{trained_registry.trained.split(':')[0]}@best")
+        better = best.metrics.model_copy(update={"dice_mean": (best.metrics.dice_mean or 0) + 0.1})
+
+        def candidate(val_cases: list[str]):  # noqa: ANN202
+            payload = best.model_dump(exclude={"version", "artifacts", "created"})
+            payload.update(metrics=better.model_dump(), provenance={**best.provenance, "val_cases": val_cases})
+            return registry.register(type(best).model_validate(payload))
+
+        other_cases = candidate(["synth_999"])  # e.g. a --max-cases run's single validation case
+        assert not promote_if_comparable(registry, other_cases)
+        same_cases = candidate(best.provenance["val_cases"])
+        assert promote_if_comparable(registry, same_cases)
+        assert registry.resolve(f"{best.name}@best") == same_cases.ref

@@ -85,6 +85,14 @@ def test_tag_then_rm_with_and_without_confirmation(cli, filled: Path) -> None:
     assert ("dints-Task99_Synthetic", 1) not in refs and len(refs) == 2
 
 
+def test_rm_of_a_parent_names_its_children(cli, filled: Path, sample_record) -> None:
+    with Registry.open(filled) as registry:
+        child = registry.register(sample_record("dints-Task99_Synthetic", parent="dints-Task99_Synthetic:1"))
+    removed = cli("registry", "rm", "dints-Task99_Synthetic:1", "--yes", "--registry", filled)
+    assert "removed dints-Task99_Synthetic:1" in _ok(removed)
+    assert f"{child.ref} name(s) it as parent" in " ".join(removed.stderr.split())
+
+
 def test_verify_passes_then_names_the_altered_file(cli, filled: Path) -> None:
     assert "ok: 3 artifact(s) of 3 record(s)" in _ok(cli("registry", "verify", "--registry", filled))
     weights = filled / "records" / "fixed-Task99_Synthetic" / "1" / "files" / "weights.pt"
