@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
@@ -19,6 +19,7 @@ from automl_seg.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 Device = Literal["auto", "cpu", "cuda"]
 Budget = Literal["quick", "full"]
+Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]  #: what numpy, torch and Optuna all accept
 
 
 class Settings(BaseModel):
@@ -31,7 +32,7 @@ class DataSettings(Settings):
     dataset: str = "Task04_Hippocampus"
     data_root: Path | None = None
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
-    split_seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    split_seed: Seed = 0
     max_cases: int | None = Field(default=None, gt=0, description="use only the first N cases (smoke runs)")
     patch_size: tuple[PositiveInt, PositiveInt, PositiveInt] | None = Field(
         default=None, description="override the plan's patch"

@@ -30,7 +30,7 @@ from automl_seg.engine.history import plot_history, save_history_json
 from automl_seg.engine.model import WEIGHTS_ARTIFACT, WEIGHTS_FILE, WEIGHTS_KIND, new_network, save_weights
 from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings, budget_patch
 from automl_seg.engine.train import TrainResult, train_network
-from automl_seg.errors import ConfigError, UserError
+from automl_seg.errors import ConfigError, RegistryError, UserError
 from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome
 
 if TYPE_CHECKING:
@@ -378,8 +378,6 @@ def _train_and_register(
 def promote_if_comparable(registry: Registry, stored: ArchitectureRecord) -> bool:
     """Move ``<name>@best`` to ``stored`` when its validation Dice beats the incumbent's on the same
     validation cases; a Dice on other cases (a ``--max-cases`` run, another split) is not comparable."""
-    from automl_seg.errors import RegistryError
-
     try:
         incumbent = registry.get(f"{stored.name}@best")
     except RegistryError:  # no best yet

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 
-from automl_seg.config import Budget, Device, Settings, build_settings
+from automl_seg.config import Budget, Device, Seed, Settings, build_settings
 
 
 class TrainSettings(Settings):
@@ -81,7 +81,7 @@ class RunSettings(Settings):
     """What one search/train run is: its budget, seed, device and where its checkpoints live."""
 
     budget: Budget = "quick"
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    seed: Seed = 0
     device: Device = "auto"
     workdir: Path | None = Field(default=None, description="checkpoints for --resume; default: per-user cache")
     resume: bool = False

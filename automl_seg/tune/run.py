@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from automl_seg.config import Seed
 from automl_seg.errors import ConfigError, UserError
 from automl_seg.interfaces import RunInfo
 from automl_seg.paths import registry_root
@@ -58,7 +59,7 @@ class TuneRequest(BaseModel):
     sampler: SamplerName = "tpe"
     pruner: PrunerName | None = None
     objective: Objective = "dice"
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    seed: Seed = 0
     registry: Path | None = None
     registry_index: str | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="the config file's tune.params section")

@@ -11,15 +11,18 @@ import logging
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from automl_seg.config import Budget, DataSettings, Device, build_settings
+from automl_seg.config import Budget, DataSettings, Device, Seed, build_settings
 from automl_seg.errors import UserError
 from automl_seg.plugins import PluginHost
 from automl_seg.tune.objective import OBSERVER_NAME, TrialOutcome
 from automl_seg.tune.params import ParameterSpec, Target, check_extremes
+
+if TYPE_CHECKING:
+    from automl_seg.engine.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ class EngineTrialSettings(BaseModel):
     max_cases: int | None = Field(default=None, gt=0)
     budget: Budget = "quick"
     device: Device = "auto"
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    seed: Seed = 0
     search_epochs: int | None = Field(default=None, gt=0, description="strategy 'epochs' override")
     train_epochs: int | None = Field(default=None, gt=0)
     registry: Path | None = None
@@ -54,12 +57,16 @@ class EngineTrialSettings(BaseModel):
         epochs = {"epochs": self.search_epochs} if self.search_epochs is not None else {}
         return {**self.strategy_section, **epochs}
 
+    def train_settings(self, values: Mapping[str, Any] | None = None) -> TrainSettings:
+        """A trial's retraining: the budget's preset < the config's section < ``--train-epochs`` < ``values``."""
+        from automl_seg.engine.settings import train_settings
+
+        return train_settings(self.budget, self.train_section, {"epochs": self.train_epochs, **(values or {})})
+
     @property
     def max_train_epochs(self) -> int:
         """The epochs a trial's retraining runs (the pruner's resource), without any trial's values."""
-        from automl_seg.engine.settings import train_settings
-
-        return train_settings(self.budget, self.train_section, {"epochs": self.train_epochs}).epochs
+        return self.train_settings().epochs
 
 
 class EngineTrialRunner:
@@ -70,8 +77,6 @@ class EngineTrialRunner:
 
     def check(self, host: PluginHost, specs: list[ParameterSpec]) -> None:
         """Refuse a study whose ranges the strategy or training settings reject at an end (``check_extremes``)."""
-        from automl_seg.engine.settings import train_settings
-
         s = self.settings
         strategy = host.strategy(s.strategy)
 
@@ -79,14 +84,13 @@ class EngineTrialRunner:
             return strategy.settings(s.budget, {**s.strategy_base, **values})
 
         check_extremes(specs, "strategy", strategy_settings)
-        train_base = {"epochs": s.train_epochs}
-        check_extremes(specs, "train", lambda v: train_settings(s.budget, s.train_section, {**train_base, **v}))
+        check_extremes(specs, "train", s.train_settings)
 
     def __call__(self, trial_number: int, values: Mapping[Target, Mapping[str, Any]], observer: object) -> TrialOutcome:
         from automl_seg_registry import Registry
 
         from automl_seg.engine.pipeline import run_search
-        from automl_seg.engine.settings import SearchRunSettings, train_settings
+        from automl_seg.engine.settings import SearchRunSettings
         from automl_seg.plugins import load_plugins
 
         s = self.settings
@@ -95,7 +99,7 @@ class EngineTrialRunner:
             {"dataset": s.dataset, "data_root": s.data_root, "max_cases": s.max_cases, **values.get("data", {})},
             source="tune data settings",
         )  # fmt: skip
-        train = train_settings(s.budget, s.train_section, {"epochs": s.train_epochs, **values.get("train", {})})
+        train = s.train_settings(values.get("train", {}))
         strategy_overrides = {**s.strategy_base, **values.get("strategy", {})}
         host = load_plugins(extra=[(OBSERVER_NAME, observer)])
         provenance = {"study": s.study, "trial": trial_number, "params": _plain(values)}
