@@ -2,6 +2,7 @@
 
     python benchmarks/bench_dints.py                      # search iteration + decode
     python benchmarks/bench_dints.py --iterations 5 --patch 48 64 48 --device cuda
+    python benchmarks/bench_dints.py --device cuda --amp  # both in the search's float16 mixed precision
 
 1. One bi-level search iteration (weight step on a batch, architecture step with every loss term on
    another), MONAI's ``DiNTS(TopologySearch)`` + its loss helpers vs ours, same config, batch,
@@ -44,6 +45,7 @@ from monai.networks.nets import DiNTS, TopologySearch
 from rich.console import Console
 from rich.table import Table
 
+from automl_seg.engine.precision import mixed_precision, training_dtype
 from automl_seg.memory import current_rss_mb, peak_rss_mb, reset_peak_rss
 
 BUDGET, TOPOLOGY_WEIGHT, RAMP = 0.5, 0.001, 1.0
@@ -59,7 +61,11 @@ def monai_arch_regulariser(space: TopologySearch, shape: tuple[int, ...]) -> tor
     return RAMP * (entropy_a + entropy_c + memory + TOPOLOGY_WEIGHT * topology)
 
 
-def make_iteration(model: DiNTS, regulariser: Callable[[], torch.Tensor], x: torch.Tensor, y: torch.Tensor):
+def make_iteration(
+    model: DiNTS, regulariser: Callable[[], torch.Tensor], x: torch.Tensor, y: torch.Tensor, amp: bool
+) -> Callable[[], None]:
+    """One bi-level iteration; with ``amp`` the forward passes run in the device's training precision
+    (the search's own autocast), the losses in float32 on float32 logits, exactly as in the search."""
     space = model.dints_space
     arch = [space.log_alpha_a, space.log_alpha_c]
     arch_ids = {id(p) for p in arch}
@@ -68,20 +74,24 @@ def make_iteration(model: DiNTS, regulariser: Callable[[], torch.Tensor], x: tor
     arch_opt = torch.optim.Adam(arch, lr=1e-3, betas=(0.5, 0.999))
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
 
+    def forward() -> torch.Tensor:
+        with mixed_precision(x.device, amp):
+            return model(x).float()
+
     def iteration() -> None:
         for p in weights:
             p.requires_grad_(True)
         for p in arch:
             p.requires_grad_(False)
         weight_opt.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
+        loss_fn(forward(), y).backward()
         weight_opt.step()
         for p in weights:
             p.requires_grad_(False)
         for p in arch:
             p.requires_grad_(True)
         arch_opt.zero_grad(set_to_none=True)
-        (loss_fn(model(x), y) + regulariser()).backward()
+        (loss_fn(forward(), y) + regulariser()).backward()
         arch_opt.step()
 
     return iteration
@@ -136,9 +146,13 @@ def search_figures(args: argparse.Namespace, device: torch.device) -> dict[str, 
     y = torch.randint(0, 3, (args.batch, 1, *args.patch), device=device)
     estimator = MemoryEstimator(ours.dints_space, args.batch, args.patch)
     runs = {
-        "monai": make_iteration(reference, lambda: monai_arch_regulariser(monai_space, shape), x, y),
+        "monai": make_iteration(reference, lambda: monai_arch_regulariser(monai_space, shape), x, y, args.amp),
         "ours": make_iteration(
-            ours, lambda: arch_loss_terms(ours.dints_space, estimator, BUDGET).combined(RAMP, TOPOLOGY_WEIGHT), x, y
+            ours,
+            lambda: arch_loss_terms(ours.dints_space, estimator, BUDGET).combined(RAMP, TOPOLOGY_WEIGHT),
+            x,
+            y,
+            args.amp,
         ),
     }
     # alternate the variants and keep each one's fastest iteration and highest peak, so that neither
@@ -241,6 +255,11 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--amp",
+        action="store_true",
+        help="both variants under the search's mixed precision (float16 on CUDA; none on the CPU)",
+    )
     parser.add_argument("--skip-decode", action="store_true")
     parser.add_argument("--quick-json", type=Path, default=None, help="--json output of a quick-preset search")
     parser.add_argument("--peaks-json", action="store_true", help=argparse.SUPPRESS)
@@ -256,7 +275,8 @@ def main() -> None:
     rows += bench_resize(args, device)
     if not args.skip_decode:
         rows += bench_decode()
-    table = Table(title=f"DiNTS: MONAI vs automl-seg ({device}, {torch.get_num_threads()} threads)")
+    precision = training_dtype(device, args.amp) or torch.float32
+    table = Table(title=f"DiNTS: MONAI vs automl-seg ({device}, {torch.get_num_threads()} threads, {precision})")
     for column in ("measure", "MONAI", "ours", "ratio"):
         table.add_column(column)
     for name, ref, ours, ratio in rows:

@@ -28,6 +28,7 @@ from automl_seg.engine.devices import resolve_device
 from automl_seg.engine.evaluate import EvalReport, evaluate_loader
 from automl_seg.engine.history import plot_history, save_history_json
 from automl_seg.engine.model import WEIGHTS_ARTIFACT, WEIGHTS_FILE, WEIGHTS_KIND, new_network, save_weights
+from automl_seg.engine.precision import mixed_precision
 from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings, budget_patch
 from automl_seg.engine.train import TrainResult, train_network
 from automl_seg.errors import ConfigError, RegistryError, UserError
@@ -330,7 +331,7 @@ def _train_and_register(
         epoch_ended=_notify_epoch(host, info, "train"), progress=run.progress,
     )  # fmt: skip
     network.eval()
-    with torch.autocast(device.type, enabled=train.amp and device.type == "cuda"):
+    with mixed_precision(device, train.amp):
         evaluation = evaluate_loader(network, data.val_loader(), data.plan, device, train.sw_batch_size)
     metrics = Metrics(
         dice_per_class=evaluation.dice_per_class,

@@ -26,7 +26,7 @@ class TrainSettings(Settings):
     grad_clip: float | None = Field(default=12.0, gt=0, description="max gradient norm; None = no clipping")
     val_every: PositiveInt = Field(default=1, description="validate every N epochs (and always after the last)")
     val_cases: PositiveInt | None = Field(default=None, description="validate on the first N validation cases only")
-    amp: bool = Field(default=True, description="mixed precision (CUDA only; ignored on CPU)")
+    amp: bool = Field(default=True, description="mixed precision: float16 on CUDA; the CPU stays float32")
     sw_batch_size: PositiveInt = 4
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from automl_seg.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from automl_seg.engine.devices import rng_states, seed_everything, set_rng_states
 from automl_seg.engine.evaluate import EvalReport, evaluate_loader
+from automl_seg.engine.precision import grad_scaler, mixed_precision
 from automl_seg.engine.progress import progress_bar
 from automl_seg.engine.settings import TrainSettings
 from automl_seg.errors import UserError
@@ -106,12 +107,10 @@ def steps_per_epoch(data: PreparedData, settings: TrainSettings) -> int:
     return len(data.train_loader(batch_size=settings.batch_size, shuffle=False))
 
 
-def validate(
-    network: nn.Module, data: PreparedData, settings: TrainSettings, device: torch.device, amp: bool
-) -> EvalReport:
+def validate(network: nn.Module, data: PreparedData, settings: TrainSettings, device: torch.device) -> EvalReport:
     cases = data.val_cases[: settings.val_cases] if settings.val_cases else data.val_cases
     network.eval()
-    with torch.autocast(device.type, enabled=amp):
+    with mixed_precision(device, settings.amp):
         report = evaluate_loader(network, data.val_loader(cases), data.plan, device, settings.sw_batch_size)
     network.train()
     return report
@@ -138,11 +137,10 @@ def train_network(
 
     seed_everything(seed)
     network.to(device).train()
-    amp = settings.amp and device.type == "cuda"
     optimizer = make_optimizer(network, settings)
     steps = steps_per_epoch(data, settings)
     scheduler = make_scheduler(optimizer, settings, total_steps=steps * settings.epochs)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    scaler = grad_scaler(device, settings.amp)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     history: list[dict[str, Any]] = []
     start_epoch, elapsed = 0, 0.0
@@ -158,7 +156,7 @@ def train_network(
             began = time.perf_counter()
             losses = []
             for batch in epoch_batches(data, settings, seed, epoch, steps):
-                loss = _step(network, batch, loss_fn, optimizer, scaler, settings, device, amp)
+                loss = _step(network, batch, loss_fn, optimizer, scaler, settings, device)
                 scheduler.step()
                 losses.append(loss)
                 bar.update(task, advance=1, loss=loss, description=f"epoch {epoch + 1}/{settings.epochs}")
@@ -169,7 +167,7 @@ def train_network(
                 "val_dice": None,
             }
             if (epoch + 1) % settings.val_every == 0 or epoch + 1 == settings.epochs:
-                last_eval = validate(network, data, settings, device, amp)
+                last_eval = validate(network, data, settings, device)
                 row["val_dice"] = last_eval.dice_mean
                 row.update({f"val_dice_{name}": value for name, value in last_eval.dice_per_class.items()})
             elapsed += time.perf_counter() - began
@@ -186,7 +184,7 @@ def train_network(
             _save(workdir, epoch + 1, network, optimizer, scheduler, scaler, history, elapsed, settings)
             epoch_ended(epoch + 1, {k: float(v) for k, v in row.items() if isinstance(v, (int, float))})
     if last_eval is None and settings.epochs == start_epoch:  # resumed a finished run: score it again
-        last_eval = validate(network, data, settings, device, amp)
+        last_eval = validate(network, data, settings, device)
     return TrainResult(
         state_dict={k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
         history=history,
@@ -205,13 +203,13 @@ def _step(
     scaler: torch.amp.GradScaler,
     settings: TrainSettings,
     device: torch.device,
-    amp: bool,
 ) -> float:
     image = torch.as_tensor(batch["image"]).to(device)
     label = torch.as_tensor(batch["label"]).to(device)
     optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(device.type, enabled=amp):
-        loss = loss_fn(network(image), label)
+    with mixed_precision(device, settings.amp):
+        logits = network(image)
+    loss = loss_fn(logits.float(), label)
     scaler.scale(loss).backward()
     if settings.grad_clip is not None:
         scaler.unscale_(optimizer)

@@ -26,6 +26,7 @@ import torch
 from monai.losses import DiceCELoss
 from monai.networks.nets import DiNTS
 
+from automl_seg.engine.precision import grad_scaler, mixed_precision
 from automl_seg.errors import ConfigError
 from automl_seg.interfaces import SearchContext, SearchOutcome
 from automl_seg_dints.losses import arch_loss_terms
@@ -72,6 +73,9 @@ class _State:
     model: DiNTS
     weight_opt: torch.optim.Optimizer
     arch_opt: torch.optim.Optimizer
+    #: one gradient scaler per optimizer (active for float16 only): each step's overflow skips only that step
+    weight_scaler: torch.amp.GradScaler
+    arch_scaler: torch.amp.GradScaler
     history: list[dict[str, Any]]
     next_epoch: int = 0
 
@@ -85,6 +89,8 @@ def _save_checkpoint(path: Path, state: _State, fingerprint: dict[str, Any]) -> 
             "model": state.model.state_dict(),
             "weight_opt": state.weight_opt.state_dict(),
             "arch_opt": state.arch_opt.state_dict(),
+            "weight_scaler": state.weight_scaler.state_dict(),
+            "arch_scaler": state.arch_scaler.state_dict(),
             "history": state.history,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         },
@@ -103,6 +109,8 @@ def _load_checkpoint(path: Path, state: _State, fingerprint: dict[str, Any]) -> 
     state.model.load_state_dict(saved["model"])
     state.weight_opt.load_state_dict(saved["weight_opt"])
     state.arch_opt.load_state_dict(saved["arch_opt"])
+    state.weight_scaler.load_state_dict(saved["weight_scaler"])
+    state.arch_scaler.load_state_dict(saved["arch_scaler"])
     state.history = saved["history"]
     state.next_epoch = saved["next_epoch"]
     torch.set_rng_state(saved["rng"]["torch"])
@@ -200,24 +208,33 @@ class DintsSearch:
         for p in self.space.arch_parameters():
             p.requires_grad_(not weights)
 
+    def _segmentation_loss(self, state: _State, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The forward pass in the device's training precision; the loss in float32."""
+        image, label = self._to(batch)
+        with mixed_precision(self.device, self.settings.amp):
+            logits = state.model(image)
+        return self.loss_fn(logits.float(), label)
+
+    @staticmethod
+    def _descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
     def _weight_step(self, state: _State, batch: dict[str, torch.Tensor]) -> float:
         self._set_trainable(weights=True)
-        image, label = self._to(batch)
         state.weight_opt.zero_grad(set_to_none=True)
-        loss = self.loss_fn(state.model(image), label)
-        loss.backward()
-        state.weight_opt.step()
+        loss = self._segmentation_loss(state, batch)
+        self._descend(loss, state.weight_opt, state.weight_scaler)
         return float(loss.detach())
 
     def _arch_step(self, state: _State, batch: dict[str, torch.Tensor], weight: float) -> dict[str, float]:
         self._set_trainable(weights=False)
-        image, label = self._to(batch)
         state.arch_opt.zero_grad(set_to_none=True)
-        seg = self.loss_fn(state.model(image), label)
+        seg = self._segmentation_loss(state, batch)
         terms = arch_loss_terms(self.space, self.estimator, self.budget_fraction)
         loss = seg + terms.combined(weight, self.settings.topology_loss_weight)
-        loss.backward()
-        state.arch_opt.step()
+        self._descend(loss, state.arch_opt, state.arch_scaler)
         return {"arch_loss": float(loss.detach()), "arch_seg_loss": float(seg.detach()), **terms.as_floats()}
 
     def _run_epoch(self, state: _State, epoch: int, progress: Any) -> dict[str, Any]:
@@ -298,6 +315,8 @@ class DintsSearch:
                 self.weights, lr=settings.weight_lr, momentum=_MOMENTUM, weight_decay=_WEIGHT_DECAY
             ),
             arch_opt=torch.optim.Adam(self.space.arch_parameters(), lr=settings.arch_lr, betas=(0.5, 0.999)),
+            weight_scaler=grad_scaler(self.device, settings.amp),
+            arch_scaler=grad_scaler(self.device, settings.amp),
             history=[],
         )
         Path(ctx.workdir).mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,10 @@ class DintsSettings(BaseModel):
     topology_loss_weight: float = Field(ge=0, description="weight of the topology loss inside the ramped terms")
     batch_size: int | None = Field(default=None, gt=0, description="default: the plan's batch size")
     max_steps_per_epoch: int | None = Field(default=None, gt=0, description="cap on batches per epoch")
+    amp: bool = Field(
+        default=True,
+        description="mixed precision in both steps: float16 with gradient scaling on CUDA; the CPU stays float32",
+    )
     measure_memory: bool = Field(default=True, description="measure the decoded network's real training memory")
     decode: Literal["probability", "budget"] = Field(
         default="probability",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from automl_seg.engine.checkpoint import CHECKPOINT_NAME
+from automl_seg.engine.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from automl_seg.engine.history import plot_history, save_history_json
 from automl_seg.engine.model import new_network
 from automl_seg.engine.train import TrainResult, train_network
@@ -73,6 +73,23 @@ def test_resume_after_kill_matches_uninterrupted_run(prepared, tiny_train, tmp_p
     resumed = _train(prepared, tiny_train, tmp_path / "killed", epochs=3, resume=True)
     assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
     assert _same(uninterrupted.state_dict, resumed.state_dict)
+
+
+def test_cuda_precision_path_trains_and_resumes(prepared, tiny_train, tmp_path: Path, monkeypatch) -> None:
+    """CUDA's float16 autocast + gradient scaler, taken on the CPU: finite losses, scaler state resumed."""
+    from automl_seg.engine import precision
+
+    monkeypatch.setattr(precision, "training_dtype", lambda device, enabled: torch.float16 if enabled else None)
+    with pytest.raises(Killed):
+        _train(prepared, tiny_train, tmp_path / "run", epochs=2, epoch_ended=lambda e, m: _raise_at(e, 1))
+    scale = load_checkpoint(tmp_path / "run")["scaler"]["scale"]
+    resumed = _train(prepared, tiny_train, tmp_path / "run", epochs=2, resume=True)
+    assert scale > 1 and all(math.isfinite(row["loss"]) for row in resumed.history)
+
+
+def _raise_at(epoch: int, kill_epoch: int) -> None:
+    if epoch == kill_epoch:
+        raise Killed
 
 
 def test_resume_without_checkpoint_is_a_clear_error(prepared, tiny_train, tmp_path: Path) -> None:

@@ -102,6 +102,30 @@ def test_resume_reaches_the_same_architecture(data: Any, tmp_path: Path) -> None
         _search(data, tmp_path / "killed", {"epochs": 4, "warmup_epochs": 1}, resume=True)
 
 
+@pytest.mark.parametrize(("amp", "expected"), [(True, torch.float16), (False, torch.float32)])
+def test_search_runs_the_cuda_precision_path(
+    data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, amp: bool, expected: torch.dtype
+) -> None:
+    """CUDA's path (float16 forward passes, one gradient scaler per optimizer), taken on the CPU here."""
+    from automl_seg.engine import precision
+
+    monkeypatch.setattr(precision, "training_dtype", lambda device, enabled: torch.float16 if enabled else None)
+    conv_outputs: set[torch.dtype] = set()
+
+    def record(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        if isinstance(module, torch.nn.Conv3d) and module.training:
+            conv_outputs.add(output.dtype)
+
+    with torch.nn.modules.module.register_module_forward_hook(record):
+        outcome = _search(data, tmp_path, {"epochs": 3, "warmup_epochs": 1, "amp": amp})
+    assert conv_outputs == {expected}
+    assert outcome.history[-1]["train_loss"] < outcome.history[0]["train_loss"]
+    assert outcome.history[-1]["arch_seg_loss"] is not None
+    assert all(torch.isfinite(torch.tensor(h["path_probs"])).all() for h in outcome.history)
+    saved = torch.load(tmp_path / "dints_search.pt", weights_only=False)
+    assert saved["weight_scaler"].get("scale", 1.0) > 1 if amp else saved["weight_scaler"] == {}
+
+
 def test_budgets_order_the_memory(data: Any, tmp_path: Path) -> None:
     settings = {"epochs": 4, "warmup_epochs": 0, "arch_lr": 0.1}
     outcomes = [
