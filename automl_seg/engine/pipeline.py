@@ -118,6 +118,15 @@ def prepare(data_settings: DataSettings, progress: bool) -> PreparedData:
     return prepare_data(data_settings, progress=progress)
 
 
+def warn_gpu_budget_on_cpu(budget: str, device: torch.device) -> None:
+    """``full`` is sized for a GPU: on the CPU it runs for days, which a user should hear before, not after."""
+    if budget == "full" and device.type == "cpu":
+        log.warning(
+            "the full budget is sized for a GPU (a paper-length search, nnU-Net-length training): on the CPU it "
+            "runs for days; use --budget quick here, or --device cuda on a GPU machine"
+        )
+
+
 def with_budget_patch(data: PreparedData, budget: str) -> PreparedData:
     """``data`` with the budget's training patch in its plan (the cached volumes are shared, not re-read)."""
     patch = budget_patch(data.plan.patch_size, budget, data.plan.divisor)  # type: ignore[arg-type]
@@ -160,6 +169,7 @@ def run_search(
     space = host.space(strategy.space)
     settings = strategy_settings(strategy, run.budget, strategy_overrides)
     device = resolve_device(run.device)
+    warn_gpu_budget_on_cpu(run.budget, device)
     key = run_key(
         kind="search", strategy=strategy.name, seed=run.seed, budget=run.budget,
         data=data_settings.model_dump(mode="json", exclude={"data_root"}),
@@ -276,6 +286,7 @@ def retrain(
     are the other ``DataSettings`` (data root, split, ``max_cases``)."""
     record = registry.get(ref)
     device = resolve_device(run.device)
+    warn_gpu_budget_on_cpu(run.budget, device)
     plan = record.dataset.plan
     data_settings = build_settings(
         DataSettings, {**record.dataset.split, **(data_options or {})},  # the search's cases unless told otherwise

@@ -82,3 +82,18 @@ def test_best_moves_only_for_a_dice_on_the_same_validation_cases(broken_registry
         same_cases = candidate(best.provenance["val_cases"])
         assert promote_if_comparable(registry, same_cases)
         assert registry.resolve(f"{best.name}@best") == same_cases.ref
+
+
+@pytest.mark.parametrize(
+    ("budget", "device", "warned"), [("full", "cpu", True), ("quick", "cpu", False), ("full", "cuda", False)]
+)
+def test_full_budget_on_the_cpu_is_warned_about(
+    budget: str, device: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    import torch
+
+    from automl_seg.engine.pipeline import warn_gpu_budget_on_cpu
+
+    with caplog.at_level("WARNING", logger="automl_seg.engine.pipeline"):
+        warn_gpu_budget_on_cpu(budget, torch.device(device))
+    assert ("runs for days; use --budget quick" in caplog.text) is warned
