@@ -87,6 +87,8 @@ class SearchContext:
     resume: bool
     run: RunInfo
     epoch_ended: Callable[[int, Mapping[str, float]], None] = lambda epoch, metrics: None
+    #: show progress bars (the run's ``--progress/--no-progress``)
+    progress: bool = True
 
 
 @dataclass

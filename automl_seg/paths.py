@@ -45,3 +45,17 @@ def output_file(target: Path, overwrite: bool, flag: str = "--output") -> Path:
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} already exists; pass --overwrite to replace it, or choose another {flag}")
     return target
+
+
+def work_folder(path: Path, flag: str = "--workdir") -> Path:
+    """``path`` as a folder to write into: created when missing, a clear ConfigError when it cannot be
+    (a file there, no permission)."""
+    path = Path(path).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"{flag} {path} cannot be a folder ({reason}); pass a folder you can write to") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path} is not writable; pass a folder you can write to")
+    return path

@@ -42,19 +42,23 @@ def real_data_root() -> Path:
 
 @pytest.fixture
 def cli():
-    """Run the real ``automl-seg`` CLI in a subprocess: ``cli("data", "check", ...)``."""
+    """Run the real ``automl-seg`` CLI in a subprocess: ``cli("data", "check", ...)``; fails the test on
+    the CLI's "internal error" line (an exception nobody turned into a clear message)."""
     import subprocess
     import sys
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
         full_env = {**os.environ, **(env or {})}
-        return subprocess.run(
+        result = subprocess.run(
             [sys.executable, "-m", "automl_seg.cli.main", *map(str, args)],
             capture_output=True,
             text=True,
             env=full_env,
             timeout=timeout,
         )
+        # every failure a test provokes is bad input: it must get its own message, never the catch-all
+        assert "error: internal error:" not in result.stderr, result.stderr
+        return result
 
     return run
 

@@ -40,6 +40,11 @@ def load_checkpoint(workdir: Path) -> dict[str, Any]:
     path = workdir / CHECKPOINT_NAME
     if not path.is_file():
         raise UserError(f"--resume: no checkpoint in {workdir}; run without --resume to start afresh")
+    return read_checkpoint(path)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint file of tensors and plain values (``weights_only``: a planted file cannot run code)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -33,6 +33,7 @@ from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSett
 from automl_seg.engine.train import TrainResult, train_network
 from automl_seg.errors import ConfigError, RegistryError, UserError
 from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome
+from automl_seg.paths import work_folder
 
 if TYPE_CHECKING:
     from automl_seg_registry import ArchitectureRecord, Registry
@@ -178,7 +179,7 @@ def run_search(
     workdir = Path(run.workdir) if run.workdir else default_workdir(key)
     if run.resume and not (workdir.is_dir() and any(workdir.iterdir())):
         raise UserError(f"--resume: no checkpoint of this run in {workdir}; run without --resume to start it")
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = work_folder(workdir)
     data = prepare(data_settings, run.progress)
     if data_settings.patch_size is None:
         data = with_budget_patch(data, run.budget)
@@ -191,6 +192,7 @@ def run_search(
         ctx = SearchContext(
             space=space, space_args=space_args, data=data, settings=settings, seed=run.seed, device=device,
             workdir=workdir / "search", resume=run.resume, run=info, epoch_ended=_notify_epoch(host, info, "search"),
+            progress=run.progress,
         )  # fmt: skip
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         began = time.perf_counter()
@@ -297,7 +299,7 @@ def retrain(
         kind="train", ref=record.ref, seed=run.seed, train=train.model_dump(mode="json"),
         data=data_settings.model_dump(mode="json", exclude={"data_root"}),
     )  # fmt: skip
-    workdir = Path(run.workdir) if run.workdir else default_workdir(key)
+    workdir = work_folder(Path(run.workdir) if run.workdir else default_workdir(key))
     data = prepare(data_settings, run.progress)
     if data.fingerprint.content_hash != record.dataset.fingerprint_hash:
         log.warning("%s was searched on other data than %s holds now (fingerprints differ)", record.ref, data.info.name)

@@ -103,6 +103,7 @@ def search_context(
             strategy=strategy.name,
             workdir=Path(workdir),
         ),
+        progress=False,
     )
     if epoch_ended is not None:
         ctx.epoch_ended = epoch_ended

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -25,8 +22,12 @@ import numpy as np
 import torch
 from monai.losses import DiceCELoss
 from monai.networks.nets import DiNTS
+from rich.progress import Progress
 
+from automl_seg.engine.checkpoint import atomic_torch_save, read_checkpoint
+from automl_seg.engine.devices import rng_states, seed_everything, set_rng_states
 from automl_seg.engine.precision import grad_scaler, mixed_precision
+from automl_seg.engine.progress import progress_bar
 from automl_seg.errors import ConfigError
 from automl_seg.interfaces import SearchContext, SearchOutcome
 from automl_seg_dints.losses import arch_loss_terms
@@ -44,12 +45,6 @@ CHECKPOINT = "dints_search.pt"
 #: budgets, by less than half the budget) is DiNTS working as intended, not worth a warning
 OVER_BUDGET_SLACK = 0.05
 _MOMENTUM, _WEIGHT_DECAY, _POLY_POWER = 0.9, 4e-5, 0.9
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def split_halves(cases: Sequence[str], seed: int) -> tuple[list[str], list[str]]:
@@ -81,8 +76,7 @@ class _State:
 
 
 def _save_checkpoint(path: Path, state: _State, fingerprint: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
+    atomic_torch_save(
         {
             "fingerprint": fingerprint,
             "next_epoch": state.next_epoch,
@@ -92,15 +86,14 @@ def _save_checkpoint(path: Path, state: _State, fingerprint: dict[str, Any]) -> 
             "weight_scaler": state.weight_scaler.state_dict(),
             "arch_scaler": state.arch_scaler.state_dict(),
             "history": state.history,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "rng": rng_states(),
         },
-        tmp,
+        path,
     )
-    os.replace(tmp, path)
 
 
 def _load_checkpoint(path: Path, state: _State, fingerprint: dict[str, Any]) -> None:
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = read_checkpoint(path)
     if saved["fingerprint"] != fingerprint:
         raise ConfigError(
             f"checkpoint {path} belongs to a search with other settings, space or seed; "
@@ -113,27 +106,7 @@ def _load_checkpoint(path: Path, state: _State, fingerprint: dict[str, Any]) -> 
     state.arch_scaler.load_state_dict(saved["arch_scaler"])
     state.history = saved["history"]
     state.next_epoch = saved["next_epoch"]
-    torch.set_rng_state(saved["rng"]["torch"])
-    np.random.set_state(saved["rng"]["numpy"])
-    random.setstate(saved["rng"]["python"])
-
-
-def _progress(enabled: bool) -> AbstractContextManager[Any]:
-    """A transient rich progress bar on stderr, or nothing (disabled, or another live display is up)."""
-    if not enabled:
-        return nullcontext(None)
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
+    set_rng_states(saved["rng"])
 
 
 def _plain(tensor: torch.Tensor) -> torch.Tensor:
@@ -237,7 +210,7 @@ class DintsSearch:
         self._descend(loss, state.arch_opt, state.arch_scaler)
         return {"arch_loss": float(loss.detach()), "arch_seg_loss": float(seg.detach()), **terms.as_floats()}
 
-    def _run_epoch(self, state: _State, epoch: int, progress: Any) -> dict[str, Any]:
+    def _run_epoch(self, state: _State, epoch: int, progress: Progress) -> dict[str, Any]:
         settings = self.settings
         lr = settings.weight_lr * (1 - epoch / settings.epochs) ** _POLY_POWER
         for group in state.weight_opt.param_groups:
@@ -248,7 +221,7 @@ class DintsSearch:
         batches_b = _batches(self._loader(self.half_b, epoch, 1), None) if searching else None
         total = _loader_length(loader_a, settings.max_steps_per_epoch)
         phase = "search" if searching else "warm-up"
-        task = progress.add_task(f"{phase} epoch {epoch + 1}/{settings.epochs}", total=total) if progress else None
+        task = progress.add_task(f"{phase} epoch {epoch + 1}/{settings.epochs}", total=total)
         started = time.perf_counter()
         self.model.train()
         weight_losses: list[float] = []
@@ -261,10 +234,8 @@ class DintsSearch:
                     batches_b = _batches(self._loader(self.half_b, epoch, 1 + 2 * len(arch_records)), None)
                     batch_b = next(batches_b)
                 arch_records.append(self._arch_step(state, batch_b, weight))
-            if task is not None:
-                progress.advance(task)
-        if task is not None:
-            progress.remove_task(task)
+            progress.advance(task)
+        progress.remove_task(task)
         return self._epoch_record(epoch, phase, weight, lr, weight_losses, arch_records, time.perf_counter() - started)
 
     def _decode(self) -> DecodedArch:
@@ -324,7 +295,7 @@ class DintsSearch:
             _load_checkpoint(self.checkpoint, state, self._fingerprint())
             log.info("dints: resuming the search at epoch %d from %s", state.next_epoch + 1, self.checkpoint)
         started = time.perf_counter()
-        with _progress(settings_progress_enabled()) as progress:
+        with progress_bar(ctx.progress) as progress:
             for epoch in range(state.next_epoch, settings.epochs):
                 record = self._run_epoch(state, epoch, progress)
                 _log_epoch(record, settings.epochs)
@@ -391,17 +362,10 @@ def _warn_over_budget(metrics: Mapping[str, float], decode: str) -> None:
 
 
 def _log_epoch(record: Mapping[str, Any], epochs: int) -> None:
-    """One line per search epoch, for logs where the transient progress bar does not show."""
+    """One line per search epoch, for logs where the progress bar (removed after each epoch) does not show."""
     losses = [f"{name} {record[key]:.4f}" for name, key in (("weight loss", "train_loss"), ("arch loss", "arch_loss"))
               if record[key] is not None]  # fmt: skip
     log.info(
         "dints %s epoch %d/%d: %s, decoded memory %.3f of the supernet, %.1fs",
         record["phase"], record["epoch"] + 1, epochs, ", ".join(losses), record["memory_decoded"], record["seconds"],
     )  # fmt: skip
-
-
-def settings_progress_enabled() -> bool:
-    """Progress bars only when a person is watching (stderr is a terminal)."""
-    import sys
-
-    return sys.stderr.isatty()

@@ -159,6 +159,17 @@ def test_predict_bad_inputs(cli, trained_registry, tmp_path: Path) -> None:  # n
                     "automl-seg export")  # fmt: skip
 
 
+def test_workdir_that_cannot_be_a_folder(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a folder")
+    searched = cli("search", "--strategy", "fixed", "--dataset", "Task99_Synthetic", "--data-root",
+                   trained_registry.data_root, "--registry", tmp_path / "reg", "--workdir", a_file)  # fmt: skip
+    _one_line_error(searched, f"--workdir {a_file} cannot be a folder", "pass a folder you can write to")
+    trained = cli("train", trained_registry.architecture, "--registry", trained_registry.root,
+                  "--workdir", a_file / "below", "--data-root", trained_registry.data_root)  # fmt: skip
+    _one_line_error(trained, "cannot be a folder")
+
+
 def test_resume_without_checkpoint_and_cuda_without_cuda(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
     resumed = cli("train", trained_registry.architecture, "--registry", trained_registry.root, "--resume",
                   "--workdir", tmp_path / "empty", "--data-root", trained_registry.data_root)  # fmt: skip

@@ -13,7 +13,7 @@ from automl_seg_dints.strategy import DintsStrategy
 
 from automl_seg.config import DataSettings
 from automl_seg.data.synthetic import make_synthetic_msd
-from automl_seg.errors import ConfigError
+from automl_seg.errors import ConfigError, UserError
 from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome
 
 SPACE_ARGS = {"num_blocks": 3, "num_depths": 3, "channel_mul": 0.125}
@@ -100,6 +100,9 @@ def test_resume_reaches_the_same_architecture(data: Any, tmp_path: Path) -> None
     assert resumed.history[-1]["path_probs"] == straight.history[-1]["path_probs"]
     with pytest.raises(ConfigError, match="other settings"):
         _search(data, tmp_path / "killed", {"epochs": 4, "warmup_epochs": 1}, resume=True)
+    (tmp_path / "killed" / "dints_search.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot be read"):
+        _search(data, tmp_path / "killed", settings, resume=True)
 
 
 @pytest.mark.parametrize(("amp", "expected"), [(True, torch.float16), (False, torch.float32)])
