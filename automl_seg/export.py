@@ -444,8 +444,7 @@ def export_model(
     import torch
     from automl_seg_registry import Registry
 
-    from automl_seg.data.models import Plan
-    from automl_seg.engine.model import load_trained_model
+    from automl_seg.engine.model import load_trained_model, record_plan
     from automl_seg.plugins import load_plugins
 
     host = host or load_plugins()
@@ -457,7 +456,7 @@ def export_model(
         check_has_weights(record)
         targets = output_targets(request.output, f"{stem}{exporter.suffix}", request.overwrite)
         check_name_free(record, name)
-        plan = Plan.model_validate(record.dataset.plan)
+        plan = record_plan(record)
         model, record = load_trained_model(registry, record.ref, host, torch.device("cpu"))
         volumes = parity_volumes(plan, record.dataset.name, request.data_root, request.parity_cases)
         with tempfile.TemporaryDirectory(prefix="automl-seg-export-") as tmp:

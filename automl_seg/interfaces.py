@@ -1,7 +1,8 @@
 """What plugins provide: search spaces, search strategies and exporters.
 
 These are structural protocols: a plugin object need not inherit from anything, it only needs
-these attributes and methods. The engine (automl_seg.engine) is the only caller.
+these attributes and methods. The core calls them (the engine, export, tuning and ``plugins verify``),
+always through the plugin host.
 """
 
 from __future__ import annotations

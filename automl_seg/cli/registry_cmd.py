@@ -136,9 +136,7 @@ def verify(
             {
                 "records": len(found),
                 "artifacts": checked,
-                "problems": [
-                    {"ref": p.ref, "artifact": p.artifact, "kind": p.kind, "path": str(p.path)} for p in problems
-                ],
+                "problems": [p.as_dict() for p in problems],
             }
         )
     elif problems:

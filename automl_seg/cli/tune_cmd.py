@@ -216,6 +216,8 @@ def show(
     from automl_seg.tune.storage import default_storage_url, open_storage, safe_url
     from automl_seg.tune.study import load_study
 
+    if png is not None:
+        png = _png_target(png)
     _quiet_optuna()
     url = storage or default_storage_url(registry_root(registry))
     found = load_study(open_storage(url), study)
@@ -229,6 +231,16 @@ def show(
         console.print(f"Pareto front: {written}")
     elif png:
         err_console.print("no Pareto PNG: the study has one objective or no completed trial yet")
+
+
+def _png_target(png: Path) -> Path:
+    """``--png`` checked before any work: a .png file in an existing, writable folder (replaced if there)."""
+    from automl_seg.errors import ConfigError
+    from automl_seg.paths import output_file
+
+    if png.suffix.lower() != ".png":
+        raise ConfigError(f"--png {png}: the Pareto front is written as PNG; give a file name ending in .png")
+    return output_file(png, overwrite=True, flag="--png")
 
 
 def _quiet_optuna() -> None:

@@ -46,12 +46,6 @@ class DatasetInfo(BaseModel):
     def dataset_json(self) -> Path:
         return self.root / "dataset.json"
 
-    def case(self, case_id: str) -> CaseFiles:
-        for case in self.cases:
-            if case.id == case_id:
-                return case
-        raise DataError(f"case '{case_id}' is not in {self.dataset_json}; known cases look like '{self.cases[0].id}'")
-
 
 def case_id(path: Path) -> str:
     """``.../hippocampus_001.nii.gz`` -> ``hippocampus_001``."""

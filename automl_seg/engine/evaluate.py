@@ -186,12 +186,12 @@ def evaluate_reference(
     from automl_seg.config import DataSettings, build_settings
     from automl_seg.data import prepare_data
     from automl_seg.engine.devices import resolve_device
-    from automl_seg.engine.model import load_trained_model
+    from automl_seg.engine.model import load_trained_model, record_plan
     from automl_seg.engine.progress import progress_bar
 
     torch_device = resolve_device(device)
     network, record = load_trained_model(registry, ref, host, torch_device)
-    plan = Plan.model_validate(record.dataset.plan)
+    plan = record_plan(record)
     with progress_bar(progress) as bar:
         if images is not None and labels is not None:
             pairs = paired_files(images, labels)

@@ -19,6 +19,7 @@ from automl_seg.errors import RegistryError, UserError
 if TYPE_CHECKING:
     from automl_seg_registry import ArchitectureRecord, Registry
 
+    from automl_seg.data.models import Plan
     from automl_seg.interfaces import SearchSpace
     from automl_seg.plugins import PluginHost
 
@@ -31,6 +32,26 @@ def new_network(space: SearchSpace, args: Mapping[str, Any], arch: Mapping[str, 
     """A freshly initialised network; seeding first makes its initial weights reproducible."""
     seed_everything(seed)
     return space.build_network(args, arch)
+
+
+def fresh_network(record: ArchitectureRecord, host: PluginHost, seed: int) -> nn.Module:
+    """The record's network, freshly initialised from ``seed`` (checked like ``build_network``)."""
+    seed_everything(seed)
+    return build_network(record, host)
+
+
+def record_plan(record: ArchitectureRecord) -> Plan:
+    """The preprocessing plan stored in ``record``; a clear error for an edited or foreign record."""
+    from pydantic import ValidationError
+
+    from automl_seg.data.models import Plan
+
+    try:
+        return Plan.model_validate(record.dataset.plan)
+    except ValidationError as exc:
+        raise RegistryError(
+            f"{record.ref}: its stored plan is not valid ({exc.errors()[0]['msg']}); re-run the search that made it"
+        ) from exc
 
 
 def build_network(record: ArchitectureRecord, host: PluginHost) -> nn.Module:

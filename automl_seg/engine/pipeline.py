@@ -27,7 +27,7 @@ from automl_seg.config import SPLIT_KEYS, DataSettings, build_settings, describe
 from automl_seg.engine.devices import resolve_device
 from automl_seg.engine.evaluate import EvalReport, evaluate_loader
 from automl_seg.engine.history import plot_history, save_history_json
-from automl_seg.engine.model import WEIGHTS_ARTIFACT, WEIGHTS_FILE, WEIGHTS_KIND, new_network, save_weights
+from automl_seg.engine.model import WEIGHTS_ARTIFACT, WEIGHTS_FILE, WEIGHTS_KIND, fresh_network, save_weights
 from automl_seg.engine.precision import mixed_precision
 from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings, budget_patch
 from automl_seg.engine.train import TrainResult, train_network
@@ -337,8 +337,7 @@ def _train_and_register(
 ) -> TrainRunResult:
     from automl_seg_registry import Metrics
 
-    space = host.space(parent.space.name)
-    network = new_network(space, parent.space.args, parent.arch, run.seed)
+    network = fresh_network(parent, host, run.seed)
     result = train_network(
         network, data, train, device=device, seed=run.seed, workdir=workdir, resume=resume,
         epoch_ended=_notify_epoch(host, info, "train"), progress=run.progress,

@@ -157,10 +157,10 @@ def predict_reference(
 
     Returns the predictions and, for onnxruntime, the execution providers really used."""
     from automl_seg.engine.devices import resolve_device
-    from automl_seg.engine.model import load_trained_model
+    from automl_seg.engine.model import load_trained_model, record_plan
 
     record = registry.get(ref)
-    plan = Plan.model_validate(record.dataset.plan)
+    plan = record_plan(record)
     list_nifti(source)  # bad input fails before any model is loaded
     if backend == "onnxruntime":
         window, used = onnx_window(registry, record, host, providers)

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,6 @@ class TrainResult:
     peak_memory_mb: float
     params: int
     last_eval: EvalReport | None = None
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def count_params(network: nn.Module) -> int:

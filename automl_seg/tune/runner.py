@@ -77,13 +77,15 @@ class EngineTrialRunner:
 
     def check(self, host: PluginHost, specs: list[ParameterSpec]) -> None:
         """Refuse a study whose ranges the strategy or training settings reject at an end (``check_extremes``)."""
+        from automl_seg.engine.pipeline import strategy_settings  # torch: only when a study runs
+
         s = self.settings
         strategy = host.strategy(s.strategy)
 
-        def strategy_settings(values: dict[str, Any]) -> object:
-            return strategy.settings(s.budget, {**s.strategy_base, **values})
+        def settings_with(values: dict[str, Any]) -> object:
+            return strategy_settings(strategy, s.budget, {**s.strategy_base, **values})
 
-        check_extremes(specs, "strategy", strategy_settings)
+        check_extremes(specs, "strategy", settings_with)
         check_extremes(specs, "train", s.train_settings)
 
     def __call__(self, trial_number: int, values: Mapping[Target, Mapping[str, Any]], observer: object) -> TrialOutcome:

@@ -61,13 +61,11 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     parsed = with_installed_driver(parsed)
     url = parsed.render_as_string(hide_password=False)
     engine_kwargs: dict[str, object] = {"pool_pre_ping": True}
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database:
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine_kwargs["connect_args"] = {"timeout": 60}
-    else:
-        engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    sqlite = parsed.get_backend_name() == "sqlite"
+    engine_kwargs["connect_args"] = {"timeout": 60} if sqlite else {"connect_timeout": 10}
     try:
+        if sqlite and parsed.database:
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         return _create(url, engine_kwargs)
     except (NoSuchModuleError, ImportError) as exc:
         reason = _first_line(exc.__cause__ or exc)

@@ -22,7 +22,6 @@ IDENTITY_ATTR = "automl_seg"
 Objective = Literal["dice", "dice-per-mb", "pareto"]
 SamplerName = Literal["tpe", "random", "cmaes"]
 PrunerName = Literal["median", "hyperband", "none"]
-OBJECTIVES: tuple[Objective, ...] = ("dice", "dice-per-mb", "pareto")
 
 
 class StudyIdentity(BaseModel):

@@ -22,6 +22,7 @@ import torch
 from automl_seg.errors import UserError
 
 _STEPS = 2
+_TIMEOUT_S = 900
 
 
 def _trainer(args: Mapping[str, Any], arch: Mapping[str, Any], device: torch.device) -> tuple[Any, Any]:
@@ -66,9 +67,16 @@ def measure_training_memory_mb(
         torch.cuda.empty_cache()
         return peak
     request = json.dumps({"args": dict(args), "arch": dict(arch), "batch_size": batch_size, "patch": list(patch)})
-    done = subprocess.run(
-        [sys.executable, "-m", "automl_seg_dints.measure"], input=request, capture_output=True, text=True, timeout=900
-    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "automl_seg_dints.measure"], input=request, capture_output=True, text=True,
+            timeout=_TIMEOUT_S,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise UserError(
+            f"measuring the architecture's training memory took over {_TIMEOUT_S} s; set `measure_memory: false` "
+            "in the config's strategy section to skip it"
+        ) from exc
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"measuring the architecture's training memory failed: {last}")

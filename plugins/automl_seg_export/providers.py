@@ -44,7 +44,8 @@ def requested_providers(forced: Sequence[str] | None = None) -> list[str]:
 
 @contextlib.contextmanager
 def _quiet_provider_fallback() -> Iterator[None]:
-    """Hide onnxruntime's stderr/stdout noise about GPU providers that fail to load (we report it ourselves)."""
+    """Hide onnxruntime's noise about GPU providers that fail to load (we report it ourselves): its logger is
+    silenced, and what it prints to stdout goes to the debug log."""
     captured = io.StringIO()
     ort.set_default_logger_severity(4)
     try:

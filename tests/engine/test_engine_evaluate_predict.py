@@ -112,3 +112,17 @@ def test_predict_rejects_non_nifti_and_wrong_channels(trained_registry, prepared
     nib.save(nib.Nifti1Image(np.zeros((16, 16, 16, 2), np.float32), np.eye(4)), two_channels)
     with pytest.raises(DataError, match="2 channel"):
         predict_files(network, two_channels, tmp_path / "o2", prepared.plan, CPU, progress=False)
+
+
+def test_a_record_with_an_invalid_plan_is_a_registry_error(trained_registry) -> None:  # noqa: ANN001
+    from automl_seg_registry import Registry
+
+    from automl_seg.engine.model import record_plan
+    from automl_seg.errors import RegistryError
+
+    with Registry.open(trained_registry.root) as registry:
+        record = registry.get(trained_registry.trained)
+    assert record_plan(record).patch_size == tuple(record.dataset.plan["patch_size"])
+    edited = record.model_copy(update={"dataset": record.dataset.model_copy(update={"plan": {"patch_size": "big"}})})
+    with pytest.raises(RegistryError, match=f"{record.ref}: its stored plan is not valid"):
+        record_plan(edited)

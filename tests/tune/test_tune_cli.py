@@ -54,6 +54,12 @@ def test_bad_input_is_one_line(cli, tmp_path: Path, host) -> None:
     run_tune(TuneRequest(strategy="fake", dataset="D1", trials=1, study="s", registry=registry), host, FakeRunner())
     one_line_error(cli(*base, "--study", "s"), "study 's' tunes strategy 'fake' (asked: 'fixed')")
     one_line_error(cli("tune", "show", "--study", "nope", "--registry", registry), "no study named 'nope'")
+    show = ["tune", "show", "--study", "s", "--registry", registry, "--png"]
+    one_line_error(cli(*show, tmp_path / "front.txt"), "give a file name ending in .png")
+    one_line_error(cli(*show, tmp_path / "missing" / "front.png"), "output folder")
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    one_line_error(cli("tune", *base[1:], "--storage", f"sqlite:///{a_file}/sub/t.db"), "tuning storage")
 
 
 def test_show_prints_trials_best_and_importances(cli, tmp_path: Path, host) -> None:
