@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from automl_seg.config import Budget
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -21,8 +23,6 @@ if TYPE_CHECKING:
 
     from automl_seg.data.models import Plan
     from automl_seg.data.prepared import PreparedData
-
-Budget = Literal["quick", "full"]
 
 
 @dataclass(frozen=True)

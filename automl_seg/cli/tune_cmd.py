@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +18,7 @@ from automl_seg.cli.common import (
     err_console,
     print_json,
 )
+from automl_seg.tune.study import Objective, PrunerName, SamplerName
 
 app = typer.Typer(
     help="Tune hyper-parameters with Optuna: run a study (no subcommand) or `tune show` one.",
@@ -28,24 +28,6 @@ app = typer.Typer(
 
 CONFIG_SECTIONS = {"data", "train", "strategy", "search", "tune"}
 RUN_KEYS = {"budget", "device"}  # what the config's ``search`` section may set for every trial
-
-
-class SamplerChoice(StrEnum):
-    tpe = "tpe"
-    random = "random"
-    cmaes = "cmaes"
-
-
-class PrunerChoice(StrEnum):
-    median = "median"
-    hyperband = "hyperband"
-    none = "none"
-
-
-class ObjectiveChoice(StrEnum):
-    dice = "dice"
-    dice_per_mb = "dice-per-mb"
-    pareto = "pareto"
 
 
 StorageOption = Annotated[
@@ -74,17 +56,17 @@ def tune(
         str | None,
         typer.Option("--study", help="Study name (default tune-<strategy>-<dataset>); an existing study is resumed."),
     ] = None,
-    sampler: Annotated[SamplerChoice, typer.Option("--sampler", help="Optuna sampler.")] = SamplerChoice.tpe,
+    sampler: Annotated[SamplerName, typer.Option("--sampler", help="Optuna sampler.")] = "tpe",
     pruner: Annotated[
-        PrunerChoice | None, typer.Option("--pruner", help="Pruner (default: median; none for pareto).")
+        PrunerName | None, typer.Option("--pruner", help="Pruner (default: median; none for pareto).")
     ] = None,
     objective: Annotated[
-        ObjectiveChoice,
+        Objective,
         typer.Option(
             "--objective",
             help="dice: maximise validation Dice; dice-per-mb: Dice / measured MB; pareto: Dice vs measured memory.",
         ),
-    ] = ObjectiveChoice.dice,
+    ] = "dice",
     seed: Annotated[
         int,
         typer.Option(
@@ -129,7 +111,7 @@ def tune(
         )
     request = build_settings(TuneRequest, overrides=dict(
         strategy=strategy, dataset=dataset, trials=trials, timeout_s=timeout, storage=storage, study=study,
-        sampler=sampler.value, pruner=pruner.value if pruner else None, objective=objective.value,
+        sampler=sampler, pruner=pruner, objective=objective,
         seed=seed, registry=registry, registry_index=registry_index,
         params=section(tune_section, "params"), params_source=f"config file {config}",
     ), source="tune settings")  # fmt: skip
