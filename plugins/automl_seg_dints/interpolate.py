@@ -41,7 +41,7 @@ def resize_trilinear(x: torch.Tensor, size: tuple[int, int, int]) -> torch.Tenso
 class SeparableTrilinear(nn.Module):
     """Drop-in for ``nn.Upsample(scale_factor=s, mode="trilinear", align_corners=True)``."""
 
-    def __init__(self, scale_factor: float):
+    def __init__(self, scale_factor: float) -> None:
         super().__init__()
         self.scale_factor = float(scale_factor)
 

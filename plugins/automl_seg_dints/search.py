@@ -128,7 +128,7 @@ def _loader_length(loader: Any, limit: int | None) -> int | None:
 class DintsSearch:
     """One search run; ``run()`` returns the outcome the engine registers."""
 
-    def __init__(self, ctx: SearchContext):
+    def __init__(self, ctx: SearchContext) -> None:
         self.ctx = ctx
         self.settings: DintsSettings = ctx.settings  # type: ignore[assignment]
         self.args = parse_space_args(ctx.space_args)

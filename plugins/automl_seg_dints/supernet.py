@@ -197,7 +197,7 @@ def channels_last_on_cpu(module: nn.Module) -> nn.Module:
 class FastTopologySearch(nn.Module):
     """Drop-in search space for ``monai.networks.nets.DiNTS`` (``dints_space=``), MONAI's parameters."""
 
-    def __init__(self, num_blocks: int, num_depths: int, channel_mul: float = 1.0, use_downsample: bool = True):
+    def __init__(self, num_blocks: int, num_depths: int, channel_mul: float = 1.0, use_downsample: bool = True) -> None:
         super().__init__()
         self.num_blocks = num_blocks
         self.num_depths = num_depths
@@ -267,7 +267,7 @@ class MemoryEstimator:
     count of the next finer level and divides by 2 for the stem); only ratios enter the search, so
     the search itself is the same, and the MB figure is closer to real feature-map memory."""
 
-    def __init__(self, space: FastTopologySearch, batch_size: int, patch_size: Sequence[int]):
+    def __init__(self, space: FastTopologySearch, batch_size: int, patch_size: Sequence[int]) -> None:
         shift = int(space.use_downsample)
         elements = []
         for d in range(space.num_depths):

@@ -14,6 +14,9 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
+#: what predictors take and give back (the same kind out as in)
+ArrayOrTensor = np.ndarray | torch.Tensor
+
 
 class HalfPrecision(nn.Module):
     """Runs ``net`` in float16 behind a float32 interface.
@@ -65,7 +68,7 @@ def quiet_loggers(*names: str, level: int = logging.ERROR) -> Iterator[None]:
             logger.setLevel(old)
 
 
-def call_with_array_or_tensor(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray | torch.Tensor):
+def call_with_array_or_tensor(run: Callable[[np.ndarray], np.ndarray], x: ArrayOrTensor) -> ArrayOrTensor:
     """Call a numpy-in/numpy-out ``run`` with a numpy array or a torch tensor, answering in kind.
 
     Torch tensors come back on the input's device, so a predictor can be handed straight to

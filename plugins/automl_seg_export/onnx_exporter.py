@@ -21,6 +21,7 @@ from torch import nn
 from automl_seg.errors import ConfigError, ExportError
 from automl_seg.interfaces import ExportOptions
 from automl_seg_export.module_prep import (
+    ArrayOrTensor,
     call_with_array_or_tensor,
     exception_line,
     exportable_copy,
@@ -134,7 +135,7 @@ class OnnxPredictor:
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: x})[0]
 
-    def __call__(self, x):  # np.ndarray | torch.Tensor -> same kind
+    def __call__(self, x: ArrayOrTensor) -> ArrayOrTensor:  # the same kind out as in
         return call_with_array_or_tensor(self._run, x)
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from automl_seg.errors import ConfigError, ExportError
 from automl_seg.interfaces import ExportOptions
 from automl_seg_export.module_prep import (
+    ArrayOrTensor,
     call_with_array_or_tensor,
     exception_line,
     exportable_copy,
@@ -54,7 +55,7 @@ class TorchScriptPredictor:
         with torch.inference_mode(), torch.jit.optimized_execution(False):
             return self.module(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
 
-    def __call__(self, x):  # np.ndarray | torch.Tensor -> same kind
+    def __call__(self, x: ArrayOrTensor) -> ArrayOrTensor:  # the same kind out as in
         return call_with_array_or_tensor(self._run, x)
 
 

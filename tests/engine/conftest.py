@@ -34,7 +34,7 @@ def tiny_data_settings(root: Path) -> DataSettings:
 
 
 @pytest.fixture
-def tiny_train():  # noqa: ANN201 - a settings factory
+def tiny_train():
     """``tiny_train(**overrides)``: tiny training settings (conftest helpers cannot be imported)."""
     return make_tiny_train
 
@@ -54,7 +54,7 @@ def tiny_data_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def prepared(data_root: Path):  # noqa: ANN201 - PreparedData
+def prepared(data_root: Path):
     from automl_seg.data import prepare_data
 
     return prepare_data(tiny_data_settings(data_root), progress=False, use_cache=False)
@@ -93,7 +93,7 @@ def trained_registry(data_root: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture
-def broken_registry(trained_registry, tmp_path: Path) -> Path:  # noqa: ANN001
+def broken_registry(trained_registry, tmp_path: Path) -> Path:
     """A copy of the trained registry that a test may damage."""
     copy = tmp_path / "registry"
     shutil.copytree(trained_registry.root, copy)

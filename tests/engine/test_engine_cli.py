@@ -16,7 +16,7 @@ TINY_CONFIG = (
 )
 
 
-def _one_line_error(result, *fragments: str) -> None:  # noqa: ANN001
+def _one_line_error(result, *fragments: str) -> None:
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -25,7 +25,7 @@ def _one_line_error(result, *fragments: str) -> None:  # noqa: ANN001
         assert fragment in result.stderr.replace("\n", " "), result.stderr
 
 
-def test_search_fixed_pipeline_then_train_evaluate_predict(cli, tiny_data_root: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_search_fixed_pipeline_then_train_evaluate_predict(cli, tiny_data_root: Path, tmp_path: Path) -> None:
     from automl_seg_registry import Registry
 
     config = tmp_path / "run.yaml"
@@ -75,18 +75,18 @@ def _weights_file(registry_root: Path, ref: str) -> Path:
         return reg.artifact_path(ref, "weights", verify=False)
 
 
-def test_unknown_strategy_lists_installed_ones(cli, tiny_data_root: Path) -> None:  # noqa: ANN001
+def test_unknown_strategy_lists_installed_ones(cli, tiny_data_root: Path) -> None:
     result = cli("search", "--strategy", "nope", "--dataset", "Task99_Synthetic", "--data-root", tiny_data_root)
     _one_line_error(result, "unknown strategy 'nope'", "fixed")
 
 
-def test_strategy_flag_it_does_not_know(cli, tiny_data_root: Path) -> None:  # noqa: ANN001
+def test_strategy_flag_it_does_not_know(cli, tiny_data_root: Path) -> None:
     result = cli("search", "--strategy", "fixed", "--epochs", "3", "--dataset", "Task99_Synthetic",
                  "--data-root", tiny_data_root)  # fmt: skip
     _one_line_error(result, "epochs: unknown setting")
 
 
-def test_train_config_keys_it_cannot_use(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+def test_train_config_keys_it_cannot_use(cli, trained_registry, tmp_path: Path) -> None:
     config = tmp_path / "train.yaml"
     base = ["train", trained_registry.architecture, "--registry", trained_registry.root, "--config", config]
     config.write_text("data:\n  bogus: 1\n")
@@ -97,7 +97,7 @@ def test_train_config_keys_it_cannot_use(cli, trained_registry, tmp_path: Path) 
     _one_line_error(cli(*base, "--max-cases", "0"), "max_cases")
 
 
-def test_bad_seed_and_undecodable_config(cli, tiny_data_root: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_bad_seed_and_undecodable_config(cli, tiny_data_root: Path, tmp_path: Path) -> None:
     base = ["search", "--strategy", "fixed", "--dataset", "Task99_Synthetic", "--data-root", tiny_data_root]
     _one_line_error(cli(*base, "--seed", "-5"), "seed: Input should be greater than or equal to 0")
     binary = tmp_path / "bin.yaml"
@@ -106,7 +106,7 @@ def test_bad_seed_and_undecodable_config(cli, tiny_data_root: Path, tmp_path: Pa
     _one_line_error(cli(*base, "-c", tmp_path), "is a folder")
 
 
-def test_evaluate_labels_the_model_does_not_know(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+def test_evaluate_labels_the_model_does_not_know(cli, trained_registry, tmp_path: Path) -> None:
     task = trained_registry.data_root / "Task99_Synthetic"
     images, labels = tmp_path / "images", tmp_path / "labels"
     images.mkdir()
@@ -119,18 +119,18 @@ def test_evaluate_labels_the_model_does_not_know(cli, trained_registry, tmp_path
     _one_line_error(result, "holds value(s) 7 but the model knows labels 0..2")
 
 
-def test_unknown_ref(cli, trained_registry) -> None:  # noqa: ANN001
+def test_unknown_ref(cli, trained_registry) -> None:
     _one_line_error(cli("evaluate", "nothing-here:1", "--registry", trained_registry.root), "nothing-here")
 
 
-def test_architecture_without_weights(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+def test_architecture_without_weights(cli, trained_registry, tmp_path: Path) -> None:
     images = trained_registry.data_root / "Task99_Synthetic" / "imagesTr"
     result = cli("predict", trained_registry.architecture, "--registry", trained_registry.root,
                  "--input", images, "--output", tmp_path / "o")  # fmt: skip
     _one_line_error(result, "no trained weights", "automl-seg train")  # fmt: skip
 
 
-def test_missing_and_corrupt_weights(cli, trained_registry, broken_registry: Path) -> None:  # noqa: ANN001
+def test_missing_and_corrupt_weights(cli, trained_registry, broken_registry: Path) -> None:
     weights = _weights_file(broken_registry, trained_registry.trained)
     weights.write_bytes(weights.read_bytes()[:100])
     corrupt = cli("evaluate", trained_registry.trained, "--registry", broken_registry, "--device", "cpu")
@@ -140,7 +140,7 @@ def test_missing_and_corrupt_weights(cli, trained_registry, broken_registry: Pat
     _one_line_error(missing, "missing")
 
 
-def test_predict_bad_inputs(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+def test_predict_bad_inputs(cli, trained_registry, tmp_path: Path) -> None:
     base = ["predict", trained_registry.trained, "--registry", trained_registry.root, "--device", "cpu"]
     text = tmp_path / "scan.txt"
     text.write_text("hello")
@@ -159,7 +159,7 @@ def test_predict_bad_inputs(cli, trained_registry, tmp_path: Path) -> None:  # n
                     "automl-seg export")  # fmt: skip
 
 
-def test_workdir_that_cannot_be_a_folder(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+def test_workdir_that_cannot_be_a_folder(cli, trained_registry, tmp_path: Path) -> None:
     a_file = tmp_path / "taken"
     a_file.write_text("not a folder")
     searched = cli("search", "--strategy", "fixed", "--dataset", "Task99_Synthetic", "--data-root",
@@ -170,7 +170,7 @@ def test_workdir_that_cannot_be_a_folder(cli, trained_registry, tmp_path: Path) 
     _one_line_error(trained, "cannot be a folder")
 
 
-def test_resume_without_checkpoint_and_cuda_without_cuda(cli, trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+def test_resume_without_checkpoint_and_cuda_without_cuda(cli, trained_registry, tmp_path: Path) -> None:
     resumed = cli("train", trained_registry.architecture, "--registry", trained_registry.root, "--resume",
                   "--workdir", tmp_path / "empty", "--data-root", trained_registry.data_root)  # fmt: skip
     _one_line_error(resumed, "no checkpoint")

@@ -29,7 +29,7 @@ def test_score_case_perfect_and_empty_prediction() -> None:
     assert empty.hd95 == {"a": None, "b": None}
 
 
-def test_evaluate_loader_rows_and_ranges(prepared) -> None:  # noqa: ANN001
+def test_evaluate_loader_rows_and_ranges(prepared) -> None:
     network = (
         load_plugins()
         .space("fixed")
@@ -42,7 +42,7 @@ def test_evaluate_loader_rows_and_ranges(prepared) -> None:  # noqa: ANN001
     assert 0.0 <= report.dice_mean <= 1.0
 
 
-def test_evaluate_reference_on_split_and_on_folders(trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+def test_evaluate_reference_on_split_and_on_folders(trained_registry, tmp_path: Path) -> None:
     import shutil
 
     from automl_seg_registry import Registry
@@ -69,7 +69,7 @@ def test_evaluate_reference_on_split_and_on_folders(trained_registry, tmp_path: 
     assert all(0.0 <= v <= 1.0 for row in on_files.cases for v in row.dice.values())
 
 
-def test_predict_keeps_shape_affine_header_and_refuses_overwrite(trained_registry, tmp_path: Path) -> None:  # noqa: ANN001
+def test_predict_keeps_shape_affine_header_and_refuses_overwrite(trained_registry, tmp_path: Path) -> None:
     from automl_seg_registry import Registry
 
     images = trained_registry.data_root / "Task99_Synthetic" / "imagesTr"
@@ -98,7 +98,7 @@ def test_predict_keeps_shape_affine_header_and_refuses_overwrite(trained_registr
     assert set(np.unique(np.asanyarray(written.dataobj))) <= {0, 1, 2}
 
 
-def test_predict_rejects_non_nifti_and_wrong_channels(trained_registry, prepared, tmp_path: Path) -> None:  # noqa: ANN001
+def test_predict_rejects_non_nifti_and_wrong_channels(trained_registry, prepared, tmp_path: Path) -> None:
     network = (
         load_plugins()
         .space("fixed")
@@ -114,7 +114,7 @@ def test_predict_rejects_non_nifti_and_wrong_channels(trained_registry, prepared
         predict_files(network, two_channels, tmp_path / "o2", prepared.plan, CPU, progress=False)
 
 
-def test_a_record_with_an_invalid_plan_is_a_registry_error(trained_registry) -> None:  # noqa: ANN001
+def test_a_record_with_an_invalid_plan_is_a_registry_error(trained_registry) -> None:
     from automl_seg_registry import Registry
 
     from automl_seg.engine.model import record_plan

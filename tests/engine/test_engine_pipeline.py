@@ -17,13 +17,13 @@ class StopAtFirstTrainEpoch:
         self.stopped = False
 
     @hookimpl
-    def on_epoch_ended(self, run, phase: str, epoch: int, metrics) -> None:  # noqa: ANN001
+    def on_epoch_ended(self, run, phase: str, epoch: int, metrics) -> None:
         if phase == "train" and not self.stopped:
             self.stopped = True
             raise RunStopped("simulated kill")
 
 
-def test_resume_skips_finished_search_and_continues_training(tiny_data_root: Path, tiny_train, tmp_path: Path) -> None:  # noqa: ANN001
+def test_resume_skips_finished_search_and_continues_training(tiny_data_root: Path, tiny_train, tmp_path: Path) -> None:
     from automl_seg_registry import Registry
 
     from automl_seg.config import DataSettings
@@ -49,7 +49,7 @@ def test_resume_skips_finished_search_and_continues_training(tiny_data_root: Pat
     assert refs == ["fixed-Task99_Synthetic:1", "fixed-Task99_Synthetic:2"]
 
 
-def test_search_resume_without_a_run_is_a_clear_error(tiny_data_root: Path, tiny_train, tmp_path: Path) -> None:  # noqa: ANN001
+def test_search_resume_without_a_run_is_a_clear_error(tiny_data_root: Path, tiny_train, tmp_path: Path) -> None:
     from automl_seg_registry import Registry
 
     from automl_seg.config import DataSettings
@@ -63,7 +63,7 @@ def test_search_resume_without_a_run_is_a_clear_error(tiny_data_root: Path, tiny
         run_search(run, data, tiny_train(), {}, registry=registry, host=load_plugins())
 
 
-def test_best_moves_only_for_a_dice_on_the_same_validation_cases(broken_registry: Path, trained_registry) -> None:  # noqa: ANN001
+def test_best_moves_only_for_a_dice_on_the_same_validation_cases(broken_registry: Path, trained_registry) -> None:
     from automl_seg_registry import Registry
 
     from automl_seg.engine.pipeline import promote_if_comparable
@@ -72,7 +72,7 @@ def test_best_moves_only_for_a_dice_on_the_same_validation_cases(broken_registry
         best = registry.get(f"{trained_registry.trained.split(':')[0]}@best")
         better = best.metrics.model_copy(update={"dice_mean": (best.metrics.dice_mean or 0) + 0.1})
 
-        def candidate(val_cases: list[str]):  # noqa: ANN202
+        def candidate(val_cases: list[str]):
             payload = best.model_dump(exclude={"version", "artifacts", "created"})
             payload.update(metrics=better.model_dump(), provenance={**best.provenance, "val_cases": val_cases})
             return registry.register(type(best).model_validate(payload))

@@ -10,7 +10,7 @@ import pytest
 
 
 @pytest.mark.integration
-def test_fixed_pipeline_on_real_hippocampus(cli, real_data_root: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_fixed_pipeline_on_real_hippocampus(cli, real_data_root: Path, tmp_path: Path) -> None:
     config = tmp_path / "tiny.yaml"
     config.write_text("train:\n  iterations: 3\n  val_every: 10\n")
     registry = tmp_path / "registry"

@@ -25,7 +25,7 @@ class Killed(Exception):
 
 def _train(
     prepared, tiny_train, workdir: Path, seed: int = 0, resume: bool = False, epoch_ended=None, **settings
-) -> TrainResult:  # noqa: ANN001
+) -> TrainResult:
     space = load_plugins().space("fixed")
     network = new_network(space, space.default_args(prepared.plan, "quick"), {}, seed)
     kwargs = {"epoch_ended": epoch_ended} if epoch_ended else {}

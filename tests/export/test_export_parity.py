@@ -41,7 +41,7 @@ class PerturbedExporter:
         class Off:
             providers = inner.providers
 
-            def __call__(_, x):  # noqa: N805 - a tiny callable
+            def __call__(_, x):
                 return inner(x) + self.offset
 
         return Off()

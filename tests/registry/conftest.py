@@ -11,7 +11,7 @@ import pytest
 WRITER_SCRIPT = Path(__file__).with_name("registry_writer.py")
 
 
-def _load_writer():  # noqa: ANN202 - a module
+def _load_writer():
     spec = importlib.util.spec_from_file_location("automl_seg_registry_test_writer", WRITER_SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -82,7 +82,7 @@ def hang(root: Path, index_url: str | None, stage: str, marker: Path) -> None:
     else:
         original_insert = Registry._insert
 
-        def insert_then_stop(self: Registry, conn, record: ArchitectureRecord) -> None:  # noqa: ANN001
+        def insert_then_stop(self: Registry, conn, record: ArchitectureRecord) -> None:
             original_insert(self, conn, record)
             stop_here()
 

@@ -42,7 +42,7 @@ def test_get_resolves_every_ref_form(registry: Registry, sample_record) -> None:
         with pytest.raises(
             RegistryError,
             match=f"no record matches '{unknown if ':' in unknown or '@' in unknown else unknown + '@latest'}'",
-        ):  # noqa: E501
+        ):
             registry.get(unknown)
 
 
@@ -111,7 +111,7 @@ def test_remove_deletes_record_files_and_aliases_without_reusing_versions(
 
 def test_attach_adds_an_artifact_and_never_overwrites(
     registry: Registry, sample_record, weights: Path, tmp_path: Path
-) -> None:  # noqa: E501
+) -> None:
     stored = registry.register(sample_record(), {"weights": (weights, "weights")})
     export = tmp_path / "model.onnx"
     export.write_bytes(b"onnx-bytes")

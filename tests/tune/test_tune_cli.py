@@ -10,7 +10,7 @@ import torch
 
 from automl_seg.tune.run import TuneRequest, run_tune
 
-from .conftest import FakeRunner  # noqa: TID252
+from .conftest import FakeRunner
 
 TINY = """
 train:

@@ -13,7 +13,7 @@ from automl_seg.plugins import load_plugins
 from automl_seg.tune.engine_params import engine_parameters
 from automl_seg.tune.params import build_space, check_extremes, collect_parameters, suggest
 
-from .conftest import FakeStrategy  # noqa: TID252
+from .conftest import FakeStrategy
 
 
 def test_collects_plugin_and_engine_parameters(host) -> None:

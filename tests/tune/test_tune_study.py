@@ -15,7 +15,7 @@ from automl_seg.tune.run import TuneRequest, run_tune
 from automl_seg.tune.storage import STUDY_FILE, default_storage_url, open_storage
 from automl_seg.tune.study import StudyIdentity, load_study, make_pruner, open_study
 
-from .conftest import FakeRunner  # noqa: TID252
+from .conftest import FakeRunner
 
 
 def request(registry: Path, **kw) -> TuneRequest:
