@@ -1,0 +1,158 @@
+"""``export_model``, the pipeline behind ``automl-seg export`` (the steps: see the package docstring)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from automl_seg.errors import ConfigError, ExportError
+from automl_seg.export.parity import CaseCallback, ParityReport, measure_parity, parity_volumes, runs_on_cpu_only
+from automl_seg.export.request import (
+    ExportRequest,
+    ExportResult,
+    artifact_name,
+    check_has_weights,
+    check_name_free,
+    output_targets,
+)
+from automl_seg.export.sidecar import build_sidecar, sidecar_path_for
+from automl_seg.export.stride import network_stride
+from automl_seg.interfaces import Exporter, ExportOptions
+
+if TYPE_CHECKING:
+    import torch
+    from automl_seg_registry import ArchitectureRecord, Registry
+    from torch import nn
+
+    from automl_seg.data.models import Plan
+    from automl_seg.plugins import PluginHost
+
+log = logging.getLogger(__name__)
+
+
+def export_network(
+    model: nn.Module,
+    plan: Plan,
+    exporter: Exporter,
+    request: ExportRequest,
+    workdir: Path,
+    stem: str,
+    *,
+    model_info: dict[str, Any],
+    volumes: tuple[Literal["validation", "synthetic"], Iterable[tuple[str, torch.Tensor]]],
+    on_case: CaseCallback | None = None,
+) -> tuple[Path, Path, ParityReport, dict[str, Any]]:
+    """Export ``model`` into ``workdir``, prove parity, write the sidecar: (artefact, sidecar, parity, sidecar dict).
+
+    Raises ``ExportError`` when parity fails an enforced tolerance, ``ConfigError`` for fp16 without a GPU
+    provider; the files then exist only in ``workdir`` (the caller's temporary folder)."""
+    import torch
+
+    artefact = workdir / f"{stem}{exporter.suffix}"
+    options = ExportOptions(
+        opset=request.opset,
+        fp16=request.fp16,
+        dynamic_spatial=request.dynamic_spatial,
+        spatial_multiple=network_stride(model, plan),
+    )
+    example = torch.zeros(1, plan.in_channels, *plan.patch_size)
+    facts = exporter.export(model, example, artefact, options)
+    predictor = exporter.load(artefact, request.providers)
+    if request.fp16 and runs_on_cpu_only(predictor.providers):
+        raise ConfigError(
+            f"--fp16 needs a GPU runtime (CUDA or TensorRT), but only {', '.join(predictor.providers)} works here; "
+            "export fp32 for CPU deployment, or run the export on a machine with a working GPU runtime"
+        )
+    source, cases = volumes
+    parity = measure_parity(
+        model, predictor, list(cases), plan,
+        source=source, atol=request.fp16_atol if request.fp16 else request.atol, enforced=not request.fp16,
+        on_case=on_case,
+    )  # fmt: skip
+    log.info(
+        "parity on %d %s case(s) via %s: max |diff| %.2e, label agreement >= %.5f, Dice >= %.4f",
+        len(parity.cases), source, ", ".join(parity.providers), parity.max_abs_diff,
+        parity.min_label_agreement, parity.min_dice,
+    )  # fmt: skip
+    if parity.enforced and not parity.within_tolerance:
+        worst = max(parity.cases, key=lambda c: c.max_abs_diff)
+        raise ExportError(
+            f"parity check failed: max abs logit difference {parity.max_abs_diff:.3g} > atol {parity.atol:g} "
+            f"(case {worst.case}, label agreement {worst.label_agreement:.4f}); nothing was registered"
+        )
+    if not parity.within_tolerance:
+        log.warning("fp16 parity %.3g exceeds the report-only bound %g", parity.max_abs_diff, parity.atol)
+    sidecar = build_sidecar(artefact=artefact, facts=facts, plan=plan, parity=parity, model_info=model_info)
+    sidecar_file = sidecar_path_for(artefact)
+    sidecar_file.write_text(json.dumps(sidecar, indent=2))
+    return artefact, sidecar_file, parity, sidecar
+
+
+def _model_info(registry: Registry, record: ArchitectureRecord) -> dict[str, Any]:
+    weights = next(a for a in record.artifacts if a.name == "weights")
+    return {
+        "ref": record.ref,
+        "name": record.name,
+        "version": record.version,
+        "space": {"name": record.space.name, "version": record.space.version},
+        "dataset": record.dataset.name,
+        "dataset_fingerprint": record.dataset.fingerprint_hash,
+        "weights_sha256": weights.sha256,
+        "registry": str(registry.root),
+    }
+
+
+def export_model(
+    request: ExportRequest,
+    host: PluginHost | None = None,
+    on_case: CaseCallback | None = None,
+) -> ExportResult:
+    """The whole ``automl-seg export``: see the module docstring. Registers only on success."""
+    import torch
+    from automl_seg_registry import Registry
+
+    from automl_seg.engine.model import load_trained_model, record_plan
+    from automl_seg.plugins import load_plugins
+
+    host = host or load_plugins()
+    exporter = host.exporter(request.format)
+    with Registry.open(request.registry) as registry:
+        record = registry.get(request.ref)
+        name = artifact_name(request, exporter)
+        stem = f"{record.name}-v{record.version}-{name}"
+        check_has_weights(record)
+        targets = output_targets(request.output, f"{stem}{exporter.suffix}", request.overwrite)
+        check_name_free(record, name)
+        plan = record_plan(record)
+        model, record = load_trained_model(registry, record.ref, host, torch.device("cpu"))
+        volumes = parity_volumes(plan, record.dataset.name, request.data_root, request.parity_cases)
+        with tempfile.TemporaryDirectory(prefix="automl-seg-export-") as tmp:
+            artefact, sidecar_file, parity, sidecar = export_network(
+                model, plan, exporter, request, Path(tmp), stem,
+                model_info=_model_info(registry, record), volumes=volumes, on_case=on_case,
+            )  # fmt: skip
+            registry.attach(record.ref, name, artefact, kind="export")
+            registry.attach(record.ref, f"{name}_sidecar", sidecar_file, kind="export")
+            if targets is not None:
+                shutil.copyfile(artefact, targets[0])
+                # the sidecar beside the copy names the copy's file (same bytes, same sha256)
+                sidecar = {**sidecar, "artefact": {**sidecar["artefact"], "file": targets[0].name}}
+                targets[1].write_text(json.dumps(sidecar, indent=2))
+        registry_path = registry.artifact_path(record.ref, name)
+        sidecar_registry_path = registry.artifact_path(record.ref, f"{name}_sidecar")
+    return ExportResult(
+        ref=record.ref,
+        format=exporter.name,
+        artifact=name,
+        registry_path=registry_path,
+        sidecar_path=targets[1] if targets else sidecar_registry_path,
+        output=targets[0] if targets else None,
+        sha256=sidecar["artefact"]["sha256"],
+        parity=parity,
+        sidecar=sidecar,
+    )
