@@ -152,6 +152,7 @@ def _run(
     from automl_seg.plugins import load_plugins
     from automl_seg.tune.run import run_tune, tuning_space
     from automl_seg.tune.runner import EngineTrialRunner, EngineTrialSettings
+    from automl_seg.tune.storage import open_storage
 
     settings = build_settings(EngineTrialSettings, overrides=dict(
         strategy=request.strategy, dataset=request.dataset, study=request.study_name, data_root=data_root,
@@ -162,6 +163,7 @@ def _run(
         train_section=section(file, "train"), strategy_section=section(file, "strategy"),
     ), source="tune settings")  # fmt: skip
     resolve_device(settings.device)  # CUDA asked where there is none: one line now, not a study of failed trials
+    open_storage(request.storage_url)  # an unreachable storage: one line before anything is printed
     host = load_plugins()
     _quiet_optuna()
     specs = tuning_space(host, request)[1]

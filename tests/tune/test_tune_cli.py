@@ -44,10 +44,9 @@ def test_bad_input_is_one_line(cli, tmp_path: Path, host) -> None:
     one_line_error(cli(*base, "--seed", "-5"), "seed: Input should be greater than or equal to 0")
     if not torch.cuda.is_available():
         one_line_error(cli(*base, "--device", "cuda"), "CUDA is not available")
-    one_line_error(
-        cli(*base, "--trials", "1", "--storage", "postgresql://nobody@127.0.0.1:1/nodb"),
-        "cannot reach tuning storage postgresql://nobody@127.0.0.1:1/nodb",
-    )
+    unreachable = cli(*base, "--trials", "1", "--storage", "postgresql://nobody@127.0.0.1:1/nodb")
+    one_line_error(unreachable, "cannot reach tuning storage postgresql://nobody@127.0.0.1:1/nodb")
+    assert "tuned hyper-parameters" not in unreachable.stderr  # refused before any work is shown
     bad = tmp_path / "bad.yaml"
     bad.write_text("tune:\n  params:\n    learning_rate: 0.1\n")
     one_line_error(cli(*base, "-c", bad), "unknown tunable parameter(s) learning_rate; known:")
