@@ -65,7 +65,8 @@ def make_iteration(
     model: DiNTS, regulariser: Callable[[], torch.Tensor], x: torch.Tensor, y: torch.Tensor, amp: bool
 ) -> Callable[[], None]:
     """One bi-level iteration; with ``amp`` the forward passes run in the device's training precision
-    (the search's own autocast), the losses in float32 on float32 logits, exactly as in the search."""
+    (the search's own autocast), the losses in float32 on float32 logits, as in the search (which also
+    scales float16 gradients: a few elementwise operations, left out here)."""
     space = model.dints_space
     arch = [space.log_alpha_a, space.log_alpha_c]
     arch_ids = {id(p) for p in arch}

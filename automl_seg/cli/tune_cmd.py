@@ -163,7 +163,7 @@ def _run(
         train_section=section(file, "train"), strategy_section=section(file, "strategy"),
     ), source="tune settings")  # fmt: skip
     resolve_device(settings.device)  # CUDA asked where there is none: one line now, not a study of failed trials
-    open_storage(request.storage_url)  # an unreachable storage: one line before anything is printed
+    storage = open_storage(request.storage_url)  # an unreachable storage: one line before anything is printed
     host = load_plugins()
     _quiet_optuna()
     specs = tuning_space(host, request)[1]
@@ -181,7 +181,7 @@ def _run(
             )
 
         return run_tune(request, host, runner, max_epochs=settings.max_train_epochs,
-                        on_trial=advance)  # fmt: skip
+                        on_trial=advance, storage=storage)  # fmt: skip
 
 
 @app.command("show")

@@ -108,14 +108,17 @@ def run_tune(
     runner: TrialRunner,
     max_epochs: int = 1,
     on_trial: Callable[[FrozenTrial], None] | None = None,
+    storage: optuna.storages.BaseStorage | None = None,
 ) -> TuneResult:
-    """Run ``request.trials`` trials of the (created or resumed) study; returns its summary."""
+    """Run ``request.trials`` trials of the (created or resumed) study; returns its summary.
+
+    ``storage``: ``request.storage_url`` already opened by the caller (who checked it before other work)."""
     import optuna
 
     request.check()
     space, specs = tuning_space(host, request)
     url = request.storage_url
-    storage = open_storage(url)
+    storage = storage or open_storage(url)
     identity = StudyIdentity(
         strategy=request.strategy, space=space, dataset=request.dataset, objective=request.objective
     )
