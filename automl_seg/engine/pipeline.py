@@ -36,7 +36,7 @@ from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome
 from automl_seg.paths import work_folder
 
 if TYPE_CHECKING:
-    from automl_seg_registry import ArchitectureRecord, Registry
+    from automl_seg_registry import ArchitectureRecord, Metrics, Registry
 
     from automl_seg.data.prepared import PreparedData
     from automl_seg.plugins import PluginHost
@@ -137,6 +137,19 @@ def with_budget_patch(data: PreparedData, budget: str) -> PreparedData:
     return dataclasses.replace(data, plan=data.plan.model_copy(update={"patch_size": patch}))
 
 
+def _notify_ended(
+    host: PluginHost, info: RunInfo, trained: TrainRunResult | None, architecture: ArchitectureRecord | None = None
+) -> None:
+    """``on_search_ended`` with the run's refs (a retrain has no new architecture) and the trained model's Dice."""
+    result: dict[str, Any] = {} if architecture is None else {"architecture": architecture.ref}
+    result.update(
+        trained=trained.record.ref if trained else None,
+        dice_mean=trained.evaluation.dice_mean if trained else None,
+        promoted=trained.promoted if trained else False,
+    )
+    host.notify("on_search_ended", run=info, result=result)
+
+
 def _notify_epoch(host: PluginHost, info: RunInfo, phase: str):  # noqa: ANN202 - a callback
     def callback(epoch: int, metrics: Mapping[str, float]) -> None:
         host.notify("on_epoch_ended", run=info, phase=phase, epoch=epoch, metrics=dict(metrics))
@@ -164,8 +177,6 @@ def run_search(
 
     For tuning: ``space_overrides`` update the space's default arguments; ``record_overrides`` set
     the records' ``name``/``tags`` and add to their ``provenance``; ``promote=False`` leaves ``best``."""
-    from automl_seg_registry import ArchitectureRecord, DatasetRef, Metrics, SpaceRef, StrategyRef
-
     strategy = host.strategy(run.strategy)
     space = host.space(strategy.space)
     settings = strategy_settings(strategy, run.budget, strategy_overrides)
@@ -176,10 +187,7 @@ def run_search(
         data=data_settings.model_dump(mode="json", exclude={"data_root"}),
         strategy_settings=settings.model_dump(mode="json"), train=train.model_dump(mode="json"),
     )  # fmt: skip
-    workdir = Path(run.workdir) if run.workdir else default_workdir(key)
-    if run.resume and not (workdir.is_dir() and any(workdir.iterdir())):
-        raise UserError(f"--resume: no checkpoint of this run in {workdir}; run without --resume to start it")
-    workdir = work_folder(workdir)
+    workdir = _search_workdir(run, key)
     data = prepare(data_settings, run.progress)
     if data_settings.patch_size is None:
         data = with_budget_patch(data, run.budget)
@@ -196,25 +204,9 @@ def run_search(
         )  # fmt: skip
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         began = time.perf_counter()
-        outcome: SearchOutcome = strategy.search(ctx)
+        outcome = strategy.search(ctx)
         search_time = time.perf_counter() - began
-        memory, extra = split_outcome_metrics(outcome.metrics)
-        record = ArchitectureRecord(
-            name=record_name(strategy.name, data.plan.dataset),
-            space=SpaceRef(name=space.name, version=str(space.version), args=outcome.space_args),
-            arch=outcome.arch,
-            strategy=StrategyRef(name=strategy.name, settings=settings.model_dump(mode="json")),
-            dataset=DatasetRef(
-                name=data.plan.dataset,
-                fingerprint_hash=data.fingerprint.content_hash,
-                plan=data.plan.model_dump(mode="json"),
-                split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
-            ),
-            seed=run.seed,
-            versions=package_versions(host),
-            metrics=Metrics(search_time_s=search_time, memory=memory, extra=extra),
-            provenance={"run": key, "budget": run.budget, "device": device.type},
-        )
+        record = _architecture_record(outcome, ctx, data_settings, host, budget=run.budget, search_time=search_time)
         record = _with_overrides(record, record_overrides)
         architecture = registry.register(record, files=_outcome_files(outcome, workdir))
         (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
@@ -227,17 +219,48 @@ def run_search(
             workdir=workdir / "train", resume=run.resume and (workdir / "train").is_dir(), info=info,
             promote=promote,
         )  # fmt: skip
-    host.notify(
-        "on_search_ended",
-        run=info,
-        result={
-            "architecture": architecture.ref,
-            "trained": trained.record.ref if trained else None,
-            "dice_mean": trained.evaluation.dice_mean if trained else None,
-            "promoted": trained.promoted if trained else False,
-        },
-    )
+    _notify_ended(host, info, trained, architecture)
     return SearchRunResult(architecture=architecture, trained=trained, workdir=workdir)
+
+
+def _search_workdir(run: SearchRunSettings, key: str) -> Path:
+    """The run's folder (``--workdir`` or one keyed on its settings); ``--resume`` needs one that holds a run."""
+    workdir = Path(run.workdir) if run.workdir else default_workdir(key)
+    if run.resume and not (workdir.is_dir() and any(workdir.iterdir())):
+        raise UserError(f"--resume: no checkpoint of this run in {workdir}; run without --resume to start it")
+    return work_folder(workdir)
+
+
+def _architecture_record(
+    outcome: SearchOutcome,
+    ctx: SearchContext,
+    data_settings: DataSettings,
+    host: PluginHost,
+    *,
+    budget: str,
+    search_time: float,
+) -> ArchitectureRecord:
+    """The record of a searched architecture: what was searched, on which data, how, and its search metrics."""
+    from automl_seg_registry import ArchitectureRecord, DatasetRef, Metrics, SpaceRef, StrategyRef
+
+    plan, info = ctx.data.plan, ctx.run
+    memory, extra = split_outcome_metrics(outcome.metrics)
+    return ArchitectureRecord(
+        name=record_name(info.strategy, plan.dataset),
+        space=SpaceRef(name=ctx.space.name, version=str(ctx.space.version), args=outcome.space_args),
+        arch=outcome.arch,
+        strategy=StrategyRef(name=info.strategy, settings=ctx.settings.model_dump(mode="json")),
+        dataset=DatasetRef(
+            name=plan.dataset,
+            fingerprint_hash=ctx.data.fingerprint.content_hash,
+            plan=plan.model_dump(mode="json"),
+            split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
+        ),
+        seed=ctx.seed,
+        versions=package_versions(host),
+        metrics=Metrics(search_time_s=search_time, memory=memory, extra=extra),
+        provenance={"run": info.run_id, "budget": budget, "device": ctx.device.type},
+    )
 
 
 def _with_overrides(record: ArchitectureRecord, overrides: Mapping[str, Any] | None) -> ArchitectureRecord:
@@ -312,11 +335,7 @@ def retrain(
         workdir=workdir, resume=run.resume, info=info,
         split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
     )  # fmt: skip
-    host.notify(
-        "on_search_ended",
-        run=info,
-        result={"trained": result.record.ref, "dice_mean": result.evaluation.dice_mean, "promoted": result.promoted},
-    )
+    _notify_ended(host, info, result)
     return result
 
 
@@ -335,8 +354,8 @@ def _train_and_register(
     promote: bool = True,
     split: Mapping[str, Any] | None = None,
 ) -> TrainRunResult:
-    from automl_seg_registry import Metrics
-
+    """Train ``parent``'s architecture from scratch, evaluate it on the validation cases and register it
+    (weights, history, curves, evaluation) as the next version of its name; promote it when asked."""
     network = fresh_network(parent, host, run.seed)
     result = train_network(
         network, data, train, device=device, seed=run.seed, workdir=workdir, resume=resume,
@@ -345,18 +364,7 @@ def _train_and_register(
     network.eval()
     with mixed_precision(device, train.amp):
         evaluation = evaluate_loader(network, data.val_loader(), data.plan, device, train.sw_batch_size)
-    metrics = Metrics(
-        dice_per_class=evaluation.dice_per_class,
-        dice_mean=evaluation.dice_mean,
-        hd95_per_class={k: v for k, v in evaluation.hd95_per_class.items() if v is not None},
-        hd95_mean=evaluation.hd95_mean,
-        search_time_s=parent.metrics.search_time_s,
-        train_time_s=result.train_time_s,
-        peak_memory_mb=result.peak_memory_mb,
-        params=result.params,
-        memory=dict(parent.metrics.memory),
-        extra={**parent.metrics.extra, "train_epochs": float(train.epochs), "val_cases": float(len(data.val_cases))},
-    )
+    metrics = _trained_metrics(parent, evaluation, result, train, val_cases=len(data.val_cases))
     payload = parent.model_dump(exclude={"version", "artifacts", "created"})
     if split is not None:  # retrained on other cases than the parent's
         payload["dataset"]["split"] = dict(split)
@@ -375,17 +383,43 @@ def _train_and_register(
     )
     record = type(parent).model_validate(payload)
     with tempfile.TemporaryDirectory(prefix="artifacts-", dir=workdir) as tmp:
-        folder = Path(tmp)
-        files = {
-            WEIGHTS_ARTIFACT: (save_weights(result.state_dict, folder / WEIGHTS_FILE), WEIGHTS_KIND),
-            "train_history": (save_history_json(result.history, folder / "train_history.json"), "history"),
-            "train_curves": (plot_history(result.history, folder / "train_curves.png", title=parent.name), "figure"),
-            "evaluation": (_write_json(evaluation.model_dump(mode="json"), folder / "evaluation.json"), "report"),
-        }
+        files = _trained_artifacts(result, evaluation, Path(tmp), title=parent.name)
         stored = registry.register(record, files=files)
     promoted = promote_if_comparable(registry, stored) if promote else False
     log.info("registered %s (val Dice %.3f)%s", stored.ref, evaluation.dice_mean, ", now best" if promoted else "")
     return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)
+
+
+def _trained_metrics(
+    parent: ArchitectureRecord, evaluation: EvalReport, result: TrainResult, train: TrainSettings, *, val_cases: int
+) -> Metrics:
+    """The trained model's metrics: its validation scores and training cost, with the parent's search metrics."""
+    from automl_seg_registry import Metrics
+
+    return Metrics(
+        dice_per_class=evaluation.dice_per_class,
+        dice_mean=evaluation.dice_mean,
+        hd95_per_class={k: v for k, v in evaluation.hd95_per_class.items() if v is not None},
+        hd95_mean=evaluation.hd95_mean,
+        search_time_s=parent.metrics.search_time_s,
+        train_time_s=result.train_time_s,
+        peak_memory_mb=result.peak_memory_mb,
+        params=result.params,
+        memory=dict(parent.metrics.memory),
+        extra={**parent.metrics.extra, "train_epochs": float(train.epochs), "val_cases": float(val_cases)},
+    )
+
+
+def _trained_artifacts(
+    result: TrainResult, evaluation: EvalReport, folder: Path, *, title: str
+) -> dict[str, tuple[Path, str]]:
+    """The trained model's files, written into ``folder``: weights, history, curves and evaluation."""
+    return {
+        WEIGHTS_ARTIFACT: (save_weights(result.state_dict, folder / WEIGHTS_FILE), WEIGHTS_KIND),
+        "train_history": (save_history_json(result.history, folder / "train_history.json"), "history"),
+        "train_curves": (plot_history(result.history, folder / "train_curves.png", title=title), "figure"),
+        "evaluation": (_write_json(evaluation.model_dump(mode="json"), folder / "evaluation.json"), "report"),
+    }
 
 
 def promote_if_comparable(registry: Registry, stored: ArchitectureRecord) -> bool:

@@ -97,3 +97,53 @@ def test_full_budget_on_the_cpu_is_warned_about(
     with caplog.at_level("WARNING", logger="automl_seg.engine.pipeline"):
         warn_gpu_budget_on_cpu(budget, torch.device(device))
     assert ("runs for days; use --budget quick" in caplog.text) is warned
+
+
+class RunObserver:
+    """An observer plugin that keeps what the run hooks were told."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.ended: list[dict] = []
+
+    @hookimpl
+    def on_run_started(self, run) -> None:
+        self.started.append(run.kind)
+
+    @hookimpl
+    def on_search_ended(self, run, result) -> None:
+        self.ended.append(dict(result))
+
+
+def test_observers_hear_each_run_start_and_its_registered_refs(
+    tiny_data_root: Path, tiny_train, tmp_path: Path
+) -> None:
+    from automl_seg_registry import Registry
+
+    from automl_seg.config import DataSettings
+    from automl_seg.engine.pipeline import retrain, run_search
+    from automl_seg.engine.settings import RunSettings, SearchRunSettings
+    from automl_seg.plugins import load_plugins
+
+    observer = RunObserver()
+    host = load_plugins(extra=[("observer", observer)])
+    data = DataSettings(dataset="Task99_Synthetic", data_root=tiny_data_root, patch_size=(16, 16, 16))
+    run = SearchRunSettings(strategy="fixed", device="cpu", workdir=tmp_path / "search", progress=False)
+    with Registry.open(tmp_path / "registry") as registry:
+        searched = run_search(run, data, tiny_train(), {}, registry=registry, host=host)
+        again = retrain(
+            searched.architecture.ref, RunSettings(device="cpu", workdir=tmp_path / "train", progress=False),
+            tiny_train(), registry=registry, host=host, data_options={"data_root": tiny_data_root},
+        )  # fmt: skip
+    assert searched.trained is not None
+    assert observer.started == ["search", "train"]
+    assert observer.ended == [
+        {
+            "architecture": searched.architecture.ref,
+            "trained": searched.trained.record.ref,
+            "dice_mean": searched.trained.evaluation.dice_mean,
+            "promoted": True,
+        },
+        {"trained": again.record.ref, "dice_mean": again.evaluation.dice_mean, "promoted": again.promoted},
+    ]
+    assert again.record.parent == searched.architecture.ref
