@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -19,6 +19,11 @@ from automl_seg.cli.common import (
     print_json,
 )
 from automl_seg.tune.study import Objective, PrunerName, SamplerName
+
+if TYPE_CHECKING:
+    from automl_seg.tune.params import ParameterSpec
+    from automl_seg.tune.report import StudyReport
+    from automl_seg.tune.run import TuneResult
 
 app = typer.Typer(
     help="Tune hyper-parameters with Optuna: run a study (no subcommand) or `tune show` one.",
@@ -118,17 +123,9 @@ def tune(
     request.check()
     result = _run(request, file, search, budget, device, epochs, train_epochs, max_cases, data_root)
     if as_json:
-        print_json(
-            {
-                "study": result.study,
-                "storage": result.storage,
-                "best_ref": result.best_ref,
-                "pareto_png": str(result.pareto_png) if result.pareto_png else None,
-                **result.summary,
-            }
-        )
+        print_json(result.model_dump(mode="json"))
         return
-    _print_summary(result.summary, result.storage)
+    _print_report(result)
     if result.best_ref:
         console.print(f"alias [bold]best[/] -> {result.best_ref}")
     if result.pareto_png:
@@ -145,7 +142,7 @@ def _run(
     train_epochs: int | None,
     max_cases: int | None,
     data_root: Path | None,
-) -> Any:
+) -> TuneResult:
     from automl_seg.config import build_settings, section
     from automl_seg.engine.devices import resolve_device
     from automl_seg.engine.progress import progress_bar
@@ -196,7 +193,8 @@ def show(
 ) -> None:
     """Trials table, best parameters and parameter importances of a study (works with optuna-dashboard too)."""
     from automl_seg.paths import registry_root
-    from automl_seg.tune.report import pareto_png, summary
+    from automl_seg.tune.pareto import pareto_png
+    from automl_seg.tune.report import StudyReport
     from automl_seg.tune.storage import default_storage_url, open_storage, safe_url
     from automl_seg.tune.study import load_study
 
@@ -205,12 +203,12 @@ def show(
     _quiet_optuna()
     url = storage or default_storage_url(registry_root(registry))
     found = load_study(open_storage(url), study)
-    data = summary(found)
     written = pareto_png(found, png) if png and len(found.directions) == 2 else None
+    report = StudyReport.of(found, safe_url(url), written)
     if as_json:
-        print_json({"storage": safe_url(url), "pareto_png": str(written) if written else None, **data})
+        print_json(report.model_dump(mode="json"))
         return
-    _print_summary(data, safe_url(url))
+    _print_report(report)
     if written:
         console.print(f"Pareto front: {written}")
     elif png:
@@ -249,50 +247,49 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _print_space(specs: list[Any]) -> None:
+def _print_space(specs: list[ParameterSpec]) -> None:
     """What this study searches, on stderr (stdout stays clean for --json)."""
-    from automl_seg.tune.params import describe
-
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="tuned hyper-parameters")
     for column in ("name", "target", "range", "declared by"):
         table.add_column(column, overflow="fold")
-    for row in describe(specs):
-        table.add_row(row["name"], row["target"], row["range"], row["plugin"])
+    for spec in specs:
+        table.add_row(spec.param.name, spec.param.target, spec.scope, spec.owner)
     err_console.print(table)
 
 
-def _print_summary(data: dict[str, Any], storage: str) -> None:
-    identity = data.get("identity") or {}
-    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(data["counts"].items())) or "no trials"
-    console.print(
-        f"study [bold]{data['study']}[/] ({storage}): {identity.get('strategy', '?')} on "
-        f"{identity.get('dataset', '?')}, objective {identity.get('objective', '?')}; {counts}",
-        highlight=False,
+def _print_report(report: StudyReport) -> None:
+    identity = report.identity
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(report.counts.items())) or "no trials"
+    tunes = (
+        f"{identity.strategy} on {identity.dataset}, objective {identity.objective}"
+        if identity
+        else "? on ?, objective ?"
     )
-    with_dice = identity.get("objective") != "dice"  # otherwise the value is the Dice
+    console.print(f"study [bold]{report.study}[/] ({report.storage}): {tunes}; {counts}", highlight=False)
+    with_dice = identity is None or identity.objective != "dice"  # otherwise the value is the Dice
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="trials")
     for column in ("#", "state", "value", *(["Dice"] if with_dice else []), "MB", "ep", "s"):
         table.add_column(column, justify="left" if column == "state" else "right", no_wrap=True)
     # the record (or why the trial failed), then one "name=value" line per parameter: a column each
     # would not fit a terminal once a study tunes ten of them
     table.add_column("record or reason; parameters", overflow="fold")
-    for row in data["trials"]:
-        values = ", ".join(_fmt(v, 3) for v in row["values"]) if row["values"] else "-"
-        params = "\n".join(f"{name}={_fmt(value, 3)}" for name, value in sorted(row["params"].items()))
+    for row in report.trials:
+        values = ", ".join(_fmt(v, 3) for v in row.values) if row.values else "-"
+        params = "\n".join(f"{name}={_fmt(value, 3)}" for name, value in sorted(row.params.items()))
         table.add_row(
-            str(row["number"]), row["state"].lower(), values, *([_fmt(row["dice"], 3)] if with_dice else []),
-            _fmt(row["memory_mb"], 4), _fmt(row["last_epoch"]), _fmt(row["duration_s"], 3),
-            "\n".join(filter(None, [row["ref"] or row["reason"], params])) or "-",
+            str(row.number), row.state.lower(), values, *([_fmt(row.dice, 3)] if with_dice else []),
+            _fmt(row.memory_mb, 4), _fmt(row.last_epoch), _fmt(row.duration_s, 3),
+            "\n".join(filter(None, [row.ref or row.reason, params])) or "-",
         )  # fmt: skip
     console.print(table)
-    for best in data["best"]:
-        params = ", ".join(f"{k}={_fmt(v, 4)}" for k, v in best["params"].items()) or "(none searched)"
-        console.print(f"best trial #{best['number']}: Dice {_fmt(best['dice'])}, {params}", highlight=False)
-    if data["importances"]:
+    for best in report.best:
+        params = ", ".join(f"{k}={_fmt(v, 4)}" for k, v in best.params.items()) or "(none searched)"
+        console.print(f"best trial #{best.number}: Dice {_fmt(best.dice)}, {params}", highlight=False)
+    if report.importances:
         imp = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="parameter importance (Dice)")
         imp.add_column("parameter")
         imp.add_column("importance", justify="right")
-        for name, value in data["importances"].items():
+        for name, value in report.importances.items():
             imp.add_row(name, f"{value:.3f}")
         console.print(imp)
 

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 Target = Literal["strategy", "space", "train", "data"]
 TARGETS: tuple[Target, ...] = ("strategy", "space", "train", "data")
+#: what Optuna stores as a parameter's value (a categorical choice of another type is offered as a label)
+ParamValue = None | bool | int | float | str
 
 
 class Narrowing(BaseModel):
@@ -56,6 +58,17 @@ class ParameterSpec(BaseModel):
     owner: str
     fixed: Any = None
     is_fixed: bool = False
+
+    @property
+    def scope(self) -> str:
+        """What a trial may take, as tables and messages print it: ``[0.01, 0.1] log``, ``one of 8, 16``
+        or ``fixed = 2``."""
+        p = self.param
+        if self.is_fixed:
+            return f"fixed = {self.fixed!r}"
+        if p.kind == "categorical":
+            return "one of " + ", ".join(str(choice_label(c)) for c in p.choices or [])
+        return f"[{p.low:g}, {p.high:g}]" + (" log" if p.log else "")
 
 
 def collect_parameters(
@@ -117,9 +130,8 @@ def check_extremes(specs: list[ParameterSpec], target: Target, validate: Callabl
             try:
                 validate({param.name: value})
             except ConfigError as exc:
-                scope = describe([spec])[0]["range"]
                 raise ConfigError(
-                    f"tuning {param.name} = {value} (range {scope}) cannot run: {exc}; narrow or fix "
+                    f"tuning {param.name} = {value} (range {spec.scope}) cannot run: {exc}; narrow or fix "
                     f"{param.name} in the config file's tune.params section"
                 ) from exc
 
@@ -225,7 +237,7 @@ def suggest(trial: optuna.Trial, specs: list[ParameterSpec]) -> dict[Target, dic
     return values
 
 
-def choice_label(choice: Any) -> None | bool | int | float | str:
+def choice_label(choice: Any) -> ParamValue:
     """Optuna stores categorical choices of plain types only: a list such as a patch size
     ``[32, 48, 32]`` is offered as the label ``"32x48x32"`` (other objects as their JSON)."""
     if choice is None or isinstance(choice, bool | int | float | str):
@@ -233,18 +245,3 @@ def choice_label(choice: Any) -> None | bool | int | float | str:
     if isinstance(choice, list | tuple) and all(isinstance(v, int | float) for v in choice):
         return "x".join(f"{v:g}" for v in choice)
     return json.dumps(choice, sort_keys=True)
-
-
-def describe(specs: list[ParameterSpec]) -> list[dict[str, Any]]:
-    """JSON-able rows for tables and the study's user attributes."""
-    rows = []
-    for spec in specs:
-        p = spec.param
-        if spec.is_fixed:
-            scope = f"fixed = {spec.fixed!r}"
-        elif p.kind == "categorical":
-            scope = "one of " + ", ".join(str(choice_label(c)) for c in p.choices or [])
-        else:
-            scope = f"[{p.low:g}, {p.high:g}]" + (" log" if p.log else "")
-        rows.append({"name": p.name, "target": p.target, "kind": p.kind, "range": scope, "plugin": spec.owner})
-    return rows

@@ -1,15 +1,18 @@
-"""What a study found, as plain data (for tables and ``--json``) and as a Pareto-front PNG."""
+"""What a study found, as typed records: the rows ``tune show`` prints and its ``--json`` answer."""
 
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Self
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from automl_seg.tune.best import best_trials, completed
 from automl_seg.tune.objective import DICE, FAIL_REASON, MEMORY_MB, REF, VALUES
+from automl_seg.tune.params import ParamValue, Target
 from automl_seg.tune.study import StudyIdentity, study_identity
 
 if TYPE_CHECKING:
@@ -18,48 +21,72 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-def trial_row(trial: FrozenTrial) -> dict[str, Any]:
-    """One trial as a JSON-able row: state, objective values, Dice, memory, params, reason, record."""
-    duration = trial.duration.total_seconds() if trial.duration is not None else None
-    last_epoch = max(trial.intermediate_values) if trial.intermediate_values else None
-    return {
-        "number": trial.number,
-        "state": trial.state.name,
-        "values": trial.values,
-        "dice": trial.user_attrs.get(DICE),
-        "memory_mb": trial.user_attrs.get(MEMORY_MB),
-        "params": trial.params,
-        "applied": trial.user_attrs.get(VALUES, {}),
-        "last_epoch": last_epoch,
-        "duration_s": duration,
-        "ref": trial.user_attrs.get(REF),
-        "reason": trial.user_attrs.get(FAIL_REASON),
-    }
+#: Optuna's ``TrialState`` names
+TrialStateName = Literal["RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL"]
+Direction = Literal["maximize", "minimize"]
 
 
-def completed(study: optuna.Study) -> list[FrozenTrial]:
-    from optuna.trial import TrialState
+class TrialRow(BaseModel):
+    """One trial of a study: its state, objective values, Dice, memory, parameters, record or failure."""
 
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    model_config = ConfigDict(extra="forbid")
+
+    number: int
+    state: TrialStateName
+    values: list[float] | None = Field(
+        description="objective values (Dice, Dice per MB, or Dice and MB for pareto); None unless complete"
+    )
+    dice: float | None = Field(description="validation Dice of the trial's model")
+    memory_mb: float | None = Field(description="peak memory the trial's run measured (MB)")
+    params: dict[str, ParamValue] = Field(
+        description="searched values as Optuna stores them (a list choice as its label, e.g. 32x32x32)"
+    )
+    applied: dict[Target, dict[str, Any]] = Field(description="values the run applied, searched and fixed, per target")
+    last_epoch: int | None = Field(description="last epoch whose validation Dice was reported to the pruner")
+    duration_s: float | None
+    ref: str | None = Field(description="registry record of the trial's model")
+    reason: str | None = Field(description="why the trial failed")
+
+    @classmethod
+    def of(cls, trial: FrozenTrial) -> Self:
+        attrs = trial.user_attrs
+        return cls(
+            number=trial.number, state=trial.state.name, values=trial.values,
+            dice=attrs.get(DICE), memory_mb=attrs.get(MEMORY_MB), params=trial.params, applied=attrs.get(VALUES, {}),
+            last_epoch=max(trial.intermediate_values) if trial.intermediate_values else None,
+            duration_s=trial.duration.total_seconds() if trial.duration is not None else None,
+            ref=attrs.get(REF), reason=attrs.get(FAIL_REASON),
+        )  # fmt: skip
 
 
-def best_trials(study: optuna.Study, identity: StudyIdentity) -> list[FrozenTrial]:
-    """The best trial (one objective) or the Pareto front sorted by Dice, highest first (``pareto``)."""
-    if not completed(study):
-        return []
-    if identity.objective == "pareto":
-        return sorted(study.best_trials, key=lambda t: -t.values[0])
-    return [study.best_trial]
+class StudyReport(BaseModel):
+    """Everything ``tune show`` prints: where the study is, what it tunes, its trials and best trial(s)."""
 
+    model_config = ConfigDict(extra="forbid")
 
-def best_with_record(study: optuna.Study, identity: StudyIdentity) -> FrozenTrial | None:
-    """The trial alias ``best`` points at: the best by the objective (``pareto``: the front's highest
-    Dice), among trials whose model was registered."""
-    for trial in best_trials(study, identity):
-        if trial.user_attrs.get(REF):
-            return trial
-    return None
+    study: str
+    storage: str = Field(description="the study's storage URL, password masked")
+    pareto_png: Path | None = Field(description="the Pareto-front PNG written (pareto studies), if any")
+    identity: StudyIdentity | None = Field(description="what the study tunes; None if automl-seg did not create it")
+    directions: list[Direction]
+    counts: dict[TrialStateName, int] = Field(description="number of trials in each state")
+    best: list[TrialRow] = Field(description="the best trial, or the Pareto front by Dice, highest first (pareto)")
+    importances: dict[str, float] = Field(
+        description="each searched parameter's importance for Dice (empty while too few trials completed)"
+    )
+    trials: list[TrialRow]
+
+    @classmethod
+    def of(cls, study: optuna.Study, storage: str, pareto_png: Path | None = None) -> Self:
+        identity = study_identity(study)
+        trials = study.get_trials(deepcopy=False)
+        return cls(
+            study=study.study_name, storage=storage, pareto_png=pareto_png, identity=identity,
+            directions=[d.name.lower() for d in study.directions],
+            counts=Counter(t.state.name for t in trials),
+            best=[TrialRow.of(t) for t in (best_trials(study, identity) if identity else [])],
+            importances=importances(study), trials=[TrialRow.of(t) for t in trials],
+        )  # fmt: skip
 
 
 def importances(study: optuna.Study) -> dict[str, float]:
@@ -77,47 +104,3 @@ def importances(study: optuna.Study) -> dict[str, float]:
     except (RuntimeError, ValueError, ZeroDivisionError) as exc:
         log.debug("no importances yet: %s", exc)
         return {}
-
-
-def summary(study: optuna.Study) -> dict[str, Any]:
-    """Everything ``tune show`` prints, JSON-able."""
-    identity = study_identity(study)
-    trials = study.get_trials(deepcopy=False)
-    best = best_trials(study, identity) if identity else []
-    return {
-        "study": study.study_name,
-        "identity": identity.model_dump() if identity else None,
-        "directions": [d.name.lower() for d in study.directions],
-        "counts": dict(Counter(t.state.name for t in trials)),
-        "best": [trial_row(t) for t in best],
-        "importances": importances(study),
-        "trials": [trial_row(t) for t in trials],
-    }
-
-
-def pareto_png(study: optuna.Study, path: Path) -> Path | None:
-    """Dice vs measured memory of every completed trial, the Pareto front drawn as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points = [(t.values[1], t.values[0], t.number) for t in completed(study) if len(t.values) == 2]
-    points = [p for p in points if all(math.isfinite(v) for v in p[:2])]
-    if not points:
-        return None
-    front = sorted((t.values[1], t.values[0], t.number) for t in study.best_trials)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.scatter([p[0] for p in points], [p[1] for p in points], color="0.6", label="trials")
-    ax.plot([p[0] for p in front], [p[1] for p in front], "o-", color="tab:red", label="Pareto front")
-    for mem, dice, number in front:
-        ax.annotate(f"#{number}", (mem, dice), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlabel("measured memory (MB)")
-    ax.set_ylabel("validation Dice")
-    ax.set_title(f"study {study.study_name}")
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

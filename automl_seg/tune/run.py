@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +15,12 @@ from automl_seg.config import Seed
 from automl_seg.errors import ConfigError, UserError
 from automl_seg.interfaces import RunInfo
 from automl_seg.paths import registry_root
+from automl_seg.tune.best import best_with_record
 from automl_seg.tune.engine_params import engine_parameters
 from automl_seg.tune.objective import FAIL_REASON, TrialRunner, TuneObjective
 from automl_seg.tune.params import ParameterSpec, build_space, collect_parameters
-from automl_seg.tune.report import best_with_record, pareto_png, summary
+from automl_seg.tune.pareto import pareto_png
+from automl_seg.tune.report import StudyReport
 from automl_seg.tune.storage import default_storage_url, open_storage, safe_url
 from automl_seg.tune.study import (
     Objective,
@@ -85,14 +86,12 @@ class TuneRequest(BaseModel):
         return self.storage or default_storage_url(registry_root(self.registry))
 
 
-@dataclass
-class TuneResult:
-    study: str
-    storage: str
-    summary: dict[str, Any]
-    pareto_png: Path | None = None
-    best_ref: str | None = None
-    specs: list[ParameterSpec] = field(default_factory=list)
+class TuneResult(StudyReport):
+    """What ``automl-seg tune`` answers: the study's report after this worker's trials."""
+
+    best_ref: str | None = Field(
+        default=None, description="the record this worker pointed the alias best at (None: no model registered)"
+    )
 
 
 def tuning_space(host: PluginHost, request: TuneRequest) -> tuple[str, list[ParameterSpec]]:
@@ -110,7 +109,7 @@ def run_tune(
     on_trial: Callable[[FrozenTrial], None] | None = None,
     storage: optuna.storages.BaseStorage | None = None,
 ) -> TuneResult:
-    """Run ``request.trials`` trials of the (created or resumed) study; returns its summary.
+    """Run ``request.trials`` trials of the (created or resumed) study; returns its report.
 
     ``storage``: ``request.storage_url`` already opened by the caller (who checked it before other work)."""
     import optuna
@@ -141,10 +140,7 @@ def run_tune(
     png = None
     if request.objective == "pareto":
         png = pareto_png(study, study_folder(request) / "pareto.png")
-    return TuneResult(
-        study=request.study_name, storage=safe_url(url), summary=summary(study), pareto_png=png,
-        best_ref=best.tagged, specs=specs,
-    )  # fmt: skip
+    return TuneResult(**dict(StudyReport.of(study, safe_url(url), png)), best_ref=best.tagged)
 
 
 def _refuse_all_failed(trials: list[FrozenTrial], study: str) -> None:

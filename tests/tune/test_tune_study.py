@@ -28,7 +28,7 @@ def test_default_storage_is_an_sqlite_file_in_the_registry(tmp_path: Path, host)
     result = run_tune(request(tmp_path / "reg", trials=2), host, FakeRunner())
     assert (tmp_path / "reg" / STUDY_FILE).is_file()
     assert result.storage == default_storage_url(tmp_path / "reg")
-    assert result.summary["counts"] == {"COMPLETE": 2}
+    assert result.counts == {"COMPLETE": 2}
 
 
 def test_observers_see_the_tuning_run_start(tmp_path: Path, host) -> None:
@@ -59,7 +59,7 @@ def test_zero_trials_refused(tmp_path: Path, host) -> None:
 def test_resume_and_refuse_another_strategy_or_dataset(tmp_path: Path, host) -> None:
     run_tune(request(tmp_path, trials=2, study="s1"), host, FakeRunner())
     again = run_tune(request(tmp_path, trials=1, study="s1"), host, FakeRunner())
-    assert len(again.summary["trials"]) == 3  # resumed, not restarted
+    assert len(again.trials) == 3  # resumed, not restarted
     with pytest.raises(ConfigError, match="study 's1' tunes dataset 'Task99_Synthetic' \\(asked: 'Other'\\)"):
         run_tune(request(tmp_path, trials=1, study="s1", dataset="Other"), host, FakeRunner())
     with pytest.raises(ConfigError, match="objective 'dice' \\(asked: 'pareto'\\)"):
@@ -85,10 +85,10 @@ def test_pruner_with_pareto_refused() -> None:
 def test_failures_are_recorded_and_the_study_goes_on(tmp_path: Path, host) -> None:
     runner = FakeRunner(fail_on=(1,), nan_on=(2,), registry=tmp_path / "reg")
     result = run_tune(request(tmp_path / "reg", trials=4), host, runner)
-    rows = {r["number"]: r for r in result.summary["trials"]}
-    assert [rows[i]["state"] for i in range(4)] == ["COMPLETE", "FAIL", "FAIL", "COMPLETE"]
-    assert rows[1]["reason"] == "RuntimeError: plugin exploded in trial 1"
-    assert "validation Dice is nan" in rows[2]["reason"]
+    rows = {r.number: r for r in result.trials}
+    assert [rows[i].state for i in range(4)] == ["COMPLETE", "FAIL", "FAIL", "COMPLETE"]
+    assert rows[1].reason == "RuntimeError: plugin exploded in trial 1"
+    assert "validation Dice is nan" in rows[2].reason
     assert len(runner.calls) == 4
 
 
@@ -103,20 +103,20 @@ def test_best_alias_follows_the_objective(tmp_path: Path, host) -> None:
     from automl_seg_registry import Registry
 
     result = run_tune(request(tmp_path / "reg", trials=4, seed=3), host, FakeRunner(registry=tmp_path / "reg"))
-    best = max((r for r in result.summary["trials"] if r["state"] == "COMPLETE"), key=lambda r: r["dice"])
-    assert result.best_ref == best["ref"] == result.summary["best"][0]["ref"]
+    best = max((r for r in result.trials if r.state == "COMPLETE"), key=lambda r: r.dice)
+    assert result.best_ref == best.ref == result.best[0].ref
     with Registry.open(tmp_path / "reg") as registry:
-        assert registry.get("tune-fake@best").ref == best["ref"]
+        assert registry.get("tune-fake@best").ref == best.ref
 
 
 def test_dice_per_mb_and_pareto(tmp_path: Path, host) -> None:
     per_mb = run_tune(request(tmp_path / "a", trials=3, objective="dice-per-mb"), host, FakeRunner())
-    for row in per_mb.summary["trials"]:
-        assert row["values"][0] == pytest.approx(row["dice"] / row["memory_mb"])
+    for row in per_mb.trials:
+        assert row.values[0] == pytest.approx(row.dice / row.memory_mb)
     pareto = run_tune(request(tmp_path / "b", trials=4, objective="pareto"), host, FakeRunner())
-    assert pareto.summary["directions"] == ["maximize", "minimize"]
+    assert pareto.directions == ["maximize", "minimize"]
     assert pareto.pareto_png is not None and pareto.pareto_png.stat().st_size > 1000
-    front = [r["dice"] for r in pareto.summary["best"]]
+    front = [r.dice for r in pareto.best]
     assert front == sorted(front, reverse=True)
 
 
@@ -137,4 +137,4 @@ def test_pruning_through_the_observer(tmp_path: Path, host) -> None:
 def test_every_sampler_runs(tmp_path: Path, host, sampler: str) -> None:
     result = run_tune(request(tmp_path, trials=3, sampler=sampler, params={"alpha": {"low": 0.1, "high": 0.9}}),
                       host, FakeRunner(epochs=1))  # fmt: skip
-    assert result.summary["counts"] == {"COMPLETE": 3}
+    assert result.counts == {"COMPLETE": 3}
