@@ -1,6 +1,7 @@
 """``ExporterContract``: what every exporter must do, as a pytest class to subclass.
 
-Override the ``exporter`` fixture (and optionally ``model``, ``example``, ``options``, ``atol``)::
+Override the ``exporter`` fixture (and optionally ``model``, ``side``, ``example``, ``options``, ``atol``:
+every setting is a fixture)::
 
     class TestMyExporter(ExporterContract):
         @pytest.fixture
@@ -10,6 +11,7 @@ Override the ``exporter`` fixture (and optionally ``model``, ``example``, ``opti
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,11 +33,6 @@ def tiny_network(in_channels: int = 1, num_classes: int = 3) -> nn.Module:
 class ExporterContract:
     """Subclass and override the ``exporter`` fixture; every ``test_*`` here then runs on it."""
 
-    #: max abs logit difference allowed between torch and the artefact (fp32)
-    atol: float = 1e-3
-    #: spatial side of the example input (a multiple of ``ExportOptions.spatial_multiple``)
-    side: int = 16
-
     @pytest.fixture
     def exporter(self) -> Exporter:
         pytest.fail("override the `exporter` fixture to return the exporter under test")
@@ -49,30 +46,55 @@ class ExporterContract:
         return ExportOptions()
 
     @pytest.fixture
-    def example(self, model: nn.Module) -> torch.Tensor:
+    def atol(self) -> float:
+        """Max abs logit difference allowed between torch and the artefact (fp32)."""
+        return 1e-3
+
+    @pytest.fixture
+    def side(self) -> int:
+        """Spatial side of the example input (a multiple of ``ExportOptions.spatial_multiple``)."""
+        return 16
+
+    @pytest.fixture
+    def example(self, model: nn.Module, side: int) -> torch.Tensor:
         in_channels = next(p for p in model.parameters()).shape[1]
-        return torch.randn(1, in_channels, self.side, self.side, self.side, generator=torch.Generator().manual_seed(0))
+        return torch.randn(1, in_channels, side, side, side, generator=torch.Generator().manual_seed(0))
+
+    @pytest.fixture
+    def roundtrip(
+        self,
+        exporter: Exporter,
+        model: nn.Module,
+        example: torch.Tensor,
+        options: ExportOptions,
+        atol: float,
+        tmp_path: Path,
+    ) -> Callable[[list[torch.Tensor]], None]:
+        """``roundtrip(extra_inputs)``: export ``model`` traced on ``example`` and check that the artefact
+        computes torch's logits (within ``atol``) for ``example`` and each of ``extra_inputs``."""
+
+        def check(extra_inputs: list[torch.Tensor]) -> None:
+            checks.check_export_roundtrip(
+                exporter, model, example, tmp_path, options, atol=atol, extra_inputs=extra_inputs
+            )
+
+        return check
 
     def test_host_admits_exporter(self, exporter: Exporter) -> None:
         checks.check_identity("exporter", exporter)
 
     def test_artefact_computes_what_the_model_computes(
-        self, exporter: Exporter, model: nn.Module, example: torch.Tensor, options: ExportOptions, tmp_path: Path
+        self, example: torch.Tensor, roundtrip: Callable[[list[torch.Tensor]], None]
     ) -> None:
         """Same logits as torch, also for a batch of 3 (sliding-window inference feeds batches of windows)."""
-        batch3 = torch.cat([example, example.flip(-1), example * 0.5])
-        checks.check_export_roundtrip(
-            exporter, model, example, tmp_path, options, atol=self.atol, extra_inputs=[batch3]
-        )
+        roundtrip([torch.cat([example, example.flip(-1), example * 0.5])])
 
     def test_dynamic_spatial_sizes(
-        self, exporter: Exporter, model: nn.Module, example: torch.Tensor, options: ExportOptions, tmp_path: Path
+        self, example: torch.Tensor, options: ExportOptions, roundtrip: Callable[[list[torch.Tensor]], None]
     ) -> None:
         """With ``dynamic_spatial``, any multiple of ``spatial_multiple`` works, not only the example's size."""
         if not options.dynamic_spatial:
             pytest.skip("options ask for a static spatial shape")
         step = options.spatial_multiple
-        bigger = torch.randn(1, example.shape[1], self.side + step, self.side, self.side + 2 * step)
-        checks.check_export_roundtrip(
-            exporter, model, example, tmp_path, options, atol=self.atol, extra_inputs=[bigger]
-        )
+        depth, height, width = example.shape[2:]  # the example's own sides, whichever fixture made it
+        roundtrip([torch.randn(1, example.shape[1], depth + step, height, width + 2 * step)])

@@ -27,10 +27,12 @@ log = logging.getLogger(__name__)
 TINY_DATASET = "Task99_Synthetic"
 TINY_CASES = 6
 TINY_SHAPE = (20, 20, 20)
+#: training patch of the tiny plan (the contracts' default ``patch_size``)
+TINY_PATCH = (16, 16, 16)
 
 
 def tiny_plan(
-    patch_size: tuple[int, int, int] = (16, 16, 16),
+    patch_size: tuple[int, int, int] = TINY_PATCH,
     in_channels: int = 1,
     num_classes: int = 3,
     divisor: int | None = None,
@@ -60,7 +62,7 @@ def tiny_dataset(root: Path, seed: int = 0) -> Path:
     return root
 
 
-def tiny_prepared_data(root: Path, patch_size: tuple[int, int, int] = (16, 16, 16)) -> PreparedData:
+def tiny_prepared_data(root: Path, patch_size: tuple[int, int, int] = TINY_PATCH) -> PreparedData:
     """The tiny synthetic task, fingerprinted, planned and loaded by the real data layer."""
     from automl_seg.config import DataSettings
     from automl_seg.data import prepare_data

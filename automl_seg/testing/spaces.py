@@ -1,11 +1,16 @@
 """``SearchSpaceContract``: what every search space must do, as a pytest class to subclass.
 
-Override the ``space`` fixture (and, where needed, ``plan``, ``budget``, ``space_args`` or ``arch``)::
+Override the ``space`` fixture (and, where needed, ``patch_size``, ``budget``, ``plan``, ``space_args``
+or ``arch``: every setting is a fixture)::
 
     class TestMySpace(SearchSpaceContract):
         @pytest.fixture
         def space(self):
             return MySpace()
+
+        @pytest.fixture
+        def patch_size(self):
+            return (32, 32, 32)  # MySpace halves the patch five times
 """
 
 from __future__ import annotations
@@ -18,28 +23,24 @@ from automl_seg.data.models import Plan
 from automl_seg.interfaces import Budget, SearchSpace
 from automl_seg.testing import checks
 from automl_seg.testing.fixtures import tiny_plan
+from automl_seg.testing.tiny_task import TinyTaskSettings
 
 
-class SearchSpaceContract:
+class SearchSpaceContract(TinyTaskSettings):
     """Subclass and override the ``space`` fixture; every ``test_*`` here then runs on it."""
-
-    #: patch of the tiny plan; override when the space needs sides divisible by more than 16
-    patch_size: tuple[int, int, int] = (16, 16, 16)
-    #: budget whose ``default_args`` are built
-    budget: Budget = "quick"
 
     @pytest.fixture
     def space(self) -> SearchSpace:
         pytest.fail("override the `space` fixture to return the search space under test")
 
     @pytest.fixture
-    def plan(self) -> Plan:
-        return tiny_plan(patch_size=self.patch_size)
+    def plan(self, patch_size: tuple[int, int, int]) -> Plan:
+        return tiny_plan(patch_size=patch_size)
 
     @pytest.fixture
-    def space_args(self, space: SearchSpace, plan: Plan) -> dict[str, Any]:
+    def space_args(self, space: SearchSpace, plan: Plan, budget: Budget) -> dict[str, Any]:
         """Constructor args to build; override to shrink a large space (keep them JSON-able)."""
-        return space.default_args(plan, self.budget)
+        return space.default_args(plan, budget)
 
     @pytest.fixture
     def arch(self, space: SearchSpace, space_args: dict[str, Any]) -> dict[str, Any]:
@@ -49,8 +50,8 @@ class SearchSpaceContract:
     def test_host_admits_space(self, space: SearchSpace) -> None:
         checks.check_identity("space", space)
 
-    def test_default_args_are_json_and_deterministic(self, space: SearchSpace, plan: Plan) -> None:
-        checks.check_space_args(space, plan, self.budget)
+    def test_default_args_are_json_and_deterministic(self, space: SearchSpace, plan: Plan, budget: Budget) -> None:
+        checks.check_space_args(space, plan, budget)
 
     def test_network_output_matches_labels_and_trains(
         self, space: SearchSpace, space_args: dict[str, Any], arch: dict[str, Any], plan: Plan

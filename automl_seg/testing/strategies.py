@@ -12,13 +12,16 @@ Override the ``strategy`` fixture, and ``overrides`` to keep the search tiny::
             return {"epochs": 2}
 
 The search space defaults to the installed one the strategy names (``strategy.space``); override
-the ``space`` fixture to test against another object. Searches run on CPU on a small synthetic
-MSD task (``automl_seg.testing.fixtures``) and register into a temporary registry.
+the ``space`` fixture to test against another object. The settings are fixtures too, tailored the
+same way: ``space_args``, ``budget``, ``patch_size``, ``seed``, ``epochs_setting`` (the settings field
+bounding ``ctx.epoch_ended`` calls) and ``hard_memory_budget`` (True for a strategy that promises to
+stay within its memory budget). Searches run on CPU on a small synthetic MSD task
+(``automl_seg.testing.fixtures``) and register into a temporary registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +37,14 @@ from automl_seg.testing.fixtures import (
     tiny_dataset,
     tiny_prepared_data,
 )
+from automl_seg.testing.tiny_task import TinyTaskSettings
+
+#: what one search leaves for the tests: its checked outcome, the context it ran in, its epoch reports
+SearchRun = tuple[SearchOutcome, SearchContext, checks.EpochRecorder]
 
 
-class SearchStrategyContract:
+class SearchStrategyContract(TinyTaskSettings):
     """Subclass and override the ``strategy`` fixture; every ``test_*`` here then runs on it."""
-
-    #: budget whose settings preset (with ``overrides``) the searches use
-    budget: Budget = "quick"
-    #: training patch of the tiny dataset's plan
-    patch_size: tuple[int, int, int] = (16, 16, 16)
-    seed: int = 0
-    #: settings field bounding how many times ``ctx.epoch_ended`` may be called (skipped when absent)
-    epochs_setting: str = "epochs"
-    #: True when the strategy promises ``memory_estimated <= memory_requested`` (a hard budget);
-    #: soft budgets (DiNTS' loss term) leave it False
-    hard_memory_budget: bool = False
 
     @pytest.fixture
     def strategy(self) -> SearchStrategy:
@@ -66,9 +62,25 @@ class SearchStrategyContract:
         return {}
 
     @pytest.fixture
-    def space_args(self, space: SearchSpace, data: PreparedData) -> dict[str, Any]:
+    def space_args(self, space: SearchSpace, data: PreparedData, budget: Budget) -> dict[str, Any]:
         """Space constructor args for the searches; override to shrink a large space."""
-        return space.default_args(data.plan, self.budget)
+        return space.default_args(data.plan, budget)
+
+    @pytest.fixture
+    def seed(self) -> int:
+        """Seed of the searches; the same-seed test searches twice with it."""
+        return 0
+
+    @pytest.fixture
+    def epochs_setting(self) -> str:
+        """Settings field bounding how many times ``ctx.epoch_ended`` may be called (skipped when absent)."""
+        return "epochs"
+
+    @pytest.fixture
+    def hard_memory_budget(self) -> bool:
+        """True when the strategy promises ``memory_estimated <= memory_requested`` (a hard budget);
+        soft budgets (DiNTS' loss term) leave it False."""
+        return False
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -77,47 +89,50 @@ class SearchStrategyContract:
         return tiny_dataset(tmp_path_factory.mktemp("conformance-data"))
 
     @pytest.fixture
-    def data(self, conformance_data_root: Path) -> PreparedData:
-        return tiny_prepared_data(conformance_data_root, patch_size=self.patch_size)
+    def data(self, conformance_data_root: Path, patch_size: tuple[int, int, int]) -> PreparedData:
+        return tiny_prepared_data(conformance_data_root, patch_size=patch_size)
 
     @pytest.fixture(scope="class")
     @classmethod
-    def search_cache(cls) -> dict[str, tuple[SearchOutcome, SearchContext, checks.EpochRecorder]]:
+    def search_cache(cls) -> dict[str, SearchRun]:
         """Searches already run in this class, so each test does not search again."""
         return {}
 
-    def run_search(
-        self,
-        strategy: SearchStrategy,
-        space: SearchSpace,
-        data: PreparedData,
-        workdir: Path,
-        overrides: Mapping[str, Any],
-        space_args: Mapping[str, Any],
-    ) -> tuple[SearchOutcome, SearchContext, checks.EpochRecorder]:
-        """One search on the tiny data (CPU, ``self.seed``), its outcome checked."""
-        recorder = checks.EpochRecorder()
-        ctx = search_context(
-            strategy, space, data, workdir, seed=self.seed, budget=self.budget, overrides=overrides,
-            space_args=space_args, epoch_ended=recorder,
-        )  # fmt: skip
-        return checks.check_outcome(strategy.search(ctx)), ctx, recorder
-
     @pytest.fixture
-    def searched(
+    def run_search(
         self,
         strategy: SearchStrategy,
         space: SearchSpace,
         data: PreparedData,
         overrides: dict[str, Any],
         space_args: dict[str, Any],
-        search_cache: dict[str, tuple[SearchOutcome, SearchContext, checks.EpochRecorder]],
+        seed: int,
+        budget: Budget,
+    ) -> Callable[[Path], SearchRun]:
+        """``run_search(workdir)``: one search on the tiny data (CPU, the fixtures' settings), its
+        outcome checked. A function, so that a test can search more than once."""
+
+        def run(workdir: Path) -> SearchRun:
+            recorder = checks.EpochRecorder()
+            ctx = search_context(
+                strategy, space, data, workdir, seed=seed, budget=budget, overrides=overrides,
+                space_args=space_args, epoch_ended=recorder,
+            )  # fmt: skip
+            return checks.check_outcome(strategy.search(ctx)), ctx, recorder
+
+        return run
+
+    @pytest.fixture
+    def searched(
+        self,
+        strategy: SearchStrategy,
+        run_search: Callable[[Path], SearchRun],
+        search_cache: dict[str, SearchRun],
         tmp_path_factory: pytest.TempPathFactory,
-    ) -> tuple[SearchOutcome, SearchContext, checks.EpochRecorder]:
+    ) -> SearchRun:
         """The class's first search (run once, then shared by the tests that only inspect it)."""
         if "first" not in search_cache:
-            workdir = tmp_path_factory.mktemp(f"search-{strategy.name}")
-            search_cache["first"] = self.run_search(strategy, space, data, workdir, overrides, space_args)
+            search_cache["first"] = run_search(tmp_path_factory.mktemp(f"search-{strategy.name}"))
         return search_cache["first"]
 
     def test_host_admits_strategy(self, strategy: SearchStrategy) -> None:
@@ -127,18 +142,18 @@ class SearchStrategyContract:
         checks.check_strategy_settings(strategy)
 
     def test_epochs_reported_within_budget(
-        self, searched: tuple[SearchOutcome, SearchContext, checks.EpochRecorder]
+        self, searched: SearchRun, epochs_setting: str, hard_memory_budget: bool
     ) -> None:
         outcome, ctx, recorder = searched
-        checks.check_epoch_reports(recorder, ctx.settings, self.epochs_setting)
-        if self.hard_memory_budget:
+        checks.check_epoch_reports(recorder, ctx.settings, epochs_setting)
+        if hard_memory_budget:
             checks.check_memory_budget(outcome)
 
     def test_outcome_registers_and_rebuilds(
         self,
         strategy: SearchStrategy,
         space: SearchSpace,
-        searched: tuple[SearchOutcome, SearchContext, checks.EpochRecorder],
+        searched: SearchRun,
         tmp_path: Path,
     ) -> None:
         """The registry accepts the search's record; the stored record rebuilds a network whose output
@@ -151,14 +166,7 @@ class SearchStrategyContract:
         checks.check_record_network(space, again.space.args, again.arch, ctx)
 
     def test_same_seed_same_architecture(
-        self,
-        strategy: SearchStrategy,
-        space: SearchSpace,
-        data: PreparedData,
-        overrides: dict[str, Any],
-        space_args: dict[str, Any],
-        searched: tuple[SearchOutcome, SearchContext, checks.EpochRecorder],
-        tmp_path: Path,
+        self, run_search: Callable[[Path], SearchRun], searched: SearchRun, seed: int, tmp_path: Path
     ) -> None:
-        second, _, _ = self.run_search(strategy, space, data, tmp_path / "again", overrides, space_args)
-        checks.check_same_arch(searched[0], second, self.seed)
+        second, _, _ = run_search(tmp_path / "again")
+        checks.check_same_arch(searched[0], second, seed)

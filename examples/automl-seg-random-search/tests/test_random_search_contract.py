@@ -29,12 +29,17 @@ def dints_space() -> SearchSpace:
 
 
 class TestRandomSearchContract(SearchStrategyContract):
-    epochs_setting = "trials"  # one epoch_ended report per trained candidate
-    hard_memory_budget = True  # every candidate is drawn within the budget
-
     @pytest.fixture
     def strategy(self) -> SearchStrategy:
         return RandomSearch()
+
+    @pytest.fixture
+    def epochs_setting(self) -> str:
+        return "trials"  # one epoch_ended report per trained candidate
+
+    @pytest.fixture
+    def hard_memory_budget(self) -> bool:
+        return True  # every candidate is drawn within the budget
 
     @pytest.fixture
     def space(self, strategy: SearchStrategy) -> SearchSpace:
@@ -45,8 +50,8 @@ class TestRandomSearchContract(SearchStrategyContract):
         return dict(TINY)
 
     @pytest.fixture
-    def space_args(self, space: SearchSpace, data) -> dict[str, Any]:
-        return {**space.default_args(data.plan, self.budget), "num_blocks": 2, "num_depths": 2}
+    def space_args(self, space: SearchSpace, data, budget) -> dict[str, Any]:
+        return {**space.default_args(data.plan, budget), "num_blocks": 2, "num_depths": 2}
 
 
 def test_registered_through_the_entry_point_only():

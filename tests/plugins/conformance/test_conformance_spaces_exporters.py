@@ -28,12 +28,27 @@ class TestDintsSpace(SearchSpaceContract):
         return host.space("dints")
 
     @pytest.fixture
-    def space_args(self, space: SearchSpace, plan) -> dict[str, Any]:
-        return {**space.default_args(plan, self.budget), "num_blocks": 2}
+    def space_args(self, space: SearchSpace, plan, budget) -> dict[str, Any]:
+        return {**space.default_args(plan, budget), "num_blocks": 2}
 
     @pytest.fixture
     def arch(self, space: SearchSpace, space_args: dict[str, Any]) -> dict[str, Any]:
         return checks.sample_arch(space, space_args, seed=0)  # the dints space must offer sample_arch
+
+
+class TestDintsSpaceFullPreset(TestDintsSpace):
+    """Settings are fixtures: the full preset's depth 4 needs patch sides divisible by 32."""
+
+    @pytest.fixture
+    def patch_size(self) -> tuple[int, int, int]:
+        return (32, 32, 32)
+
+    @pytest.fixture
+    def budget(self) -> str:
+        return "full"
+
+    def test_the_settings_reach_the_space_args(self, space_args: dict[str, Any]):
+        assert space_args["num_depths"] == 4  # 16^3 or the quick preset would give 3
 
 
 class TestOnnxExporter(ExporterContract):

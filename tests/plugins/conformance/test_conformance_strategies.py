@@ -27,5 +27,5 @@ class TestDintsStrategy(SearchStrategyContract):
         return {"epochs": 2, "warmup_epochs": 1, "max_steps_per_epoch": 1, "batch_size": 1, "measure_memory": False}
 
     @pytest.fixture
-    def space_args(self, space, data) -> dict[str, Any]:
-        return {**space.default_args(data.plan, self.budget), "num_blocks": 2, "num_depths": 2}
+    def space_args(self, space, data, budget) -> dict[str, Any]:
+        return {**space.default_args(data.plan, budget), "num_blocks": 2, "num_depths": 2}
