@@ -122,8 +122,12 @@ def verify(
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Check every artifact's checksum; report missing or altered files and record folders the index
-    does not know (exit 1 if any)."""
+    """Check the registry against its index; exit 1 on any problem found.
+
+    Reported: missing or altered artifacts (sha256), record folders the index does not know, differing record.json.
+
+    A record.json that differs from the index is rewritten from it: a second run confirms the repair.
+    """
     with _open(registry) as reg:
         if reindex:
             for ref in reg.reindex():
@@ -150,6 +154,11 @@ def verify(
             err_console.print(
                 "unindexed record folders belong to a lost index or another one (AUTOML_SEG_REGISTRY_INDEX); "
                 "`automl-seg registry verify --reindex` adds them back to this one"
+            )
+        if any(problem.kind == "mirror-rewritten" for problem in problems):
+            err_console.print(
+                "record.json files that differed from the index were rewritten from it (an interrupted attach, "
+                "or an edited or damaged file); run verify again to confirm"
             )
     else:
         console.print(f"ok: {checked} artifact(s) of {len(found)} record(s) match their sha256")

@@ -3,6 +3,7 @@
 It is a store and knows nothing about strategies: the engine and plugins hand it records and files.
 """
 
+from automl_seg_registry.maintenance import Problem
 from automl_seg_registry.refs import Ref, parse_ref
 from automl_seg_registry.schema import (
     SCHEMA_VERSION,
@@ -15,7 +16,7 @@ from automl_seg_registry.schema import (
     load_record,
     migrate_payload,
 )
-from automl_seg_registry.store import INDEX_ENV, Problem, Registry
+from automl_seg_registry.store import INDEX_ENV, Registry
 
 __all__ = [
     "INDEX_ENV",

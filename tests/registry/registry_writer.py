@@ -21,6 +21,7 @@ from pathlib import Path
 
 from automl_seg_registry import ArchitectureRecord, Metrics, Registry
 from automl_seg_registry import files as registry_files
+from automl_seg_registry import rows as registry_rows
 from automl_seg_registry.schema import DatasetRef, SpaceRef, StrategyRef
 
 
@@ -80,13 +81,13 @@ def hang(root: Path, index_url: str | None, stage: str, marker: Path) -> None:
 
         registry_files.copy_and_hash = half_copy
     else:
-        original_insert = Registry._insert
+        original_insert = registry_rows.insert
 
-        def insert_then_stop(self: Registry, conn, record: ArchitectureRecord) -> None:
-            original_insert(self, conn, record)
+        def insert_then_stop(conn, record: ArchitectureRecord) -> None:
+            original_insert(conn, record)
             stop_here()
 
-        Registry._insert = insert_then_stop
+        registry_rows.insert = insert_then_stop
     registry.register(sample_record("killed"), {"weights": (source, "weights")})
 
 

@@ -117,6 +117,22 @@ def test_verify_with_a_lost_index_reports_then_reindexes(cli, filled: Path) -> N
     assert "re-indexed fixed-Task99_Synthetic:1" in recovered.stderr
 
 
+def test_verify_reports_a_rewritten_mirror_and_exits_1_once(cli, filled: Path) -> None:
+    mirror = filled / "records" / "fixed-Task99_Synthetic" / "1" / "record.json"
+    mirror.write_text(mirror.read_text().replace('"seed": 0', '"seed": 7'))
+    result = cli("registry", "verify", "--registry", filled, "--json")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert json.loads(result.stdout)["problems"] == [
+        {"ref": "fixed-Task99_Synthetic:1", "artifact": None, "kind": "mirror-rewritten", "path": str(mirror)}
+    ]
+    assert json.loads(mirror.read_text())["seed"] == 0
+    mirror.write_text("{}")
+    table = cli("registry", "verify", "--registry", filled, env={"COLUMNS": "200"})
+    assert table.returncode == 1 and "mirror-rewritten" in table.stderr
+    assert "rewritten from it" in " ".join(table.stderr.split())
+    assert "ok: 3 artifact(s) of 3 record(s)" in _ok(cli("registry", "verify", "--registry", filled))
+
+
 def test_card_prints_and_writes_markdown(cli, filled: Path, tmp_path: Path) -> None:
     card = _ok(cli("registry", "card", "dints-Task99_Synthetic@best", "--registry", filled))
     assert card.startswith("---\n") and "library_name: automl-seg" in card and "# dints-Task99_Synthetic:2" in card

@@ -220,23 +220,6 @@ def test_old_schema_rows_in_the_index_still_load(sqlite_registry: Registry, samp
     assert (record.seed, record.arch, record.dataset.fingerprint_hash) == (3, {"arch_code_c": [1]}, "abc")
 
 
-def test_leftovers_of_interrupted_writes_are_swept(sqlite_registry: Registry, sample_record, weights: Path) -> None:
-    stored = sqlite_registry.register(sample_record("a"), {"weights": (weights, "weights")})
-    orphan_record = sqlite_registry.root / "records" / "a" / ".pending-7"  # killed before its index commit
-    orphan_record.mkdir(parents=True)
-    (orphan_record / "record.json").write_text("{}")
-    stray_file = sqlite_registry.record_dir(stored.ref) / "files" / "onnx.onnx"
-    stray_file.write_bytes(b"half")
-    dead_staging = sqlite_registry.root / "tmp" / "add-otherhost_1_deadbeef"
-    dead_staging.mkdir()
-    import os
-
-    os.utime(dead_staging, (0, 0))  # a foreign host's staging dir counts as dead once it is a day old
-    assert sqlite_registry.verify() == []
-    assert not orphan_record.exists() and not stray_file.exists() and not dead_staging.exists()
-    assert sqlite_registry.artifact_path(stored.ref, "weights").is_file()
-
-
 def test_index_url_comes_from_the_environment(
     registry_dir: Path, postgres_url: str, sample_record, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,20 +254,3 @@ def test_committed_pending_directory_is_finished_by_the_next_reader(
     final.rename(final.parent / ".pending-1")  # as if the writer died between its commit and its rename
     assert sqlite_registry.artifact_path(stored.ref, "weights").read_bytes() == weights.read_bytes()
     assert final.is_dir() and sqlite_registry.verify() == []
-
-
-def test_lost_index_loses_nothing_and_reindex_recovers(registry_dir: Path, sample_record, weights: Path) -> None:
-    with Registry.open(registry_dir) as registry:
-        first = registry.register(sample_record("a"), {"weights": (weights, "weights")})
-        registry.register(sample_record("a", seed=1))
-    (registry_dir / "index.sqlite").unlink()  # the index is lost (or another one is configured)
-    with Registry.open(registry_dir) as registry:
-        problems = registry.verify()
-        assert sorted((p.ref, p.kind) for p in problems) == [("a:1", "unindexed"), ("a:2", "unindexed")]
-        assert (registry_dir / "records" / "a" / "1" / "files").is_dir()  # reported, not swept
-        third = registry.register(sample_record("a", seed=2))
-        assert third.version == 3  # above the folders on disk: nothing overwritten
-        assert sorted(registry.reindex()) == ["a:1", "a:2"]
-        assert registry.verify() == []
-        assert registry.artifact_path(first.ref, "weights").read_bytes() == weights.read_bytes()
-        assert registry.register(sample_record("a", seed=3)).version == 4
