@@ -159,19 +159,12 @@ def train_network(
                 scheduler.step()
                 losses.append(loss)
                 bar.update(task, advance=1, loss=loss, description=f"epoch {epoch + 1}/{settings.epochs}")
-            row: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "loss": float(sum(losses) / len(losses)),
-                "lr": float(optimizer.param_groups[0]["lr"]),
-                "val_dice": None,
-            }
-            if (epoch + 1) % settings.val_every == 0 or epoch + 1 == settings.epochs:
-                last_eval = validate(network, data, settings, device)
-                row["val_dice"] = last_eval.dice_mean
-                row.update({f"val_dice_{name}": value for name, value in last_eval.dice_per_class.items()})
-            elapsed += time.perf_counter() - began
-            row["time_s"] = round(time.perf_counter() - began, 3)
-            row["memory_mb"] = round(device_peak_mb(device), 1)
+            validated = (epoch + 1) % settings.val_every == 0 or epoch + 1 == settings.epochs
+            evaluation = validate(network, data, settings, device) if validated else None
+            last_eval = evaluation if evaluation is not None else last_eval
+            seconds = time.perf_counter() - began
+            elapsed += seconds
+            row = _epoch_row(epoch + 1, losses, optimizer, evaluation, seconds, device)
             if not math.isfinite(row["loss"]):
                 raise UserError(f"training diverged at epoch {epoch + 1} (loss {row['loss']}); lower --lr")
             history.append(row)
@@ -192,6 +185,28 @@ def train_network(
         params=count_params(network),
         last_eval=last_eval,
     )
+
+
+def _epoch_row(
+    epoch: int,
+    losses: list[float],
+    optimizer: torch.optim.Optimizer,
+    evaluation: EvalReport | None,
+    seconds: float,
+    device: torch.device,
+) -> dict[str, Any]:
+    """One epoch of the training history: mean loss, learning rate, validation Dice (when validated), time, memory."""
+    row: dict[str, Any] = {
+        "epoch": epoch,
+        "loss": float(sum(losses) / len(losses)),
+        "lr": float(optimizer.param_groups[0]["lr"]),
+        "val_dice": None if evaluation is None else evaluation.dice_mean,
+    }
+    if evaluation is not None:
+        row.update({f"val_dice_{name}": value for name, value in evaluation.dice_per_class.items()})
+    row["time_s"] = round(seconds, 3)
+    row["memory_mb"] = round(device_peak_mb(device), 1)
+    return row
 
 
 def _step(
