@@ -16,6 +16,7 @@ import ctypes
 import gc
 import logging
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -33,6 +34,7 @@ from automl_seg.config import DataSettings
 from automl_seg.data import prepare_data
 from automl_seg.data.models import Plan
 from automl_seg.engine.evaluate import sliding_window_logits
+from automl_seg.errors import UserError
 from automl_seg.export import network_stride
 from automl_seg.interfaces import ExportOptions
 from automl_seg.memory import current_rss_mb
@@ -164,4 +166,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as exc:  # a dataset not found, a bad --ref: one line, as the CLI says it
+        sys.exit(f"error: {exc}")
