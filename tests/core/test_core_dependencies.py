@@ -1,0 +1,63 @@
+"""What the product imports at run time is installed by `pip install automl-seg`, not only by the dev extra.
+
+The README's first command installs without extras; a module that only the dev extra brings fails
+there, possibly minutes into a run (scipy: MONAI's HD95 at the first validation)."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ("automl_seg", "plugins", "registry")
+OWN = {"automl_seg", "automl_seg_fixed", "automl_seg_dints", "automl_seg_export", "automl_seg_registry"}
+#: imported by MONAI code paths the product runs, not by our own modules
+THROUGH_MONAI = {"scipy": "monai.metrics.HausdorffDistanceMetric (HD95 in every evaluation)"}
+#: the conformance kit runs under its users' pytest
+KIT_ONLY = {"pytest": "automl_seg/testing"}
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return {canonical(re.split(r"[\s;<>=!~\[]", requirement, maxsplit=1)[0]) for requirement in project["dependencies"]}
+
+
+def imported_modules() -> dict[str, set[str]]:
+    """Top-level third-party modules our sources import (absolute imports), with the files importing each."""
+    found: dict[str, set[str]] = {}
+    for folder in SOURCES:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    found.setdefault(name.split(".")[0], set()).add(path.relative_to(ROOT).as_posix())
+    return {m: files for m, files in found.items() if m not in sys.stdlib_module_names and m not in OWN}
+
+
+def test_every_module_the_product_imports_is_a_runtime_dependency() -> None:
+    distributions = importlib.metadata.packages_distributions()
+    runtime = declared()
+    missing = {}
+    for module, files in imported_modules().items():
+        if module in KIT_ONLY and all(f.startswith(KIT_ONLY[module]) for f in files):
+            continue
+        if not {canonical(d) for d in distributions.get(module, [module])} & runtime:
+            missing[module] = sorted(files)
+    assert not missing, f"imported but not in [project].dependencies: {missing}"
+
+
+def test_what_monai_imports_for_us_is_a_runtime_dependency() -> None:
+    assert set(THROUGH_MONAI) <= declared(), THROUGH_MONAI
