@@ -48,8 +48,10 @@ class TrialRow(BaseModel):
     reason: str | None = Field(description="why the trial failed")
 
     @classmethod
-    def of(cls, trial: FrozenTrial) -> Self:
-        attrs = trial.user_attrs
+    def of(cls, trial: FrozenTrial, ours: bool = True) -> Self:
+        """The row of ``trial``; ``ours=False`` (a study automl-seg did not create) leaves out the user
+        attributes automl-seg writes, which another tool may have set to anything."""
+        attrs = trial.user_attrs if ours else {}
         return cls(
             number=trial.number, state=trial.state.name, values=trial.values,
             dice=attrs.get(DICE), memory_mb=attrs.get(MEMORY_MB), params=trial.params, applied=attrs.get(VALUES, {}),
@@ -85,7 +87,7 @@ class StudyReport(BaseModel):
             directions=[d.name.lower() for d in study.directions],
             counts=Counter(t.state.name for t in trials),
             best=[TrialRow.of(t) for t in (best_trials(study, identity) if identity else [])],
-            importances=importances(study), trials=[TrialRow.of(t) for t in trials],
+            importances=importances(study), trials=[TrialRow.of(t, ours=identity is not None) for t in trials],
         )  # fmt: skip
 
 

@@ -85,6 +85,32 @@ def _export_torchscript(net: nn.Module, example: torch.Tensor, path: Path, opset
         dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
         do_constant_folding=True,
     )
+    _unshare_initializers(path)
+
+
+def _unshare_initializers(path: Path) -> None:
+    """Give every ``Identity`` of an initializer its own copy of the initializer, in place.
+
+    torch's TorchScript exporter shares equal parameters (e.g. the unit scales of untrained norms)
+    through such ``Identity`` nodes, and onnxruntime 1.31's graph optimiser mis-wires one that feeds
+    an elementwise op: the session then fails to load ("... is not a graph input, initializer, or
+    output of a previous node"). A copy costs the size of a norm's parameters."""
+    model = onnx.load(str(path))
+    graph = model.graph
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    outputs = {value.name for value in graph.output}
+    shared = [
+        n for n in graph.node if n.op_type == "Identity" and n.input[0] in initializers and n.output[0] not in outputs
+    ]
+    if not shared:
+        return
+    for node in shared:
+        copy = onnx.TensorProto()
+        copy.CopyFrom(initializers[node.input[0]])
+        copy.name = node.output[0]
+        graph.initializer.append(copy)
+        graph.node.remove(node)
+    onnx.save(model, str(path))
 
 
 def _export_dynamo(net: nn.Module, example: torch.Tensor, path: Path, opset: int, options: ExportOptions) -> None:

@@ -146,4 +146,5 @@ def test_observers_hear_each_run_start_and_its_registered_refs(
         },
         {"trained": again.record.ref, "dice_mean": again.evaluation.dice_mean, "promoted": again.promoted},
     ]
+    assert isinstance(again.promoted, bool)
     assert again.record.parent == searched.architecture.ref

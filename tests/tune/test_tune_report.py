@@ -54,3 +54,19 @@ def test_records_refuse_unknown_keys_and_values() -> None:
         StudyReport.model_validate({**REPORT, "trials": [{**ROW, "note": "x"}]})
     with pytest.raises(ValidationError, match="specs"):
         TuneResult.model_validate({**REPORT, "best_ref": None, "specs": []})
+
+
+def test_a_study_automl_seg_did_not_create_is_shown_without_its_user_attributes() -> None:
+    """Another tool's study may set user attributes named like ours to anything: `tune show` still works."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="foreign", directions=["maximize"])
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    trial.set_user_attr("dice", "n/a")
+    trial.set_user_attr("values", [1, 2])
+    study.tell(trial, 0.5)
+    report = StudyReport.of(study, "sqlite://")
+    assert report.identity is None and report.best == []
+    assert report.trials[0].dice is None and report.trials[0].applied == {} and report.trials[0].values == [0.5]
