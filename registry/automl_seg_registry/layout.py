@@ -21,7 +21,7 @@ from typing import Literal
 
 from automl_seg.errors import RegistryError
 from automl_seg_registry import files as fs
-from automl_seg_registry.schema import ArchitectureRecord, Artifact
+from automl_seg_registry.schema import ArchitectureRecord, Artifact, load_record
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +132,12 @@ class Layout:
         return self.record_dir(record) / RECORD_FILE
 
     def refresh_mirror(self, record: ArchitectureRecord) -> bool:
-        """Rewrite record.json from ``record`` (the index's copy) where it differs; return whether it did.
+        """Rewrite record.json from ``record`` (the index's copy) where it differs; return whether what it
+        said was a different record (missing, unreadable, or other content).
 
-        A directory that is gone is left alone: its artifacts are missing, which ``verify`` reports.
+        A mirror that only reads differently (an older schema version of the same record) is rewritten
+        without counting as a difference. A directory that is gone is left alone: its artifacts are
+        missing, which ``verify`` reports.
         """
         mirror = self.mirror_file(record)
         expected = record.model_dump(mode="json")
@@ -146,7 +149,17 @@ class Layout:
             return False
         fs.write_json(mirror, expected)
         log.info("refreshed %s", mirror)
-        return True
+        return not _same_record(current, record)
+
+
+def _same_record(payload: object, record: ArchitectureRecord) -> bool:
+    """Whether a stored payload (any schema version) reads as ``record``."""
+    if not isinstance(payload, dict):
+        return False
+    try:
+        return load_record(payload) == record
+    except RegistryError:
+        return False
 
 
 def check_artifact(artifact: Artifact, path: Path, full: bool) -> Literal["missing", "altered"] | None:

@@ -133,7 +133,6 @@ class Registry:
             updated = self.index.write(lambda conn: self._attach_staged(conn, exact, artifact, staging))
         finally:
             fs.remove_tree(staging)
-        self.index.write(lambda conn: self._refresh_mirror(conn, exact))
         log.info("attached %r (%s) to %s", name, kind, exact)
         return updated
 
@@ -279,11 +278,6 @@ class Registry:
     def _resolve(self, conn: Connection, ref: str) -> tuple[str, int]:
         return rows.resolve(conn, parse_ref(ref), self.root)
 
-    def _refresh_mirror(self, conn: Connection, exact: str) -> None:
-        """Bring record.json up to the index after a commit. Under the write lock, from the row read there:
-        a concurrent attach may have added more, and a stale read must not overwrite its newer mirror."""
-        self.layout.refresh_mirror(rows.load(conn, *self._resolve(conn, exact)))
-
     def _resolve_parent(self, parent: str) -> str:
         """The parent pinned to an exact ``name:version`` (an alias would move; lineage must not)."""
         try:
@@ -332,6 +326,9 @@ class Registry:
         except BaseException:
             os.rename(target, staging / artifact.path)
             raise
+        # under the same write lock as the row, so a concurrent verify never sees the two disagree (a
+        # failed commit leaves the mirror ahead of the index: verify rewrites and reports it)
+        self.layout.refresh_mirror(updated)
         return updated
 
 

@@ -92,6 +92,22 @@ def test_refresh_mirror_says_whether_it_rewrote(layout: Layout, sample_record, w
     assert layout.refresh_mirror(gone) is False and not layout.version_dir("a", 9).exists()
 
 
+def test_a_mirror_of_the_same_record_in_other_words_is_rewritten_but_not_a_difference(
+    layout: Layout, sample_record, weights: Path
+) -> None:
+    """An older writer left out a defaulted field: the same record, so nothing to report (a schema upgrade
+    must not make every record a verify problem); the file still takes today's form."""
+    record = _stored(layout, sample_record, weights)
+    mirror = layout.mirror_file(record)
+    layout.refresh_mirror(record)
+    older = {k: v for k, v in record.model_dump(mode="json").items() if k != "parent"}  # default None
+    mirror.write_text(json.dumps(older))
+    assert layout.refresh_mirror(record) is False
+    assert json.loads(mirror.read_text()) == record.model_dump(mode="json")
+    mirror.write_text(json.dumps({**older, "tags": ["edited"]}))
+    assert layout.refresh_mirror(record) is True
+
+
 def test_discard_removes_a_record_directory_and_tolerates_it_gone(layout: Layout, sample_record, weights: Path) -> None:
     _stored(layout, sample_record, weights)
     layout.discard(layout.version_dir("a", 1))

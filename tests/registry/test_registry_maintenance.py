@@ -88,3 +88,26 @@ def test_cleanup_and_unindexed_on_their_own(sqlite_registry: Registry, sample_re
     foreign.mkdir(parents=True)
     assert sqlite_registry.unindexed() == [foreign]
     assert sqlite_registry.record_dir(stored.ref) not in sqlite_registry.unindexed()
+
+
+def test_a_verify_between_an_attachs_index_writes_finds_nothing(
+    sqlite_registry: Registry, sample_record, weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's verify may take the write lock whenever an attach releases it: the attach's
+    row and its record.json mirror must never disagree at such a moment."""
+    stored = sqlite_registry.register(sample_record("a"))
+    export = tmp_path / "model.onnx"
+    export.write_bytes(b"onnx")
+    index = sqlite_registry.index
+    write = index.write
+    seen: list[list[Problem]] = []
+
+    def write_then_verify(work):  # wraps Index.write
+        result = write(work)
+        with Registry.open(sqlite_registry.root) as other:
+            seen.append(other.verify())
+        return result
+
+    monkeypatch.setattr(index, "write", write_then_verify)
+    sqlite_registry.attach(stored.ref, "onnx", export, "export")
+    assert seen and all(problems == [] for problems in seen)
