@@ -20,6 +20,7 @@ from torch import nn
 
 from automl_seg.interfaces import Exporter, ExportOptions
 from automl_seg.testing import checks
+from automl_seg.testing.tiny_task import FixtureSettings
 
 
 def tiny_network(in_channels: int = 1, num_classes: int = 3) -> nn.Module:
@@ -30,7 +31,7 @@ def tiny_network(in_channels: int = 1, num_classes: int = 3) -> nn.Module:
     return UNet(3, in_channels, num_classes, channels=(4, 8), strides=(2,), num_res_units=0).eval()
 
 
-class ExporterContract:
+class ExporterContract(FixtureSettings):
     """Subclass and override the ``exporter`` fixture; every ``test_*`` here then runs on it."""
 
     @pytest.fixture

@@ -129,3 +129,24 @@ def test_artefact_that_computes_something_else_is_caught(tmp_path: Path):
     example = torch.randn(1, 1, 16, 16, 16)
     with pytest.raises(ContractViolation, match="logits differ from torch by 1.00e-01"):
         checks.check_export_roundtrip(NoisyExporter(), tiny_network(), example, tmp_path)
+
+
+def test_a_setting_given_as_a_class_attribute_is_refused_with_the_fixture_form():
+    from automl_seg.testing import ExporterContract, SearchSpaceContract, SearchStrategyContract
+
+    with pytest.raises(TypeError, match=r"patch_size is a fixture .* `@pytest.fixture def patch_size\(self\)"):
+
+        class OldStyleStrategyTests(SearchStrategyContract):
+            patch_size = (32, 32, 32)
+
+    with pytest.raises(TypeError, match=r"OldStyleExporterTests.atol = 0.01: atol is a fixture"):
+
+        class OldStyleExporterTests(ExporterContract):
+            atol = 0.01
+
+    class FixtureStyleSpaceTests(SearchSpaceContract):  # the fixture form, and names of one's own, are fine
+        note = "mine"
+
+        @pytest.fixture
+        def budget(self):
+            return "full"
