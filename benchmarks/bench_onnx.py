@@ -5,8 +5,15 @@ Same network, same weights, same run, same MONAI sliding-window inference (the e
 comes from a registry ref when given, else it is built (seeded) from the ``fixed`` or ``dints``
 search space at the dataset's plan.
 
+On the CPU (the default) both run on the CPU and the goal is onnxruntime <= 0.3x torch's latency.
+With ``--device cuda`` torch runs on the GPU and onnxruntime on its CUDA provider (``--providers``
+to choose; a session that falls back to the CPU is an error, not a slow row); ``--fp16`` adds the
+half-precision export. Memory is the peak growth of the process RSS on the CPU, of the GPU's used
+memory (whole device, sampled) on CUDA.
+
     python benchmarks/bench_onnx.py                       # fixed DynUNet and DiNTS, 8 validation cases
     python benchmarks/bench_onnx.py --ref my-model:3 --cases 20
+    python benchmarks/bench_onnx.py --device cuda --fp16  # GPU deployment: torch CUDA vs onnxruntime CUDA
 """
 
 from __future__ import annotations
@@ -44,16 +51,23 @@ log = logging.getLogger("bench_onnx")
 GOAL_RATIO = 0.3
 
 
+def gpu_used_mb() -> float:
+    """Memory in use on the current GPU, every allocator included (torch's and onnxruntime's)."""
+    free, total = torch.cuda.mem_get_info()
+    return (total - free) / 2**20
+
+
 @contextmanager
-def peak_rss(sample_s: float = 0.002) -> Iterator[dict[str, float]]:
-    """Peak RSS growth (MB) over the block, sampled by a thread: ru_maxrss never goes down between runs."""
+def peak_growth(read_mb: Callable[[], float], sample_s: float = 0.002) -> Iterator[dict[str, float]]:
+    """Peak growth (MB) of ``read_mb`` over the block, sampled by a thread: ru_maxrss never goes down
+    between runs, and onnxruntime's GPU memory is invisible to torch's counters."""
     result = {"peak_mb": 0.0}
-    baseline = current_rss_mb()
+    baseline = read_mb()
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            result["peak_mb"] = max(result["peak_mb"], current_rss_mb() - baseline)
+            result["peak_mb"] = max(result["peak_mb"], read_mb() - baseline)
             done.wait(sample_s)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -63,7 +77,7 @@ def peak_rss(sample_s: float = 0.002) -> Iterator[dict[str, float]]:
     finally:
         done.set()
         thread.join()
-        result["peak_mb"] = max(result["peak_mb"], current_rss_mb() - baseline)
+        result["peak_mb"] = max(result["peak_mb"], read_mb() - baseline)
 
 
 def networks(args: argparse.Namespace, host: PluginHost, plan: Plan) -> Iterator[tuple[str, nn.Module, Plan]]:
@@ -94,9 +108,12 @@ def networks(args: argparse.Namespace, host: PluginHost, plan: Plan) -> Iterator
         yield f"{name} (quick, untrained)", space.build_network(space_args, arch).eval(), plan
 
 
-def release_free_heap() -> None:
-    """Hand freed heap back to the OS (glibc), so one backend's growth is not hidden in another's leftovers."""
+def release_free_memory() -> None:
+    """Hand freed heap (glibc) and cached GPU blocks back, so one backend's growth is not hidden in
+    another's leftovers."""
     gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: figures are then lower bounds
@@ -104,21 +121,44 @@ def release_free_heap() -> None:
 
 
 def measure(
-    window: Callable[[torch.Tensor], torch.Tensor], volumes: list[tuple[str, torch.Tensor]], plan: Plan, repeats: int
+    window: Callable[[torch.Tensor], torch.Tensor],
+    volumes: list[tuple[str, torch.Tensor]],
+    plan: Plan,
+    repeats: int,
+    device: torch.device,
 ) -> tuple[list[float], float, list[torch.Tensor]]:
-    """Per-volume wall times (ms, ``repeats`` runs each after one warm-up), peak RSS growth over the RSS
-    before this backend's first run (warm-up included), and the last output per volume."""
+    """Per-volume wall times (ms, ``repeats`` runs each after one warm-up, the GPU synchronised), peak
+    memory growth over the memory before this backend's first run (warm-up included), and the last
+    output per volume."""
     times, outputs = [], []
-    release_free_heap()
-    with torch.inference_mode(), peak_rss() as memory:
+    cuda = device.type == "cuda"
+    release_free_memory()
+    with torch.inference_mode(), peak_growth(gpu_used_mb if cuda else current_rss_mb) as memory:
         for _, image in volumes:
             out = sliding_window_logits(window, image, plan, 2)  # warm-up: lazy allocations, first-run planning
             for _ in range(repeats):
                 start = time.perf_counter()
                 out = sliding_window_logits(window, image, plan, 2)
+                if cuda:
+                    torch.cuda.synchronize(device)
                 times.append((time.perf_counter() - start) * 1000)
             outputs.append(out)
     return times, memory["peak_mb"], outputs
+
+
+def variants(args: argparse.Namespace) -> list[tuple[str, bool]]:
+    """(label, fp16) of the onnxruntime exports to measure."""
+    return [("onnxruntime", False)] + ([("onnxruntime fp16", True)] if args.fp16 else [])
+
+
+def check_args(args: argparse.Namespace) -> torch.device:
+    """The device, after the checks that would otherwise fail deep inside a run."""
+    from automl_seg.engine.devices import resolve_device
+
+    device = resolve_device(args.device)
+    if args.fp16 and device.type != "cuda":
+        raise UserError("--fp16 needs --device cuda: onnxruntime's CPU provider runs float16 slower than float32")
+    return device
 
 
 def main() -> None:
@@ -130,35 +170,47 @@ def main() -> None:
     parser.add_argument("--spaces", nargs="+", default=["fixed", "dints"])
     parser.add_argument("--cases", type=int, default=8, help="validation volumes")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per volume and backend")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where torch runs")
+    parser.add_argument("--providers", nargs="+", default=None,
+                        help="onnxruntime providers (default: CPU on --device cpu, CUDA on --device cuda)")  # fmt: skip
+    parser.add_argument("--fp16", action="store_true", help="also a float16 export (--device cuda)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    device = check_args(args)
+    providers = args.providers or (["CUDAExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"])
 
     data = prepare_data(DataSettings(dataset=args.dataset, data_root=args.data_root), progress=False)
-    volumes = [(b["case"][0], b["image"].as_tensor()) for b in data.val_loader(data.val_cases[: args.cases])]
+    volumes = [(b["case"][0], b["image"].as_tensor().to(device)) for b in data.val_loader(data.val_cases[: args.cases])]
     host = load_plugins()
     exporter = host.exporter("onnx")
-    console = Console(width=150)
-    table = Table(title=f"torch eager vs onnxruntime, {len(volumes)} {args.dataset} validation volumes, "
-                  f"torch threads {torch.get_num_threads()}")  # fmt: skip
-    columns = ("model", "window", "backend", "median ms/volume", "p90 ms", "peak RSS +MB", "latency ratio", "max diff")
+    console = Console(width=160)
+    cpu = f"CPU, torch threads {torch.get_num_threads()}"
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
+    table = Table(title=f"torch eager vs onnxruntime, {len(volumes)} {args.dataset} validation volumes, {where}")
+    memory = "peak GPU +MB" if device.type == "cuda" else "peak RSS +MB"
+    columns = ("model", "window", "backend", "median ms/volume", "p90 ms", memory, "latency ratio", "max diff")
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "window", "backend") else "right")
     for label, model, plan in networks(args, host, data.plan):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.onnx"
-            exporter.export(model, torch.zeros(1, plan.in_channels, *plan.patch_size), path,
-                            ExportOptions(spatial_multiple=network_stride(model, plan)))  # fmt: skip
-            predictor = exporter.load(path, ["CPUExecutionProvider"])
-            t_times, t_mem, t_outs = measure(model, volumes, plan, args.repeats)
-            o_times, o_mem, o_outs = measure(predictor, volumes, plan, args.repeats)
-        worst = max((t - o).abs().max().item() for t, o in zip(t_outs, o_outs, strict=True))
-        results = {"torch": (t_times, t_mem), "onnxruntime": (o_times, o_mem)}
+        model = model.to(device)
+        results = {"torch": measure(model, volumes, plan, args.repeats, device)}
+        example = torch.zeros(1, plan.in_channels, *plan.patch_size)
+        for backend, fp16 in variants(args):
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "model.onnx"
+                options = ExportOptions(spatial_multiple=network_stride(model, plan), fp16=fp16)
+                exporter.export(model, example, path, options)  # exports a CPU copy
+                predictor = exporter.load(path, providers)
+                used = ", ".join(p.removesuffix("ExecutionProvider") for p in predictor.providers)
+                results[f"{backend} ({used})"] = measure(predictor, volumes, plan, args.repeats, device)
         base = statistics.median(results["torch"][0])
-        for backend, (times, mem) in results.items():
+        for backend, (times, mem, outputs) in results.items():
             median = statistics.median(times)
             p90 = statistics.quantiles(times, n=10)[-1] if len(times) > 1 else median
             ratio = median / base
-            mark = "" if backend == "torch" else (" (goal met)" if ratio <= GOAL_RATIO else f" (goal {GOAL_RATIO})")
+            goal = backend != "torch" and device.type == "cpu"  # the goal is a CPU goal
+            mark = (" (goal met)" if ratio <= GOAL_RATIO else f" (goal {GOAL_RATIO})") if goal else ""
+            worst = max((t - o).abs().max().item() for t, o in zip(results["torch"][2], outputs, strict=True))
             window = "x".join(map(str, plan.patch_size))
             table.add_row(label, window, backend, f"{median:.1f}", f"{p90:.1f}", f"{mem:.0f}", f"{ratio:.2f}x{mark}",
                           "" if backend == "torch" else f"{worst:.1e}")  # fmt: skip
