@@ -33,6 +33,10 @@ BudgetOption = Annotated[
 ]
 SeedOption = Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")]
 DeviceOption = Annotated[Device | None, typer.Option("--device", help="auto picks CUDA when available.")]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", help="Processes preparing training batches (default: none on CPU, up to 8 on CUDA)."),
+]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run from its checkpoint.")]
 WorkdirOption = Annotated[
     Path | None, typer.Option("--workdir", help="Checkpoint folder (default: a per-run folder in the user cache).")
@@ -136,6 +140,7 @@ def search(
     train_epochs: Annotated[int | None, typer.Option("--train-epochs", help="Retraining epochs.")] = None,
     seed: SeedOption = None,
     device: DeviceOption = None,
+    workers: WorkersOption = None,
     resume: ResumeOption = False,
     no_train: Annotated[bool, typer.Option("--no-train", help="Only search and register the architecture.")] = False,
     workdir: WorkdirOption = None,
@@ -153,8 +158,8 @@ def search(
     run = build_settings(
         SearchRunSettings,
         section(cfg, "search"),
-        {"strategy": strategy, "budget": budget, "seed": seed, "device": device, "workdir": workdir,
-         "resume": resume or None, "no_train": no_train or None, "progress": progress},
+        {"strategy": strategy, "budget": budget, "seed": seed, "device": device, "workers": workers,
+         "workdir": workdir, "resume": resume or None, "no_train": no_train or None, "progress": progress},
         source="search settings",
     )  # fmt: skip
     data = build_settings(
@@ -209,6 +214,7 @@ def train(
     config: ConfigOption = None,
     seed: SeedOption = None,
     device: DeviceOption = None,
+    workers: WorkersOption = None,
     resume: ResumeOption = False,
     workdir: WorkdirOption = None,
     max_cases: MaxCasesOption = None,
@@ -225,8 +231,8 @@ def train(
     run = build_settings(
         RunSettings,
         {k: v for k, v in section(cfg, "search").items() if k not in search_only},
-        {"budget": budget, "seed": seed, "device": device, "workdir": workdir, "resume": resume or None,
-         "progress": progress},
+        {"budget": budget, "seed": seed, "device": device, "workers": workers, "workdir": workdir,
+         "resume": resume or None, "progress": progress},
         source="run settings",
     )  # fmt: skip
     settings = train_settings(run.budget, section(cfg, "train"), {"epochs": epochs})

@@ -42,6 +42,7 @@ class PreparedData:
     train_cases: list[str]
     val_cases: list[str]
     progress: bool = True
+    loader_workers: int = 0  #: worker processes of ``train_loader`` (its batches depend on the count)
     _volumes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
@@ -97,13 +98,15 @@ class PreparedData:
         batch_size: int | None = None,
         shuffle: bool = True,
         seed: int = 0,
-        num_workers: int = 0,
+        num_workers: int | None = None,
     ) -> DataLoader:
-        """Batches of ``batch_size`` (default ``plan.batch_size``) volumes' patches; same seed, same batches."""
+        """Batches of ``batch_size`` (default ``plan.batch_size``) volumes' patches, prepared by
+        ``num_workers`` processes (default ``loader_workers``); same seed and workers, same batches."""
         from automl_seg.data.loaders import seeded_loader
 
         dataset = self.train_dataset(cases, seed=seed)
-        return seeded_loader(dataset, batch_size or self.plan.batch_size, shuffle, seed, num_workers)
+        workers = self.loader_workers if num_workers is None else num_workers
+        return seeded_loader(dataset, batch_size or self.plan.batch_size, shuffle, seed, workers)
 
     def val_loader(self, cases: list[str] | None = None, num_workers: int = 0) -> DataLoader:
         """One whole volume per batch, in case order."""

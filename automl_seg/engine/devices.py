@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -22,6 +23,20 @@ def resolve_device(name: Device | str) -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda")
+
+
+#: Auto worker count on CUDA is capped: augmenting patches for one GPU rarely needs more processes.
+MAX_AUTO_WORKERS = 8
+
+
+def loader_workers(requested: int | None, device: torch.device) -> int:
+    """Data-loading processes for training batches: ``requested``, else none on the CPU (the network
+    uses every core there) and one per core but one, up to ``MAX_AUTO_WORKERS``, to keep a GPU fed."""
+    if requested is not None:
+        return requested
+    if device.type == "cpu":
+        return 0
+    return max(0, min(MAX_AUTO_WORKERS, len(os.sched_getaffinity(0)) - 1))
 
 
 def seed_everything(seed: int) -> None:

@@ -24,7 +24,7 @@ import torch
 from pydantic import BaseModel, ValidationError
 
 from automl_seg.config import SPLIT_KEYS, DataSettings, build_settings, describe_validation_error
-from automl_seg.engine.devices import resolve_device
+from automl_seg.engine.devices import loader_workers, resolve_device
 from automl_seg.engine.evaluate import EvalReport, evaluate_loader
 from automl_seg.engine.history import plot_history, save_history_json
 from automl_seg.engine.model import WEIGHTS_ARTIFACT, WEIGHTS_FILE, WEIGHTS_KIND, fresh_network, save_weights
@@ -113,10 +113,15 @@ def artifact_kind(path: Path, name: str) -> str:
     return "report"
 
 
-def prepare(data_settings: DataSettings, progress: bool) -> PreparedData:
+def prepare(data_settings: DataSettings, run: RunSettings, device: torch.device) -> PreparedData:
+    """The run's data, its training batches prepared by the run's worker processes."""
     from automl_seg.data import prepare_data
 
-    return prepare_data(data_settings, progress=progress)
+    data = prepare_data(data_settings, progress=run.progress)
+    workers = loader_workers(run.workers, device)
+    if workers:
+        log.info("training batches prepared by %d worker process(es)", workers)
+    return dataclasses.replace(data, loader_workers=workers)
 
 
 def warn_gpu_budget_on_cpu(budget: str, device: torch.device) -> None:
@@ -188,7 +193,7 @@ def run_search(
         strategy_settings=settings.model_dump(mode="json"), train=train.model_dump(mode="json"),
     )  # fmt: skip
     workdir = _search_workdir(run, key)
-    data = prepare(data_settings, run.progress)
+    data = prepare(data_settings, run, device)
     if data_settings.patch_size is None:
         data = with_budget_patch(data, run.budget)
     info = RunInfo(run_id=key, kind="search", dataset=data.plan.dataset, strategy=strategy.name, workdir=workdir)
@@ -323,7 +328,7 @@ def retrain(
         data=data_settings.model_dump(mode="json", exclude={"data_root"}),
     )  # fmt: skip
     workdir = work_folder(Path(run.workdir) if run.workdir else default_workdir(key))
-    data = prepare(data_settings, run.progress)
+    data = prepare(data_settings, run, device)
     if data.fingerprint.content_hash != record.dataset.fingerprint_hash:
         log.warning("%s was searched on other data than %s holds now (fingerprints differ)", record.ref, data.info.name)
     info = RunInfo(

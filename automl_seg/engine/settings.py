@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt
 
 from automl_seg.config import Budget, Device, Seed, Settings, build_settings
 
@@ -83,6 +83,11 @@ class RunSettings(Settings):
     budget: Budget = "quick"
     seed: Seed = 0
     device: Device = "auto"
+    workers: NonNegativeInt | None = Field(
+        default=None,
+        description="processes preparing training batches; None = auto: none on the CPU (they would take its "
+        "cores from the network), on CUDA one per free CPU core up to 8",
+    )
     workdir: Path | None = Field(default=None, description="checkpoints for --resume; default: per-user cache")
     resume: bool = False
     progress: bool = True

@@ -115,3 +115,20 @@ def test_multichannel_images(tmp_path):
     prepared = prepare_data(DataSettings(dataset=task.name, data_root=tmp_path / "data"), progress=False)
     assert prepared.plan.in_channels == 2 and len(prepared.fingerprint.intensity) == 2
     assert prepared.train_dataset()[0][0]["image"].shape == (2, *prepared.plan.patch_size)
+
+
+def test_worker_processes_give_the_same_batches_for_the_same_seed(data):
+    """Batches depend on (seed, worker count) only: a run with workers is as reproducible as one without."""
+    import dataclasses
+
+    served = dataclasses.replace(data, loader_workers=2)
+
+    def batches(seed: int) -> list[torch.Tensor]:
+        loader = served.train_loader(seed=seed)
+        assert loader.num_workers == 2  # the data's worker count is the default
+        return [b["image"].as_tensor() for b in loader]
+
+    first, again = batches(5), batches(5)
+    assert len(first) == len(data.train_loader(seed=5)) and len(first) > 1
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert data.train_loader(seed=5, num_workers=1).num_workers == 1  # an explicit count wins

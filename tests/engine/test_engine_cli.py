@@ -97,9 +97,10 @@ def test_train_config_keys_it_cannot_use(cli, trained_registry, tmp_path: Path) 
     _one_line_error(cli(*base, "--max-cases", "0"), "max_cases")
 
 
-def test_bad_seed_and_undecodable_config(cli, tiny_data_root: Path, tmp_path: Path) -> None:
+def test_bad_seed_workers_and_undecodable_config(cli, tiny_data_root: Path, tmp_path: Path) -> None:
     base = ["search", "--strategy", "fixed", "--dataset", "Task99_Synthetic", "--data-root", tiny_data_root]
     _one_line_error(cli(*base, "--seed", "-5"), "seed: Input should be greater than or equal to 0")
+    _one_line_error(cli(*base, "--workers", "-1"), "workers: Input should be greater than or equal to 0")
     binary = tmp_path / "bin.yaml"
     binary.write_bytes(bytes(range(128, 256)))
     _one_line_error(cli(*base, "-c", binary), "cannot be parsed", "utf-8")

@@ -148,3 +148,47 @@ def test_observers_hear_each_run_start_and_its_registered_refs(
     ]
     assert isinstance(again.promoted, bool)
     assert again.record.parent == searched.architecture.ref
+
+
+@pytest.mark.parametrize(
+    ("requested", "device", "cores", "expected"),
+    [(None, "cpu", 16, 0), (None, "cuda", 16, 8), (None, "cuda", 4, 3), (None, "cuda", 1, 0), (2, "cpu", 16, 2),
+     (0, "cuda", 16, 0)],
+)  # fmt: skip
+def test_loader_workers_auto_is_none_on_the_cpu_and_one_per_spare_core_on_cuda(
+    requested: int | None, device: str, cores: int, expected: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from automl_seg.engine import devices
+
+    monkeypatch.setattr(devices.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert devices.loader_workers(requested, torch.device(device)) == expected
+
+
+def test_the_runs_worker_count_reaches_the_training_loaders(
+    tiny_data_root: Path, tiny_train, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from automl_seg_registry import Registry
+
+    from automl_seg.config import DataSettings
+    from automl_seg.data.prepared import PreparedData
+    from automl_seg.engine.pipeline import run_search
+    from automl_seg.engine.settings import SearchRunSettings
+    from automl_seg.plugins import load_plugins
+
+    counts: list[int] = []
+    original = PreparedData.train_loader
+
+    def train_loader(self: PreparedData, *args, **kwargs):  # noqa: ANN202 - a spy
+        loader = original(self, *args, **kwargs)
+        counts.append(loader.num_workers)
+        return loader
+
+    monkeypatch.setattr(PreparedData, "train_loader", train_loader)
+    data = DataSettings(dataset="Task99_Synthetic", data_root=tiny_data_root, patch_size=(16, 16, 16))
+    run = SearchRunSettings(strategy="fixed", device="cpu", workers=1, workdir=tmp_path / "w", progress=False)
+    with Registry.open(tmp_path / "registry") as registry:
+        result = run_search(run, data, tiny_train(), {}, registry=registry, host=load_plugins())
+    assert result.trained is not None
+    assert counts and set(counts) == {1}
