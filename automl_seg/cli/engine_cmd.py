@@ -37,6 +37,9 @@ WorkersOption = Annotated[
     int | None,
     typer.Option("--workers", help="Processes preparing training batches (default: none on CPU, up to 8 on CUDA)."),
 ]
+TtaOption = Annotated[
+    bool, typer.Option("--tta", help="Test-time mirroring: the mean of the 8 flips of every window (8x the time).")
+]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run from its checkpoint.")]
 WorkdirOption = Annotated[
     Path | None, typer.Option("--workdir", help="Checkpoint folder (default: a per-run folder in the user cache).")
@@ -267,6 +270,7 @@ def evaluate(
     registry: RegistryOption = None,
     device: DeviceOption = None,
     max_cases: MaxCasesOption = None,
+    tta: TtaOption = False,
     progress: ProgressOption = True,
     as_json: JsonFlag = False,
 ) -> None:
@@ -281,12 +285,12 @@ def evaluate(
     with _open_registry(registry) as reg:
         report = evaluate_reference(
             reg, ref, load_plugins(), device=device or "auto", dataset=dataset, data_root=data_root,
-            images=images, labels=labels, max_cases=max_cases, progress=progress,
+            images=images, labels=labels, max_cases=max_cases, tta=tta, progress=progress,
         )  # fmt: skip
     if as_json:
-        print_json({"ref": ref, **report.model_dump(mode="json")})
+        print_json({"ref": ref, "tta": tta, **report.model_dump(mode="json")})
         return
-    console.print(_dice_table(report, f"evaluation of {ref}"))
+    console.print(_dice_table(report, f"evaluation of {ref}" + (" (test-time mirroring)" if tta else "")))
 
 
 def predict(
@@ -302,6 +306,7 @@ def predict(
     ] = None,
     registry: RegistryOption = None,
     device: DeviceOption = None,
+    tta: TtaOption = False,
     progress: ProgressOption = True,
     as_json: JsonFlag = False,
 ) -> None:
@@ -317,7 +322,7 @@ def predict(
     with _open_registry(registry) as reg:
         predictions, used = predict_reference(
             reg, ref, load_plugins(), input, output, device=device or "auto", backend=backend,
-            providers=provider_list, overwrite=overwrite, progress=progress,
+            providers=provider_list, overwrite=overwrite, tta=tta, progress=progress,
         )  # fmt: skip
     if as_json:
         print_json(
@@ -325,6 +330,7 @@ def predict(
                 "ref": ref,
                 "backend": backend,
                 "providers": used,
+                "tta": tta,
                 "outputs": [
                     {"case": p.case, "input": str(p.source), "output": str(p.output), "shape": list(p.shape)}
                     for p in predictions

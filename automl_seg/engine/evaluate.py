@@ -21,6 +21,7 @@ from automl_seg.engine.inference import (
     Window,
     case_name,
     list_nifti,
+    mirrored,
     predict_file_labels,
     read_label,
     sliding_window_logits,
@@ -179,10 +180,12 @@ def evaluate_reference(
     images: Path | None = None,
     labels: Path | None = None,
     max_cases: int | None = None,
+    tta: bool = False,
     progress: bool = True,
 ) -> EvalReport:
     """Evaluate the trained model ``ref`` on image/label folders, else on a dataset's validation split
-    (default: the dataset it was trained on, preprocessed with its plan)."""
+    (default: the dataset it was trained on, preprocessed with its plan); with test-time mirroring
+    when ``tta``."""
     from automl_seg.config import DataSettings, build_settings
     from automl_seg.data import prepare_data
     from automl_seg.engine.devices import resolve_device
@@ -191,12 +194,13 @@ def evaluate_reference(
 
     torch_device = resolve_device(device)
     network, record = load_trained_model(registry, ref, host, torch_device)
+    window = mirrored(network) if tta else network
     plan = record_plan(record)
     with progress_bar(progress) as bar:
         if images is not None and labels is not None:
             pairs = paired_files(images, labels)
             task = bar.add_task("evaluating", total=len(pairs))
-            return evaluate_files(network, pairs, plan, torch_device, progress=lambda: bar.advance(task))
+            return evaluate_files(window, pairs, plan, torch_device, progress=lambda: bar.advance(task))
         same = dataset is None or dataset == record.dataset.name  # then its validation cases, not its training ones
         settings = build_settings(
             DataSettings, record.dataset.split if same else {},
@@ -211,4 +215,4 @@ def evaluate_reference(
                 f"{record.ref} expects {plan.in_channels} and {plan.num_classes}; evaluate it on a matching dataset"
             )
         task = bar.add_task("evaluating", total=len(data.val_cases))
-        return evaluate_loader(network, data.val_loader(), plan, torch_device, progress=lambda: bar.advance(task))
+        return evaluate_loader(window, data.val_loader(), plan, torch_device, progress=lambda: bar.advance(task))

@@ -7,7 +7,8 @@ loop; the data layer's ``inference_transforms`` preprocesses, and ``Invertd`` ma
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -45,6 +46,22 @@ def list_nifti(source: Path) -> list[Path]:
             raise DataError(f"{source} holds no .nii/.nii.gz files; point it at a folder of NIfTI images")
         return files
     raise DataError(f"{source} does not exist; give a NIfTI file or a folder of them")
+
+
+def mirrored(window: Window, axes: Sequence[int] = (2, 3, 4)) -> Window:
+    """Test-time mirroring, nnU-Net's default at inference: the mean of the window's logits over every
+    flip of the patch along ``axes`` (each flipped back), 2^3 = 8 predictions per window in 3D. Training
+    flips every axis at random, so each flip is a view the network has learnt; averaging them smooths
+    out the orientation it happens to segment worst."""
+    flips = [dims for n in range(1, len(axes) + 1) for dims in itertools.combinations(axes, n)]
+
+    def mirrored_window(x: torch.Tensor) -> torch.Tensor:
+        total = window(x)
+        for dims in flips:
+            total = total + torch.flip(window(torch.flip(x, dims)), dims)
+        return total / (len(flips) + 1)
+
+    return mirrored_window
 
 
 def sliding_window_logits(window: Window, image: torch.Tensor, plan: Plan, sw_batch_size: int = 4) -> torch.Tensor:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from automl_seg.data.models import Plan
-from automl_seg.engine.inference import Window, case_name, list_nifti, predict_file_labels
+from automl_seg.engine.inference import Window, case_name, list_nifti, mirrored, predict_file_labels
 from automl_seg.engine.progress import progress_bar
 from automl_seg.errors import UserError
 
@@ -151,9 +151,11 @@ def predict_reference(
     backend: Backend = "torch",
     providers: Sequence[str] | None = None,
     overwrite: bool = False,
+    tta: bool = False,
     progress: bool = True,
 ) -> tuple[list[Prediction], list[str]]:
-    """Predict with the registered model ``ref`` (torch, or its ONNX export on ONNX Runtime).
+    """Predict with the registered model ``ref`` (torch, or its ONNX export on ONNX Runtime), with
+    test-time mirroring when ``tta``.
 
     Returns the predictions and, for onnxruntime, the execution providers really used."""
     from automl_seg.engine.devices import resolve_device
@@ -169,5 +171,7 @@ def predict_reference(
         torch_device = resolve_device(device)
         window, _ = load_trained_model(registry, record.ref, host, torch_device)
         used = []
+    if tta:
+        window = mirrored(window)
     predictions = predict_files(window, source, output_dir, plan, torch_device, overwrite=overwrite, progress=progress)
     return predictions, used

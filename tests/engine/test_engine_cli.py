@@ -66,6 +66,11 @@ def test_search_fixed_pipeline_then_train_evaluate_predict(cli, tiny_data_root: 
                     *common)  # fmt: skip
     assert predicted.returncode == 0, predicted.stderr
     assert nib.load(out / "synth_000.nii.gz").shape == nib.load(images / "synth_000.nii.gz").shape
+    mirrored = cli("predict", "fixed-Task99_Synthetic:2", "--input", images / "synth_000.nii.gz", "--output",
+                   tmp_path / "pred-tta", "--tta", "--json", *common)  # fmt: skip
+    assert mirrored.returncode == 0, mirrored.stderr
+    assert json.loads(mirrored.stdout)["tta"] is True
+    assert nib.load(tmp_path / "pred-tta" / "synth_000.nii.gz").shape == nib.load(images / "synth_000.nii.gz").shape
 
 
 def _weights_file(registry_root: Path, ref: str) -> Path:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from automl_seg.engine.evaluate import evaluate_loader, evaluate_reference, score_case
+from automl_seg.engine.inference import mirrored
 from automl_seg.engine.predict import predict_files, predict_reference
 from automl_seg.errors import DataError, UserError
 from automl_seg.plugins import load_plugins
@@ -40,6 +41,55 @@ def test_evaluate_loader_rows_and_ranges(prepared) -> None:
     assert set(report.dice_per_class) == {"anterior", "posterior"}
     assert all(0.0 <= value <= 1.0 for value in report.dice_per_class.values())
     assert 0.0 <= report.dice_mean <= 1.0
+
+
+def test_mirrored_window_is_the_mean_of_the_eight_flipped_predictions() -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(1, 2, 3, padding=1)  # an asymmetric kernel: flipping the input changes its output
+    x = torch.randn(2, 1, 6, 7, 8)
+    calls = []
+
+    def window(t: torch.Tensor) -> torch.Tensor:
+        calls.append(t.shape)
+        return conv(t)
+
+    flips = [(2,), (3,), (4,), (2, 3), (2, 4), (3, 4), (2, 3, 4)]
+    with torch.no_grad():
+        got = mirrored(window)(x)
+        expected = (conv(x) + sum(torch.flip(conv(torch.flip(x, dims)), dims) for dims in flips)) / 8
+        assert len(calls) == 8 and set(calls) == {x.shape}
+        assert torch.allclose(got, expected, atol=1e-6)
+        assert not torch.allclose(got, conv(x), atol=1e-3)  # not the plain prediction
+        assert torch.allclose(mirrored(lambda t: 3 * t)(x), 3 * x)  # a flip-equivariant window is unchanged
+
+
+def test_tta_evaluates_and_predicts_through_the_mirrored_window(
+    trained_registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from automl_seg_registry import Registry
+
+    from automl_seg.engine import evaluate, inference, predict
+
+    wrapped = []
+
+    def spy(window):  # noqa: ANN001, ANN202
+        wrapped.append(window)
+        return inference.mirrored(window)
+
+    monkeypatch.setattr(evaluate, "mirrored", spy)
+    monkeypatch.setattr(predict, "mirrored", spy)
+    source = trained_registry.data_root / "Task99_Synthetic" / "imagesTr" / "synth_000.nii.gz"
+    with Registry.open(trained_registry.root) as registry:
+        run = dict(device="cpu", progress=False)
+        report = evaluate_reference(
+            registry, trained_registry.trained, load_plugins(), data_root=trained_registry.data_root, tta=True, **run
+        )
+        predictions, _ = predict_reference(
+            registry, trained_registry.trained, load_plugins(), source, tmp_path / "out", tta=True, **run
+        )
+    assert len(wrapped) == 2 and all(isinstance(w, torch.nn.Module) for w in wrapped)
+    assert len(report.cases) == 2 and all(0.0 <= v <= 1.0 for row in report.cases for v in row.dice.values())
+    assert predictions[0].shape == nib.load(source).shape
 
 
 def test_evaluate_reference_on_split_and_on_folders(trained_registry, tmp_path: Path) -> None:
