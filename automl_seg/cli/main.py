@@ -50,24 +50,36 @@ def main(
 
 
 INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
-INTERRUPTED_MESSAGE = (
-    "interrupted: nothing half-written was registered; rerun `search` or `train` with --resume to continue"
-)
+INTERRUPTED_MESSAGE = "interrupted: nothing half-written was registered"
+#: How to continue after Ctrl-C, for the commands that can.
+CONTINUE_HINTS = {
+    "search": "rerun it with --resume to continue",
+    "train": "rerun it with --resume to continue",
+    "tune": "finished trials are stored; rerun the same tune command to continue the study",
+}
+
+
+def interrupted_message(argv: list[str]) -> str:
+    """What Ctrl-C left behind, and how to continue the interrupted command (its first word in ``argv``)."""
+    command = next((arg for arg in argv if not arg.startswith("-")), "")
+    hint = CONTINUE_HINTS.get(command)
+    return f"{INTERRUPTED_MESSAGE}; {hint}" if hint else INTERRUPTED_MESSAGE
 
 
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: never a bare traceback unless AUTOML_SEG_DEBUG=1."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=argv, prog_name="automl-seg")
+        app(args=args, prog_name="automl-seg")
     except SystemExit as exc:
         if exc.code == INTERRUPTED:  # typer turns Ctrl-C into a silent exit 130
-            err_console.print(INTERRUPTED_MESSAGE)
+            err_console.print(interrupted_message(args))
         raise
     except UserError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print(INTERRUPTED_MESSAGE)
+        err_console.print(interrupted_message(args))
         sys.exit(INTERRUPTED)
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):

@@ -48,6 +48,17 @@ def list_nifti(source: Path) -> list[Path]:
     raise DataError(f"{source} does not exist; give a NIfTI file or a folder of them")
 
 
+def predictor_window(predictor: Callable[[np.ndarray], np.ndarray]) -> Window:
+    """A window over an exported model's ``Predictor``, which takes and gives float32 numpy (the exporter
+    contract): tensors in and out, on the input's device, for MONAI's sliding window."""
+
+    def window(batch: torch.Tensor) -> torch.Tensor:
+        logits = predictor(batch.detach().to("cpu", torch.float32).numpy())
+        return torch.from_numpy(np.asarray(logits, dtype=np.float32)).to(batch.device)
+
+    return window
+
+
 def mirrored(window: Window, axes: Sequence[int] = (2, 3, 4)) -> Window:
     """Test-time mirroring, nnU-Net's default at inference: the mean of the window's logits over every
     flip of the patch along ``axes`` (each flipped back), 2^3 = 8 predictions per window in 3D. Training

@@ -18,7 +18,14 @@ import numpy as np
 import torch
 
 from automl_seg.data.models import Plan
-from automl_seg.engine.inference import Window, case_name, list_nifti, mirrored, predict_file_labels
+from automl_seg.engine.inference import (
+    Window,
+    case_name,
+    list_nifti,
+    mirrored,
+    predict_file_labels,
+    predictor_window,
+)
 from automl_seg.engine.progress import progress_bar
 from automl_seg.errors import UserError
 
@@ -48,12 +55,7 @@ def onnx_window(
         raise UserError(f"{record.ref} has no ONNX export; run `automl-seg export {record.ref} --format onnx` first")
     path = registry.artifact_path(record.ref, ONNX_ARTIFACT, verify=True)
     predictor = host.exporter("onnx").load(path, list(providers) if providers else None)
-
-    def window(batch: torch.Tensor) -> torch.Tensor:
-        logits = predictor(batch.detach().to("cpu", torch.float32).numpy())
-        return torch.from_numpy(np.asarray(logits, dtype=np.float32)).to(batch.device)
-
-    return window, list(predictor.providers)
+    return predictor_window(predictor), list(predictor.providers)
 
 
 def output_file(output_dir: Path, source: Path) -> Path:

@@ -127,7 +127,7 @@ def measure_parity(
     """Run torch and the artefact through the same sliding-window inference on every volume and compare."""
     import torch
 
-    from automl_seg.engine.evaluate import sliding_window_logits
+    from automl_seg.engine.inference import predictor_window, sliding_window_logits
 
     model = model.eval()
     device = next(model.parameters()).device
@@ -135,7 +135,7 @@ def measure_parity(
     with torch.inference_mode():
         for case, image in volumes:
             reference = sliding_window_logits(model, image.to(device), plan, SW_BATCH_SIZE).float().cpu()
-            candidate = sliding_window_logits(predictor, image, plan, SW_BATCH_SIZE).float().cpu()
+            candidate = sliding_window_logits(predictor_window(predictor), image, plan, SW_BATCH_SIZE).float().cpu()
             cases.append(compare_case(case, reference, candidate, plan.num_classes))
             if on_case is not None:
                 on_case(case, len(volumes))

@@ -116,6 +116,9 @@ class TuneObjective:
         except TrialStopped as exc:
             log.info("trial %d %s", trial.number, exc)
             raise optuna.TrialPruned(str(exc)) from exc
+        except KeyboardInterrupt:  # Optuna stores the trial as failed; say why in the study
+            trial.set_user_attr(FAIL_REASON, "interrupted (Ctrl-C); the worker stopped")
+            raise
         except Exception as exc:
             reason = failure_reason(exc)
             trial.set_user_attr(FAIL_REASON, reason)

@@ -110,25 +110,28 @@ def collect_parameters(
 def check_extremes(specs: list[ParameterSpec], target: Target, validate: Callable[[dict[str, Any]], object]) -> None:
     """Refuse, before any trial runs, a range whose end ``validate`` (the target's settings) rejects,
     e.g. ``warmup_epochs`` up to 4 with 3 search epochs: the trials drawing it would all fail. The
-    settings without any tuned value must be valid first (else no parameter is to blame)."""
+    settings every trial starts from (the values fixed in ``tune.params`` included) must be valid
+    first, else no range is to blame."""
+    ours = [spec for spec in specs if spec.param.target == target]
+    fixed = {spec.param.name: spec.fixed for spec in ours if spec.is_fixed}
     try:
-        validate({})
+        validate(fixed)
     except ConfigError as exc:
-        raise ConfigError(f"the {target} settings every trial starts from are invalid: {exc}") from exc
-    for spec in specs:
+        named = ", ".join(f"{name} = {value!r}" for name, value in fixed.items())
+        where = f" (fixed in tune.params: {named})" if fixed else ""
+        raise ConfigError(f"the {target} settings every trial starts from{where} are invalid: {exc}") from exc
+    for spec in ours:
         param = spec.param
-        if param.target != target:
-            continue
         if spec.is_fixed:
-            ends = [spec.fixed]
-        elif param.kind == "categorical":
+            continue
+        if param.kind == "categorical":
             ends = list(param.choices or [])
         else:
             cast = int if param.kind == "int" else float
             ends = [cast(param.low), cast(param.high)]
         for value in ends:
             try:
-                validate({param.name: value})
+                validate({**fixed, param.name: value})
             except ConfigError as exc:
                 raise ConfigError(
                     f"tuning {param.name} = {value} (range {spec.scope}) cannot run: {exc}; narrow or fix "
@@ -188,8 +191,19 @@ def build_space(
         elif isinstance(user[name], Mapping):
             specs.append(ParameterSpec(param=_narrow(param, user[name], source), owner=owner))
         else:
-            specs.append(ParameterSpec(param=param, owner=owner, fixed=user[name], is_fixed=True))
+            specs.append(
+                ParameterSpec(param=param, owner=owner, fixed=_declared_choice(param, user[name]), is_fixed=True)
+            )
     return specs
+
+
+def _declared_choice(param: TunableParameter, value: Any) -> Any:
+    """A categorical value as declared, also when written as the label tables print (``32x32x32`` for
+    ``[32, 32, 32]``); any other value unchanged."""
+    if param.kind != "categorical" or value in (param.choices or []):
+        return value
+    by_label = {choice_label(choice): choice for choice in param.choices or []}
+    return by_label.get(value, value) if isinstance(value, str) else value
 
 
 def _narrow(param: TunableParameter, raw: Mapping[str, Any], source: str) -> TunableParameter:
@@ -201,7 +215,9 @@ def _narrow(param: TunableParameter, raw: Mapping[str, Any], source: str) -> Tun
     if param.kind == "categorical":
         if narrowing.low is not None or narrowing.high is not None:
             raise ConfigError(f"{where}: categorical parameter takes 'choices', not low/high")
-        choices = narrowing.choices if narrowing.choices is not None else param.choices
+        choices = (
+            param.choices if narrowing.choices is None else [_declared_choice(param, c) for c in narrowing.choices]
+        )
         outside = [c for c in choices or [] if c not in (param.choices or [])]
         if outside:
             raise ConfigError(f"{where}: choices {outside} are not among the declared {param.choices}")

@@ -31,6 +31,8 @@ from automl_seg.tune.study import (
     make_pruner,
     make_sampler,
     open_study,
+    trial_count,
+    worker_seed,
 )
 
 if TYPE_CHECKING:
@@ -122,7 +124,8 @@ def run_tune(
         strategy=request.strategy, space=space, dataset=request.dataset, objective=request.objective
     )
     pruner = make_pruner(request.pruner, request.objective, max_epochs)
-    study = open_study(storage, request.study_name, identity, make_sampler(request.sampler, request.seed), pruner)
+    sampler = make_sampler(request.sampler, worker_seed(request.seed, trial_count(storage, request.study_name)))
+    study = open_study(storage, request.study_name, identity, sampler, pruner)
     best = BestAlias(request, identity)
     finished: list[FrozenTrial] = []
     callbacks = [_log_trial, best, lambda _study, trial: finished.append(trial)]

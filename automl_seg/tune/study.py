@@ -7,6 +7,7 @@ a run with ``--study NAME`` resumes that study only when its identity is the sam
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IDENTITY_ATTR = "automl_seg"
+#: Optuna stores a study's user attributes after creating it, so a worker that finds a study another
+#: worker created a moment ago may see it without an identity yet: an empty study is re-read this long
+#: before it is refused as not ours.
+IDENTITY_WAIT_S = 5.0
 Objective = Literal["dice", "dice-per-mb", "pareto"]
 SamplerName = Literal["tpe", "random", "cmaes"]
 PrunerName = Literal["median", "hyperband", "none"]
@@ -42,6 +47,19 @@ class StudyIdentity(BaseModel):
 
 def default_study_name(strategy: str, dataset: str) -> str:
     return f"tune-{strategy}-{dataset}"
+
+
+def worker_seed(seed: int, trials_before: int) -> int:
+    """The sampler seed of a worker that finds ``trials_before`` trials in its study: ``seed`` itself for
+    a new study; mixed with the count otherwise, so rerunning a command to resume a study proposes new
+    points instead of replaying the first run's (a sampler's own random stream restarts with a process)."""
+    return seed if trials_before == 0 else (seed * 1_000_003 + trials_before) % 2**32
+
+
+def trial_count(storage: optuna.storages.BaseStorage, name: str) -> int:
+    """Trials study ``name`` holds (0 when it does not exist yet)."""
+    study = _find(storage, name)
+    return 0 if study is None else len(study.trials)
 
 
 def make_sampler(name: SamplerName, seed: int) -> optuna.samplers.BaseSampler:
@@ -90,6 +108,7 @@ def open_study(
 
     existing = _find(storage, name)
     if existing is not None:
+        _wait_for_identity(existing)
         _check_identity(existing, name, identity)
     study = optuna.create_study(
         storage=storage,
@@ -103,8 +122,7 @@ def open_study(
         recorded = study.user_attrs.get(IDENTITY_ATTR)
         if recorded is None:
             study.set_user_attr(IDENTITY_ATTR, identity.model_dump())
-        else:  # another worker created it a moment ago
-            _check_identity(study, name, identity)
+        _check_identity(study, name, identity)  # re-read: another worker may have created it a moment ago
         log.info("created study '%s'", name)
     else:
         log.info("resuming study '%s' (%d trials so far)", name, len(study.trials))
@@ -133,6 +151,14 @@ def _find(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study | Non
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return None
+
+
+def _wait_for_identity(study: optuna.Study, wait_s: float | None = None) -> None:
+    """Until the study holds an identity, has trials (then it never will), or ``IDENTITY_WAIT_S`` passed.
+    ``user_attrs`` and ``trials`` read the storage afresh on each access."""
+    deadline = time.monotonic() + (IDENTITY_WAIT_S if wait_s is None else wait_s)
+    while IDENTITY_ATTR not in study.user_attrs and not study.trials and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _check_identity(study: optuna.Study, name: str, wanted: StudyIdentity) -> None:

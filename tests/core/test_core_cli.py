@@ -33,7 +33,19 @@ def test_ctrl_c_says_what_happened_and_how_to_continue(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main.run(["plugins", "list"])
     assert exit_info.value.code == 130
-    assert "interrupted: nothing half-written was registered" in " ".join(capsys.readouterr().err.split())
+    assert " ".join(capsys.readouterr().err.split()) == "interrupted: nothing half-written was registered"
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [(["-v", "search", "--dataset", "X"], "rerun it with --resume"), (["train", "m:1"], "rerun it with --resume"),
+     (["tune", "--trials", "3"], "rerun the same tune command to continue the study")],
+)  # fmt: skip
+def test_ctrl_c_names_how_each_command_continues(argv: list[str], hint: str):
+    from automl_seg.cli.main import interrupted_message
+
+    assert interrupted_message(argv).startswith("interrupted: nothing half-written was registered; ")
+    assert hint in interrupted_message(argv)
 
 
 def test_error_messages_keep_their_brackets(cli, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from torch import nn
 
@@ -42,6 +43,8 @@ class PerturbedExporter:
             providers = inner.providers
 
             def __call__(_, x):
+                if not isinstance(x, np.ndarray):  # the Predictor contract: float32 numpy in (QA: a tensor came)
+                    raise TypeError(f"expected np.ndarray (got {type(x).__name__})")
                 return inner(x) + self.offset
 
         return Off()

@@ -154,3 +154,31 @@ def test_range_end_the_settings_reject_is_refused_before_any_trial(host) -> None
         check_extremes(specs, "strategy", settings)
     check_extremes(build_space(declared, {"alpha": {"high": 0.8}}), "strategy", settings)  # narrowed: accepted
     check_extremes(specs, "train", settings)  # other targets are not this validator's
+
+
+def test_values_fixed_in_tune_params_are_part_of_every_trials_base(host) -> None:
+    """QA: warmup_epochs fixed to 0 under tune.params was ignored, and the preset's 2 refused with --epochs 1."""
+    declared = collect_parameters(host, "fake", "fake", defaults=engine_parameters())
+
+    def settings(values: dict) -> None:
+        if values.get("alpha", 0.95) > 0.9:  # the preset's alpha does not suit this run
+            raise ConfigError("alpha must stay below 0.9")
+
+    with pytest.raises(ConfigError, match="strategy settings every trial starts from are invalid: alpha must"):
+        check_extremes(build_space(declared, {"alpha": {"high": 0.8}}), "strategy", settings)
+    check_extremes(build_space(declared, {"alpha": 0.5}), "strategy", settings)  # fixed: every trial has 0.5
+    with pytest.raises(ConfigError, match=r"starts from \(fixed in tune.params: alpha = 0.95\) are invalid"):
+        check_extremes(build_space(declared, {"alpha": 0.95}), "strategy", settings)
+
+
+def test_list_choices_may_be_written_as_the_labels_the_tables_print() -> None:
+    """QA: the table prints `one of 32x32x32, 48x48x48` but `choices: ["32x32x32"]` was refused."""
+    declared = engine_parameters()
+    (narrowed,) = [
+        s for s in build_space(declared, {"patch_size": {"choices": ["32x32x32"]}}) if s.param.name == "patch_size"
+    ]
+    assert narrowed.param.choices == [[32, 32, 32]] and narrowed.scope == "one of 32x32x32"
+    (fixed,) = [s for s in build_space(declared, {"patch_size": "32x32x32"}) if s.param.name == "patch_size"]
+    assert fixed.fixed == [32, 32, 32]
+    with pytest.raises(ConfigError, match=r"choices \['31x31x31'\] are not among the declared"):
+        build_space(declared, {"patch_size": {"choices": ["31x31x31"]}})

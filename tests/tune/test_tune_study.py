@@ -66,7 +66,20 @@ def test_resume_and_refuse_another_strategy_or_dataset(tmp_path: Path, host) -> 
         run_tune(request(tmp_path, trials=1, study="s1", objective="pareto"), host, FakeRunner())
 
 
-def test_foreign_study_refused(tmp_path: Path) -> None:
+def test_a_resumed_study_gets_new_points_and_a_new_one_is_reproducible(tmp_path: Path, host) -> None:
+    """QA: rerunning the same command to resume replayed the first run's parameters (same seed, new process)."""
+    first = run_tune(request(tmp_path, trials=2, study="r"), host, FakeRunner())
+    resumed = run_tune(request(tmp_path, trials=2, study="r"), host, FakeRunner())
+    fresh = run_tune(request(tmp_path, trials=2, study="f"), host, FakeRunner())
+    params = [t.params for t in resumed.trials]
+    assert len(params) == 4 and params[2] not in params[:2] and params[3] not in params[:2]
+    assert [t.params for t in fresh.trials] == [t.params for t in first.trials[:2]]  # same seed, new study
+
+
+def test_foreign_study_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from automl_seg.tune import study as study_module
+
+    monkeypatch.setattr(study_module, "IDENTITY_WAIT_S", 0.2)
     storage = open_storage(default_storage_url(tmp_path))
     optuna.create_study(storage=storage, study_name="plain")
     identity = StudyIdentity(strategy="fake", space="fake", dataset="d", objective="dice")
@@ -74,6 +87,22 @@ def test_foreign_study_refused(tmp_path: Path) -> None:
         open_study(storage, "plain", identity)
     with pytest.raises(ConfigError, match="no study named 'nope'.*plain"):
         load_study(storage, "nope")
+
+
+def test_a_study_created_a_moment_ago_by_another_worker_is_joined(tmp_path: Path) -> None:
+    """The other worker has created the study but not yet stored its identity (QA: 2 of 20 paired starts)."""
+    import threading
+
+    storage = open_storage(default_storage_url(tmp_path))
+    identity = StudyIdentity(strategy="fake", space="fake", dataset="d", objective="dice")
+    other = optuna.create_study(storage=storage, study_name="shared")  # created, identity not stored yet
+    later = threading.Timer(0.3, lambda: other.set_user_attr("automl_seg", identity.model_dump()))
+    later.start()
+    try:
+        joined = open_study(storage, "shared", identity)
+    finally:
+        later.join()
+    assert joined.user_attrs["automl_seg"] == identity.model_dump()
 
 
 def test_pruner_with_pareto_refused() -> None:
@@ -90,6 +119,20 @@ def test_failures_are_recorded_and_the_study_goes_on(tmp_path: Path, host) -> No
     assert rows[1].reason == "RuntimeError: plugin exploded in trial 1"
     assert "validation Dice is nan" in rows[2].reason
     assert len(runner.calls) == 4
+
+
+def test_an_interrupted_trial_is_failed_with_its_reason(tmp_path: Path, host) -> None:
+    class Interrupted(FakeRunner):
+        def __call__(self, trial_number, values, observer):  # noqa: ANN001, ANN204
+            if trial_number == 1:
+                raise KeyboardInterrupt
+            return super().__call__(trial_number, values, observer)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(request(tmp_path, trials=3, study="ctrl-c"), host, Interrupted())
+    study = load_study(open_storage(default_storage_url(tmp_path)), "ctrl-c")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert study.trials[1].user_attrs["fail_reason"].startswith("interrupted (Ctrl-C)")
 
 
 def test_worker_whose_every_trial_failed_is_an_error(tmp_path: Path, host) -> None:
