@@ -41,9 +41,15 @@ def real_data_root() -> Path:
 
 
 @pytest.fixture
-def cli():
-    """Run the real ``automl-seg`` CLI in a subprocess: ``cli("data", "check", ...)``; fails the test on
-    the CLI's "internal error" line (an exception nobody turned into a clear message)."""
+def cli(request: pytest.FixtureRequest):
+    """Run the real ``automl-seg`` CLI: ``cli("data", "check", ...)`` gives a ``CompletedProcess``; fails
+    the test on the CLI's "internal error" line (an exception nobody turned into a clear message).
+
+    A subprocess by default (the console-script path; plugins found through an ``env`` PYTHONPATH;
+    ``COLUMNS`` read at start); modules marked ``cli_in_process`` call the entry point in this process,
+    which spares a Python and torch start per call in tests that make many."""
+    if request.node.get_closest_marker("cli_in_process"):
+        return request.getfixturevalue("_cli_in_process")
     import subprocess
     import sys
 
@@ -56,9 +62,43 @@ def cli():
             env=full_env,
             timeout=timeout,
         )
-        # every failure a test provokes is bad input: it must get its own message, never the catch-all
-        assert "error: internal error:" not in result.stderr, result.stderr
-        return result
+        return _no_catch_all(result)
+
+    return run
+
+
+def _no_catch_all(result):  # noqa: ANN001, ANN202 - a CompletedProcess either way
+    # every failure a test provokes is bad input: it must get its own message, never the catch-all
+    assert "error: internal error:" not in result.stderr, result.stderr
+    return result
+
+
+@pytest.fixture
+def _cli_in_process(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """``cli`` for modules marked ``cli_in_process``: the same contract through the CLI's entry point in
+    this process, with the test's captured streams; the logging set-up each call makes is undone."""
+    import logging
+    import subprocess
+
+    from automl_seg.cli.main import run as entry_point
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        capsys.readouterr()  # what the test printed before is not this call's output
+        code = 0
+        with monkeypatch.context() as patch:
+            for key, value in (env or {}).items():
+                patch.setenv(key, value)
+            try:
+                entry_point([str(arg) for arg in args])
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+            finally:
+                root.handlers[:] = handlers
+                root.setLevel(level)
+        out, err = capsys.readouterr()
+        return _no_catch_all(subprocess.CompletedProcess(list(args), code, out, err))
 
     return run
 

@@ -8,6 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.cli_in_process  # many CLI calls: no Python start for each
+
 
 def _fails_cleanly(result, *fragments: str) -> None:
     assert result.returncode == 2, result.stderr

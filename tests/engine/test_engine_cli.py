@@ -10,6 +10,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.cli_in_process  # many CLI calls: no Python start for each
+
 # one file for search and train: the strategy comes from it (no --strategy flag), train skips that key
 TINY_CONFIG = (
     "search:\n  strategy: fixed\ntrain:\n  iterations: 2\n  val_every: 10\n  val_cases: 1\ndata:\n  split_seed: 0\n"

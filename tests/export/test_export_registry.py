@@ -16,6 +16,8 @@ from automl_seg.export import ExportRequest, export_model
 from automl_seg.plugins import load_plugins
 from automl_seg.testing.fixtures import TINY_DATASET, tiny_prepared_data
 
+pytestmark = pytest.mark.cli_in_process  # many CLI calls: no Python start for each
+
 
 def dints_arch(num_blocks: int, num_depths: int) -> dict[str, list]:
     """Every path active, operation 0 everywhere, in MONAI's arch_code layout."""

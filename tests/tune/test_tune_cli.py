@@ -12,6 +12,8 @@ from automl_seg.tune.run import TuneRequest, run_tune
 
 from .conftest import FakeRunner
 
+pytestmark = pytest.mark.cli_in_process  # many CLI calls: no Python start for each
+
 TINY = """
 train:
   iterations: 1
