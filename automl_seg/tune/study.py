@@ -153,10 +153,10 @@ def _find(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study | Non
         return None
 
 
-def _wait_for_identity(study: optuna.Study, wait_s: float | None = None) -> None:
+def _wait_for_identity(study: optuna.Study) -> None:
     """Until the study holds an identity, has trials (then it never will), or ``IDENTITY_WAIT_S`` passed.
     ``user_attrs`` and ``trials`` read the storage afresh on each access."""
-    deadline = time.monotonic() + (IDENTITY_WAIT_S if wait_s is None else wait_s)
+    deadline = time.monotonic() + IDENTITY_WAIT_S
     while IDENTITY_ATTR not in study.user_attrs and not study.trials and time.monotonic() < deadline:
         time.sleep(0.05)
 
