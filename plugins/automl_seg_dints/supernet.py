@@ -25,11 +25,13 @@ is the forward pass, where MONAI spends time and memory it does not need to:
   in backward from the path's input instead of keeping its intermediates: about a tenth less peak
   memory for a few percent more time (``benchmarks/bench_dints.py``).
 
-Together: 0.56x of MONAI's peak memory for the search iteration, 1.1-1.3x faster on a 2-core CPU
-(convolutions are most of the time there and cost both implementations the same).
+Together: 0.54-0.58x of MONAI's peak memory for the search iteration, 1.1-1.5x faster on a 2-core
+CPU (the machine's neighbours move the figure). Convolutions are most of the time there: the
+benchmark's profiler row shows ours spend 1.4-1.7 s of a 2.2-2.6 s iteration in them, against
+MONAI's 1.6-2.0 s of 2.7-3.4 s, so no rewrite of the rest could reach the 2x goal on that CPU.
 
-``build_supernet`` adds the stem-level changes (channels-last stems on the
-CPU, separable trilinear resizing).
+``build_supernet`` adds the stem-level changes (``automl_seg_dints.stems``) and separable
+trilinear resizing.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from automl_seg_dints.interpolate import use_separable_trilinear
+from automl_seg_dints.stems import fast_stems
 from automl_seg_dints.topology import OPS, Topology
 
 if TYPE_CHECKING:
@@ -172,26 +175,6 @@ def _mixed_op(cell: Cell, x: torch.Tensor, weights: torch.Tensor) -> torch.Tenso
     else:
         activated, skip = _activated_and_skip(cell, x, weights[0])
     return _operations_sum(cell, activated, weights[1:]).add_(skip)
-
-
-def _to_channels_last(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...] | None:
-    x = args[0]
-    return (x.contiguous(memory_format=torch.channels_last_3d), *args[1:]) if x.device.type == "cpu" else None
-
-
-def _to_contiguous(_module: nn.Module, _args: tuple[torch.Tensor, ...], y: torch.Tensor) -> torch.Tensor:
-    return y.contiguous()
-
-
-def channels_last_on_cpu(module: nn.Module) -> nn.Module:
-    """Run ``module`` in the channels-last layout on the CPU; its input and output keep theirs.
-
-    oneDNN's 3D convolutions with few channels (the full-resolution stem of DiNTS) are about 2x
-    faster forward and backward in that layout; the deeper, wider cells are not, so only the stems
-    switch. Hooks keep parameter names and the state dict unchanged."""
-    module.register_forward_pre_hook(_to_channels_last)
-    module.register_forward_hook(_to_contiguous)
-    return module
 
 
 class FastTopologySearch(nn.Module):
@@ -325,16 +308,10 @@ class MemoryEstimator:
 def build_supernet(args: DintsSpaceArgs) -> DiNTS:
     """MONAI's DiNTS stem around our (faster, same-function) search space.
 
-    The finest stem's trilinear "resize" by a factor of 1 is an exact identity (align_corners=True
-    samples the grid points themselves) but costs a full-resolution interpolation each way: dropped.
-    The full-resolution stems run channels-last on the CPU (see ``channels_last_on_cpu``), and every
+    The stems get the discrete network's CPU speed-ups (``automl_seg_dints.stems``), and every
     trilinear resize is computed separably (see ``automl_seg_dints.interpolate``)."""
     space = FastTopologySearch(args.num_blocks, args.num_depths, args.channel_mul, args.use_downsample)
     model = DiNTS(space, in_channels=args.in_channels, num_classes=args.num_classes, use_downsample=args.use_downsample)
-    finest = model.stem_down["0"].mod
-    if isinstance(finest[0], torch.nn.Upsample) and finest[0].scale_factor in (1, 1.0):
-        finest[0] = torch.nn.Identity()
+    fast_stems(model)
     use_separable_trilinear(model)
-    channels_last_on_cpu(model.stem_down["0"])
-    channels_last_on_cpu(model.stem_finals)
     return model

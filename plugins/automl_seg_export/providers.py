@@ -57,19 +57,26 @@ def _quiet_provider_fallback() -> Iterator[None]:
             log.debug("onnxruntime: %s", captured.getvalue().strip())
 
 
+def session_options() -> ort.SessionOptions:
+    """The options of every session here (``bench_onnx`` adds profiling to them)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    # the sliding window runs torch code (padding, blending) between session runs: onnxruntime's
+    # threads spinning for more work would take the CPU from it (bench_onnx: p90 179 -> 78 ms/volume)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def create_session(model: Path | bytes, forced: Sequence[str] | None = None) -> ort.InferenceSession:
     """A session on the best provider that really works; logs when onnxruntime fell back.
 
     With ``forced`` providers, a session that ends up using none of them is an error: the user
     asked for that hardware and would otherwise get CPU speed without noticing."""
     asked = requested_providers(forced)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    # the sliding window runs torch code (padding, blending) between session runs: onnxruntime's
-    # threads spinning for more work would take the CPU from it (bench_onnx: p90 179 -> 78 ms/volume)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     with _quiet_provider_fallback():
-        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=asked)
+        session = ort.InferenceSession(
+            model if isinstance(model, bytes) else str(model), session_options(), providers=asked
+        )
     used = session.get_providers()
     dropped = [p for p in asked if p not in used]
     if dropped:
