@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from automl_seg.data.synthetic import make_synthetic_msd
 
@@ -151,3 +153,23 @@ def postgres_url():
 def _no_registry_index_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Never write test records into a team's server index named by the user's environment."""
     monkeypatch.delenv("AUTOML_SEG_REGISTRY_INDEX", raising=False)
+
+
+def _assert_same_training(
+    ours: torch.nn.Module, reference: torch.nn.Module, x: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-6
+) -> None:
+    """``ours`` computes ``reference``'s function: same output on ``x`` (in the standard layout) and,
+    after a square-mean loss, the same gradient for every parameter (matched by name)."""
+    a, b = ours(x), reference(x)
+    assert a.is_contiguous()
+    torch.testing.assert_close(a, b)
+    a.square().mean().backward()
+    b.square().mean().backward()
+    gradients = dict(reference.named_parameters())
+    for name, param in ours.named_parameters():
+        torch.testing.assert_close(param.grad, gradients[name].grad, rtol=rtol, atol=atol, msg=name)
+
+
+@pytest.fixture
+def assert_same_training() -> Callable[..., None]:
+    return _assert_same_training

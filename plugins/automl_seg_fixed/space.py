@@ -14,6 +14,7 @@ from torch import nn
 
 from automl_seg.data.models import Plan
 from automl_seg.interfaces import Budget
+from automl_seg.layout import channels_last_on_cpu
 
 #: Feature maps of the first level per budget; each level doubles them up to ``MAX_FILTERS``.
 BASE_FILTERS: dict[str, int] = {"quick": 8, "full": 32}
@@ -76,8 +77,9 @@ class FixedSpace:
         }
 
     def build_network(self, args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
-        """DynUNet from ``args``; ``arch`` is empty (this space has one architecture)."""
-        return DynUNet(
+        """DynUNet from ``args``, channels-last on the CPU (``automl_seg.layout``); ``arch`` is empty
+        (this space has one architecture)."""
+        network = DynUNet(
             spatial_dims=3,
             in_channels=int(args["in_channels"]),
             out_channels=int(args["out_channels"]),
@@ -88,3 +90,4 @@ class FixedSpace:
             norm_name=args.get("norm_name", "instance"),
             res_block=bool(args.get("res_block", False)),
         )
+        return channels_last_on_cpu(network)

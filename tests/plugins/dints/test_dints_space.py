@@ -6,7 +6,6 @@ import contextlib
 import io
 import json
 
-import numpy as np
 import pytest
 import torch
 from automl_seg_dints.space import DintsSpace, DintsSpaceArgs
@@ -30,20 +29,11 @@ def _payload(seed: int) -> dict:
     return decode(topology, torch.rand(3, topology.num_paths), torch.randn(3, topology.num_paths, 5)).to_payload()
 
 
-def test_arch_code_round_trip_and_same_output_as_monai() -> None:
-    from monai.networks.nets import DiNTS, TopologyInstance
-
+def test_arch_code_round_trip_and_same_output_as_monai(monai_discrete_network) -> None:
     payload = json.loads(json.dumps(_payload(0)))  # as stored in a registry record
     assert DecodedArch.from_payload(payload).to_payload() == payload
     ours = DintsSpace().build_network(ARGS, payload).eval()
-    with contextlib.redirect_stdout(io.StringIO()):
-        instance = TopologyInstance(
-            arch_code=[np.array(payload["arch_code_a"]), np.array(payload["arch_code_c"])],
-            channel_mul=0.125,
-            num_blocks=3,
-            num_depths=3,
-        )
-    monai_net = DiNTS(instance, in_channels=1, num_classes=3, node_a=np.array(payload["node_a"])).eval()
+    monai_net = monai_discrete_network(ARGS, payload).eval()
     monai_net.load_state_dict(ours.state_dict(), strict=True)
     x = torch.randn(1, 1, 32, 32, 32)
     with torch.no_grad():

@@ -1,0 +1,56 @@
+"""Channels-last on the CPU for 3D networks: same function, same state dict, faster training.
+
+oneDNN's 3D convolutions with few channels run about 2x faster forward and backward in the
+channels-last layout, and a 1x1x1 convolution fed the standard layout takes a slow path (8 to 3
+channels, batch 4 of 48x64x48: 37 ms forward and 125 ms forward + backward, against 1.3 and 7 ms).
+PyTorch carries the layout from one convolution to the next, but instance norms hand back the
+standard layout, so this switches their outputs back as well. Measured on a 2-core CPU at batch 4
+of 48x64x48 (fastest of 6 training steps): the ``fixed`` space's quick DynUNet 836 -> 478 ms; the
+full-resolution stems of DiNTS (``automl_seg_dints.stems``) 755 -> 488 ms. Inference (batch 1,
+no gradients) gains little either way. On other devices, and in traced or exported graphs, the
+hooks do nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
+
+
+def _exporting() -> bool:
+    """Traced or exported: the artefact is for any device, and ONNX has no memory formats."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+
+
+def _channels_last(x: object) -> torch.Tensor | None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 5 or x.device.type != "cpu" or _exporting():
+        return None
+    return x.contiguous(memory_format=torch.channels_last_3d)
+
+
+def _input_channels_last(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...] | None:
+    x = _channels_last(args[0])
+    return None if x is None else (x, *args[1:])
+
+
+def _output_channels_last(_module: nn.Module, _args: tuple[torch.Tensor, ...], y: object) -> torch.Tensor | None:
+    return _channels_last(y)
+
+
+def _output_contiguous(_module: nn.Module, _args: tuple[torch.Tensor, ...], y: object) -> torch.Tensor | None:
+    return y.contiguous() if isinstance(y, torch.Tensor) and not _exporting() else None
+
+
+def channels_last_on_cpu(module: nn.Module) -> nn.Module:
+    """Run ``module`` in the channels-last layout on the CPU; its input and output keep theirs.
+
+    Norm outputs switch back to channels-last right away, before the activation that follows, so
+    that autograd keeps one copy of each. Hooks keep parameter names and the state dict unchanged;
+    traced and exported graphs (ONNX, TorchScript) leave them out."""
+    module.register_forward_pre_hook(_input_channels_last)
+    for norm in module.modules():
+        if isinstance(norm, _NormBase):
+            norm.register_forward_hook(_output_channels_last)
+    module.register_forward_hook(_output_contiguous)
+    return module

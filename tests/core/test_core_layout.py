@@ -1,0 +1,46 @@
+"""channels_last_on_cpu: the same network function and gradients, channels-last convolutions, nothing in traces."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from monai.networks.nets import DynUNet
+from torch import nn
+
+from automl_seg.layout import channels_last_on_cpu
+
+
+def _unet() -> nn.Module:
+    torch.manual_seed(0)
+    return DynUNet(3, 1, 3, [3, 3, 3], [1, 2, 2], [2, 2], filters=[4, 8, 16], norm_name="instance")
+
+
+def test_same_output_and_gradients_in_the_standard_layout(assert_same_training) -> None:
+    plain = _unet()
+    fast = channels_last_on_cpu(copy.deepcopy(plain))
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+    assert_same_training(fast, plain, torch.randn(2, 1, 16, 24, 16))
+
+
+def test_convolutions_after_norms_get_channels_last_inputs() -> None:
+    """Convolutions hand back the standard layout here (standard-layout weights), and so do instance
+    norms: each norm's output is switched, so the next convolution (a 1x1x1 one too) gets channels-last."""
+    net = channels_last_on_cpu(
+        nn.Sequential(nn.Conv3d(1, 4, 3, padding=1), nn.InstanceNorm3d(4), nn.ReLU(), nn.Conv3d(4, 3, 1))
+    )
+    layouts: list[bool] = []
+    for module in net.modules():
+        if isinstance(module, nn.Conv3d):
+            module.register_forward_pre_hook(
+                lambda _m, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last_3d))
+            )
+    net(torch.randn(1, 1, 8, 12, 8))
+    assert layouts == [True, True]
+
+
+def test_traces_and_other_ranks_are_left_alone() -> None:
+    traced = torch.jit.trace(channels_last_on_cpu(_unet()).eval(), torch.randn(1, 1, 16, 24, 16), check_trace=False)
+    assert "aten::contiguous" not in str(traced.inlined_graph)
+    flat = channels_last_on_cpu(nn.Sequential(nn.Conv2d(1, 2, 3), nn.InstanceNorm2d(2)))
+    assert flat(torch.randn(1, 1, 8, 8)).shape == (1, 2, 6, 6)  # 2D: nothing to switch
