@@ -18,13 +18,14 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
 
-def _exporting() -> bool:
-    """Traced or exported: the artefact is for any device, and ONNX has no memory formats."""
+def exporting() -> bool:
+    """Whether ``torch`` is tracing, exporting or compiling the running code: eager-only speed-ups step
+    aside then (the artefact is for any device, and ONNX has no memory formats)."""
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
 
 
 def _channels_last(x: object) -> torch.Tensor | None:
-    if not isinstance(x, torch.Tensor) or x.ndim != 5 or x.device.type != "cpu" or _exporting():
+    if not isinstance(x, torch.Tensor) or x.ndim != 5 or x.device.type != "cpu" or exporting():
         return None
     return x.contiguous(memory_format=torch.channels_last_3d)
 
@@ -39,7 +40,7 @@ def _output_channels_last(_module: nn.Module, _args: tuple[torch.Tensor, ...], y
 
 
 def _output_contiguous(_module: nn.Module, _args: tuple[torch.Tensor, ...], y: object) -> torch.Tensor | None:
-    return y.contiguous() if isinstance(y, torch.Tensor) and not _exporting() else None
+    return y.contiguous() if isinstance(y, torch.Tensor) and not exporting() else None
 
 
 def channels_last_on_cpu(module: nn.Module) -> nn.Module:

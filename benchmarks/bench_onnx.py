@@ -6,6 +6,9 @@ comes from a registry ref when given, else it is built (seeded) from the ``fixed
 search space at the dataset's plan.
 
 On the CPU (the default) both run on the CPU and the goal is onnxruntime <= 0.3x torch's latency.
+There the table also gives the time each backend spends inside convolutions (``conv_time``, from
+the profilers), and a note per model says how close to torch's latency onnxruntime could get if
+everything but the faster of the two backends' convolutions were free.
 With ``--device cuda`` torch runs on the GPU and onnxruntime on its CUDA provider (``--providers``
 to choose; a session that falls back to the CPU is an error, not a slow row); ``--fp16`` adds the
 half-precision export. Memory is the peak growth of the process RSS on the CPU, of the GPU's used
@@ -32,7 +35,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import onnxruntime as ort
 import torch
+from automl_seg_export.onnx_exporter import OnnxPredictor
+from automl_seg_export.providers import session_options
+from conv_time import ort_conv_seconds, torch_conv_seconds
 from rich.console import Console
 from rich.table import Table
 from torch import nn
@@ -146,6 +153,42 @@ def measure(
     return times, memory["peak_mb"], outputs
 
 
+def torch_conv_ms(model: nn.Module, volumes: list[tuple[str, torch.Tensor]], plan: Plan) -> float:
+    """Mean ms per volume inside torch's convolutions (one profiled sliding-window pass each)."""
+    with torch.inference_mode():
+        seconds = [
+            torch_conv_seconds(lambda image=image: sliding_window_logits(model, image, plan, 2), repeats=1)[1]
+            for _, image in volumes
+        ]
+    return statistics.mean(seconds) * 1000
+
+
+def ort_conv_ms(path: Path, volumes: list[tuple[str, torch.Tensor]], plan: Plan) -> float:
+    """Mean ms per volume inside onnxruntime's CPU convolution kernels, from a profiling session
+    (after one warm-up window, left out)."""
+    options = session_options()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(path.with_name("profile"))
+    predictor = OnnxPredictor(ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]))
+    with torch.inference_mode():
+        predictor(torch.zeros(1, plan.in_channels, *plan.patch_size))
+        for _, image in volumes:
+            sliding_window_logits(predictor, image, plan, 2)
+    return ort_conv_seconds(Path(predictor.session.end_profiling()), skip_runs=1) / len(volumes) * 1000
+
+
+def floor_note(label: str, torch_ms: float, conv_ms: dict[str, float]) -> str:
+    """What the convolutions alone allow: the goal is out of reach when the faster ones already take
+    more than ``GOAL_RATIO`` of torch's latency."""
+    floor = min(conv_ms.values()) / torch_ms
+    verdict = "within reach" if floor <= GOAL_RATIO else "out of reach on this machine"
+    spent = ", ".join(f"{backend} {ms:.0f}" for backend, ms in conv_ms.items())
+    return (
+        f"{label}: convolutions alone take {spent} ms/volume; with the faster ones and everything else free, "
+        f"onnxruntime could reach {floor:.2f}x of torch's latency: the {GOAL_RATIO}x goal is {verdict}"
+    )
+
+
 def variants(args: argparse.Namespace) -> list[tuple[str, bool]]:
     """(label, fp16) of the onnxruntime exports to measure."""
     return [("onnxruntime", False)] + ([("onnxruntime fp16", True)] if args.fp16 else [])
@@ -188,12 +231,16 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
     table = Table(title=f"torch eager vs onnxruntime, {len(volumes)} {args.dataset} validation volumes, {where}")
     memory = "peak GPU +MB" if device.type == "cuda" else "peak RSS +MB"
-    columns = ("model", "window", "backend", "median ms/volume", "p90 ms", memory, "latency ratio", "max diff")
+    cpu_run = device.type == "cpu"
+    columns = ("model", "window", "backend", "median ms/volume", "p90 ms", "conv ms", memory, "latency ratio",
+               "max diff")  # fmt: skip
+    notes = []
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "window", "backend") else "right")
     for label, model, plan in networks(args, host, data.plan):
         model = model.to(device)
         results = {"torch": measure(model, volumes, plan, args.repeats, device)}
+        conv_ms = {"torch": torch_conv_ms(model, volumes, plan)} if cpu_run else {}
         example = torch.zeros(1, plan.in_channels, *plan.patch_size)
         for backend, fp16 in variants(args):
             with tempfile.TemporaryDirectory() as tmp:
@@ -203,6 +250,8 @@ def main() -> None:
                 predictor = exporter.load(path, providers)
                 used = ", ".join(p.removesuffix("ExecutionProvider") for p in predictor.providers)
                 results[f"{backend} ({used})"] = measure(predictor, volumes, plan, args.repeats, device)
+                if cpu_run:
+                    conv_ms[f"{backend} ({used})"] = ort_conv_ms(path, volumes, plan)
         base = statistics.median(results["torch"][0])
         for backend, (times, mem, outputs) in results.items():
             median = statistics.median(times)
@@ -212,9 +261,14 @@ def main() -> None:
             mark = (" (goal met)" if ratio <= GOAL_RATIO else f" (goal {GOAL_RATIO})") if goal else ""
             worst = max((t - o).abs().max().item() for t, o in zip(results["torch"][2], outputs, strict=True))
             window = "x".join(map(str, plan.patch_size))
-            table.add_row(label, window, backend, f"{median:.1f}", f"{p90:.1f}", f"{mem:.0f}", f"{ratio:.2f}x{mark}",
-                          "" if backend == "torch" else f"{worst:.1e}")  # fmt: skip
+            conv = f"{conv_ms[backend]:.1f}" if backend in conv_ms else ""
+            table.add_row(label, window, backend, f"{median:.1f}", f"{p90:.1f}", conv, f"{mem:.0f}",
+                          f"{ratio:.2f}x{mark}", "" if backend == "torch" else f"{worst:.1e}")  # fmt: skip
+        if conv_ms:
+            notes.append(floor_note(label, base, conv_ms))
     console.print(table)
+    for note in notes:
+        console.print(note)
 
 
 if __name__ == "__main__":

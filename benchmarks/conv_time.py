@@ -38,14 +38,18 @@ def torch_conv_seconds(fn: Callable[[], object], repeats: int = 3) -> tuple[floa
     return min(walls), min(convs)
 
 
-def ort_conv_seconds(profile_json: Path) -> float:
-    """Seconds inside convolution kernels in an onnxruntime profile (``InferenceSession.end_profiling()``)."""
+def ort_conv_seconds(profile_json: Path, skip_runs: int = 0) -> float:
+    """Seconds inside convolution kernels in an onnxruntime profile (``InferenceSession.end_profiling()``),
+    leaving out the session's first ``skip_runs`` runs (warm-up: memory planning, first-touch pages)."""
     events = json.loads(Path(profile_json).read_text())
+    run_ends = sorted(e["ts"] + e["dur"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run")
+    start = run_ends[skip_runs - 1] if skip_runs else float("-inf")
     return (
         sum(
             event["dur"]
             for event in events
             if event.get("cat") == "Node"
+            and event["ts"] >= start
             and event["name"].endswith("_kernel_time")
             and event.get("args", {}).get("op_name") in ORT_CONV_OPS
         )

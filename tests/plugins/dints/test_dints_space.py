@@ -39,7 +39,9 @@ def test_arch_code_round_trip_and_same_output_as_monai(monai_discrete_network) -
     with torch.no_grad():
         out = ours(x)
         assert out.shape == (1, 3, 32, 32, 32)
-        torch.testing.assert_close(out, monai_net(x))
+        # our separable resize is closer to float64 than torch's trilinear kernel (one 2x resize:
+        # 1.3e-6 vs 1.1e-5 off); through the network the two differ by about 5e-5
+        torch.testing.assert_close(out, monai_net(x), rtol=1e-4, atol=1e-4)
 
 
 def test_supernet_computes_monai_supernet() -> None:

@@ -1,4 +1,4 @@
-"""The stems' CPU layout: same function and gradients as MONAI's DiNTS, every stem convolution fed channels-last."""
+"""The discrete network's speed-ups: same function and gradients as MONAI's DiNTS, stems channels-last, clean traces."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ def _network() -> tuple[nn.Module, dict]:
     return DintsSpace().build_network(ARGS, payload), payload
 
 
-def test_fast_stems_train_like_monai(monai_discrete_network, assert_same_training) -> None:
+def test_discrete_network_trains_like_monai(monai_discrete_network, assert_same_training) -> None:
     ours, payload = _network()
     reference = monai_discrete_network(ARGS, payload)
     reference.load_state_dict(ours.state_dict(), strict=True)
-    assert_same_training(ours, reference, torch.randn(2, 1, 16, 24, 16))
+    # outputs to 1e-4: the separable resize differs from torch's kernel (see test_dints_space)
+    assert_same_training(ours, reference, torch.randn(2, 1, 16, 24, 16), output_atol=1e-4)
 
 
 def test_every_full_resolution_stem_convolution_runs_channels_last() -> None:
