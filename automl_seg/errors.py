@@ -23,6 +23,12 @@ class RegistryError(UserError):
     """A registry reference or record that cannot be used."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch scheduler ending a job), raised in the main thread by the CLI so that
+    the run unwinds exactly as on Ctrl-C: checkpoints kept, nothing half-registered, a tune trial
+    failed with its reason."""
+
+
 class RunStopped(Exception):
     """Raised by an observer (e.g. Optuna's pruner) to end a run early; the engine lets it through."""
 

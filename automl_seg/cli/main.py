@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 from rich.logging import RichHandler
@@ -13,7 +17,7 @@ from rich.markup import escape
 from automl_seg import __version__
 from automl_seg.cli import data_cmd, engine_cmd, export_cmd, plugins_cmd, registry_cmd, tune_cmd
 from automl_seg.cli.common import err_console
-from automl_seg.errors import UserError
+from automl_seg.errors import Terminated, UserError
 
 DEBUG_ENV = "AUTOML_SEG_DEBUG"
 
@@ -50,8 +54,10 @@ def main(
 
 
 INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
+TERMINATED = 143  # ... and by SIGTERM
 INTERRUPTED_MESSAGE = "interrupted: nothing half-written was registered"
-#: How to continue after Ctrl-C, for the commands that can.
+TERMINATED_MESSAGE = "terminated (SIGTERM): nothing half-written was registered"
+#: How to continue after Ctrl-C or SIGTERM, for the commands that can.
 CONTINUE_HINTS = {
     "search": "rerun it with --resume to continue",
     "train": "rerun it with --resume to continue",
@@ -59,28 +65,64 @@ CONTINUE_HINTS = {
 }
 
 
-def interrupted_message(argv: list[str]) -> str:
-    """What Ctrl-C left behind, and how to continue the interrupted command (its first word in ``argv``)."""
+def interrupted_message(argv: list[str], terminated: bool = False) -> str:
+    """What Ctrl-C (or SIGTERM) left behind, and how to continue the command (its first word in ``argv``)."""
     command = next((arg for arg in argv if not arg.startswith("-")), "")
     hint = CONTINUE_HINTS.get(command)
-    return f"{INTERRUPTED_MESSAGE}; {hint}" if hint else INTERRUPTED_MESSAGE
+    message = TERMINATED_MESSAGE if terminated else INTERRUPTED_MESSAGE
+    return f"{message}; {hint}" if hint else message
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``) in the main thread while the block
+    runs; the previous handler comes back after. Elsewhere than the main thread nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _by_sigterm(exc: BaseException | None) -> bool:
+    """Whether ``exc`` or an exception it was raised from (typer turns Ctrl-C into exit 130) is a SIGTERM."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, Terminated):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _interrupted(args: list[str], exc: BaseException) -> None:
+    terminated = _by_sigterm(exc)
+    err_console.print(interrupted_message(args, terminated))
+    sys.exit(TERMINATED if terminated else INTERRUPTED)
 
 
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: never a bare traceback unless AUTOML_SEG_DEBUG=1."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args, prog_name="automl-seg")
+        with sigterm_as_interrupt():
+            app(args=args, prog_name="automl-seg")
     except SystemExit as exc:
-        if exc.code == INTERRUPTED:  # typer turns Ctrl-C into a silent exit 130
-            err_console.print(interrupted_message(args))
+        if exc.code == INTERRUPTED:  # typer turns Ctrl-C (and so SIGTERM) into a silent exit 130
+            _interrupted(args, exc)
         raise
     except UserError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err_console.print(interrupted_message(args))
-        sys.exit(INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        _interrupted(args, exc)
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):
             raise

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from automl_seg.errors import RunStopped
+from automl_seg.errors import RunStopped, Terminated
 from automl_seg.hookspecs import hookimpl
 from automl_seg.tune.params import ParameterSpec, Target, suggest
 from automl_seg.tune.study import Objective
@@ -116,8 +116,9 @@ class TuneObjective:
         except TrialStopped as exc:
             log.info("trial %d %s", trial.number, exc)
             raise optuna.TrialPruned(str(exc)) from exc
-        except KeyboardInterrupt:  # Optuna stores the trial as failed; say why in the study
-            trial.set_user_attr(FAIL_REASON, "interrupted (Ctrl-C); the worker stopped")
+        except KeyboardInterrupt as exc:  # Optuna stores the trial as failed; say why in the study
+            how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+            trial.set_user_attr(FAIL_REASON, f"{how}; the worker stopped")
             raise
         except Exception as exc:
             reason = failure_reason(exc)

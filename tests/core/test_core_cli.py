@@ -36,6 +36,29 @@ def test_ctrl_c_says_what_happened_and_how_to_continue(monkeypatch, capsys):
     assert " ".join(capsys.readouterr().err.split()) == "interrupted: nothing half-written was registered"
 
 
+def test_sigterm_unwinds_like_ctrl_c_and_says_so(monkeypatch, capsys):
+    """A scheduler's SIGTERM: the same unwinding as Ctrl-C, its own message and exit code (143); the
+    process's own SIGTERM handler comes back after the command."""
+    import os
+    import signal
+    import time
+
+    from automl_seg.cli import main, plugins_cmd
+
+    def terminated(*_args, **_kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises in this thread at the next bytecode, long before this ends
+        raise AssertionError("SIGTERM did not interrupt the command")
+
+    monkeypatch.setattr(plugins_cmd, "load_plugins", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as exit_info:
+        main.run(["plugins", "list"])
+    assert exit_info.value.code == 143
+    assert " ".join(capsys.readouterr().err.split()) == "terminated (SIGTERM): nothing half-written was registered"
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 @pytest.mark.parametrize(
     ("argv", "hint"),
     [(["-v", "search", "--dataset", "X"], "rerun it with --resume"), (["train", "m:1"], "rerun it with --resume"),

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from automl_seg.errors import ConfigError, UserError
+from automl_seg.errors import ConfigError, Terminated, UserError
 from automl_seg.hookspecs import hookimpl
 from automl_seg.interfaces import RunInfo
 from automl_seg.tune.run import TuneRequest, run_tune
@@ -121,18 +121,21 @@ def test_failures_are_recorded_and_the_study_goes_on(tmp_path: Path, host) -> No
     assert len(runner.calls) == 4
 
 
-def test_an_interrupted_trial_is_failed_with_its_reason(tmp_path: Path, host) -> None:
+@pytest.mark.parametrize(
+    ("interrupt", "reason"), [(KeyboardInterrupt, "interrupted (Ctrl-C)"), (Terminated, "terminated (SIGTERM)")]
+)
+def test_an_interrupted_trial_is_failed_with_its_reason(tmp_path: Path, host, interrupt, reason) -> None:
     class Interrupted(FakeRunner):
         def __call__(self, trial_number, values, observer):  # noqa: ANN001, ANN204
             if trial_number == 1:
-                raise KeyboardInterrupt
+                raise interrupt
             return super().__call__(trial_number, values, observer)
 
     with pytest.raises(KeyboardInterrupt):
         run_tune(request(tmp_path, trials=3, study="ctrl-c"), host, Interrupted())
     study = load_study(open_storage(default_storage_url(tmp_path)), "ctrl-c")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
-    assert study.trials[1].user_attrs["fail_reason"].startswith("interrupted (Ctrl-C)")
+    assert study.trials[1].user_attrs["fail_reason"].startswith(reason)
 
 
 def test_worker_whose_every_trial_failed_is_an_error(tmp_path: Path, host) -> None:
