@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from monai.transforms import Randomizable
 
 from automl_seg.config import DataSettings
 from automl_seg.data import prepare_data
+from automl_seg.data.loaders import seeded_loader
 from automl_seg.data.synthetic import make_synthetic_msd
 from automl_seg.errors import DataError
 
@@ -132,3 +135,27 @@ def test_worker_processes_give_the_same_batches_for_the_same_seed(data):
     assert len(first) == len(data.train_loader(seed=5)) and len(first) > 1
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     assert data.train_loader(seed=5, num_workers=1).num_workers == 1  # an explicit count wins
+
+
+class _WorkerProbe(torch.utils.data.Dataset, Randomizable):
+    """Reports, from inside a loader worker, whether SIGTERM is ignored and a draw of its random state."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def randomize(self, data: object = None) -> None:
+        pass
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        ignored = signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+        return torch.tensor([float(ignored), float(self.R.randint(10**6))])
+
+
+def test_workers_are_seeded_by_monai_and_leave_sigterm_to_the_main_process():
+    def draws(seed: int) -> torch.Tensor:
+        return torch.cat(list(seeded_loader(_WorkerProbe(), batch_size=1, shuffle=False, seed=seed, num_workers=1)))
+
+    first, again, other = draws(5), draws(5), draws(6)
+    assert first[:, 0].tolist() == [1.0, 1.0]  # ignored in the worker ...
+    assert signal.getsignal(signal.SIGTERM) != signal.SIG_IGN  # ... not here
+    assert torch.equal(first, again) and not torch.equal(first[:, 1], other[:, 1])
