@@ -138,7 +138,11 @@ def search(
         int | None, typer.Option("--warmup-epochs", help="Search warm-up epochs (strategy setting).")
     ] = None,
     memory_budget: Annotated[
-        str | None, typer.Option("--memory-budget", help="Memory budget: a fraction (0.5) or a size (900MB).")
+        str | None,
+        typer.Option(
+            "--memory-budget",
+            help="Memory budget: a fraction of the full supernet (0.5) or the network's training memory (900MB).",
+        ),
     ] = None,
     train_epochs: Annotated[int | None, typer.Option("--train-epochs", help="Retraining epochs.")] = None,
     seed: SeedOption = None,

@@ -204,6 +204,7 @@ def _print_record(record: ArchitectureRecord, marks: list[str]) -> None:
         "mean HD95": _number(metrics.hd95_mean, "{:.2f} mm"),
         "params": _params(metrics.params),
         "peak memory": _number(metrics.peak_memory_mb, "{:.0f} MB"),
+        "search memory": ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.memory.items())) or "-",
         "search time": _number(metrics.search_time_s, "{:.0f} s"),
         "train time": _number(metrics.train_time_s, "{:.0f} s"),
         "tags": ", ".join(record.tags) or "-",

@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from automl_seg.errors import ConfigError
+
+if TYPE_CHECKING:
+    from automl_seg_dints.calibrate import MemoryCalibration
 
 log = logging.getLogger(__name__)
 
@@ -22,22 +26,37 @@ class MemoryBudget:
     fraction: float | None = None
     megabytes: float | None = None
 
-    def resolve(self, reference_full_mb: float, minimum_fraction: float) -> float:
-        """The budget as a fraction of the full supernet; an error when no architecture fits it."""
-        fraction = self.fraction if self.fraction is not None else self.megabytes / reference_full_mb
+    def resolve(
+        self, reference_full_mb: float, minimum_fraction: float, calibration: MemoryCalibration | None = None
+    ) -> float:
+        """The budget as a fraction of the full supernet; an error when no architecture fits it.
+
+        Megabytes are real training memory read through ``calibration`` onto the cost model's scale
+        (``automl_seg_dints.calibrate``); without one, the cost model's own megabytes."""
+
+        def megabytes(estimated_mb: float) -> str:
+            if calibration is None:
+                return f"{estimated_mb:.4g}MB estimated"
+            return f"{calibration.measured_for(estimated_mb):.4g}MB of training memory"
+
+        if self.fraction is not None:
+            fraction = self.fraction
+        elif calibration is None:
+            fraction = self.megabytes / reference_full_mb
+        else:
+            fraction = calibration.estimated_for(self.megabytes) / reference_full_mb
         if fraction < minimum_fraction:
-            asked = f"{self.megabytes:g}MB" if self.megabytes is not None else f"{fraction:g}"
             raise ConfigError(
-                f"memory budget {asked} is below the smallest architecture of this search space "
-                f"({minimum_fraction:.4g} of the full supernet = {minimum_fraction * reference_full_mb:.3g}MB "
-                "estimated); raise the budget or reduce num_blocks"
+                f"memory budget {self.describe()} is below the smallest architecture of this search space "
+                f"({minimum_fraction:.4g} of the full supernet = {megabytes(minimum_fraction * reference_full_mb)} "
+                "at this batch and patch); raise the budget or reduce num_blocks"
             )
         if fraction > 1.0:
             log.warning(
-                "memory budget %s is above the full supernet's estimate (%.4gMB at this batch and patch): "
-                "the search runs unconstrained (fraction 1)",
+                "memory budget %s is above the full supernet's %s at this batch and patch: the search runs "
+                "unconstrained (fraction 1)",
                 self.describe(),
-                reference_full_mb,
+                megabytes(reference_full_mb),
             )
         return min(fraction, 1.0)
 

@@ -30,6 +30,7 @@ from automl_seg.engine.precision import grad_scaler, mixed_precision
 from automl_seg.engine.progress import progress_bar
 from automl_seg.errors import ConfigError
 from automl_seg.interfaces import SearchContext, SearchOutcome
+from automl_seg_dints.calibrate import MemoryCalibration, calibrate
 from automl_seg_dints.losses import arch_loss_terms
 from automl_seg_dints.measure import measure_training_memory_mb
 from automl_seg_dints.plots import plot_search_curves, plot_topology
@@ -41,6 +42,7 @@ from automl_seg_dints.topology import DecodedArch, decode, decode_within_budget
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "dints_search.pt"
+CALIBRATION = "memory_calibration.json"
 #: the budget is a soft loss term: a decode above it by less than this share of the supernet (or, for small
 #: budgets, by less than half the budget) is DiNTS working as intended, not worth a warning
 OVER_BUDGET_SLACK = 0.05
@@ -144,7 +146,10 @@ class DintsSearch:
         self.space: FastTopologySearch = self.model.dints_space  # type: ignore[assignment]
         self.estimator = MemoryEstimator(self.space, self.patches_per_batch, self.patch)
         self.reference_full_mb = self.estimator.reference_full_mb()
-        self.budget_fraction = self.settings.budget.resolve(self.reference_full_mb, self.estimator.minimum_fraction())
+        self.calibration = self._memory_calibration()
+        self.budget_fraction = self.settings.budget.resolve(
+            self.reference_full_mb, self.estimator.minimum_fraction(), self.calibration
+        )
         log.info(
             "dints: memory budget %s = %.3f of the full supernet (%.3gMB estimated at batch %d, patch %s)",
             self.settings.budget.describe(), self.budget_fraction, self.reference_full_mb, self.patches_per_batch,
@@ -155,6 +160,38 @@ class DintsSearch:
         arch_ids = {id(p) for p in self.space.arch_parameters()}
         self.weights = [p for p in self.model.parameters() if id(p) not in arch_ids]
         self.checkpoint = Path(ctx.workdir) / CHECKPOINT
+
+    def _memory_calibration(self) -> MemoryCalibration | None:
+        """For a megabyte budget, the measured calibration of the cost model (``automl_seg_dints.calibrate``),
+        kept in the workdir so that a resumed search reads the budget as the original run did."""
+        budget = self.settings.budget
+        if budget.megabytes is None:
+            return None
+        if not self.settings.measure_memory:
+            log.warning(
+                "dints: measure_memory is off, so the %s budget is read on the cost model's scale, not as training "
+                "memory",
+                budget.describe(),
+            )
+            return None
+        path = Path(self.ctx.workdir) / CALIBRATION
+        if self.ctx.resume and path.is_file():
+            try:
+                return MemoryCalibration.model_validate_json(path.read_text())
+            except (OSError, ValueError):
+                log.warning("dints: %s is unreadable; measuring the calibration again", path)
+        calibration = calibrate(self.args, self.estimator, self.patches_per_batch, self.patch, self.device)
+        if not calibration.usable:
+            log.warning(
+                "dints: training memory did not grow from the sparsest to the densest architecture (%.4g -> %.4gMB "
+                "measured), so the %s budget is read on the cost model's scale",
+                *calibration.measured_mb,
+                budget.describe(),
+            )
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(calibration.model_dump_json(indent=1))
+        return calibration
 
     def _fingerprint(self) -> dict[str, Any]:
         return {
@@ -321,6 +358,9 @@ class DintsSearch:
             "search_loop_s": seconds,
             "active_paths": float(decoded.arch_code_a.sum()),
         }
+        if self.calibration is not None:
+            metrics["memory_budget_mb"] = float(self.settings.budget.megabytes or 0.0)
+            metrics["memory_predicted_mb"] = self.calibration.measured_for(metrics["memory_estimated_mb"])
         _warn_over_budget(metrics, self.settings.decode)
         if self.settings.measure_memory:
             metrics["memory_measured_mb"] = measure_training_memory_mb(
@@ -337,6 +377,8 @@ class DintsSearch:
             "search_curves_png": plot_search_curves(state.history, self.budget_fraction, workdir / "search_curves.png"),
             "search_history": history_path,
         }
+        if self.calibration is not None:
+            artifacts["memory_calibration"] = workdir / CALIBRATION
         return SearchOutcome(
             arch=arch, space_args=self.args.model_dump(), history=state.history, metrics=metrics, artifacts=artifacts
         )
@@ -353,11 +395,14 @@ def _warn_over_budget(metrics: Mapping[str, float], decode: str) -> None:
         if decode == "probability"
         else "no connected architecture with the searched operations fits under it"
     )
+    if "memory_budget_mb" in metrics:  # calibrated megabytes: say it in training memory
+        sizes = f"{metrics['memory_predicted_mb']:.4g}MB of training memory", f"{metrics['memory_budget_mb']:.4g}MB"
+    else:
+        sizes = f"{metrics['memory_estimated_mb']:.3g}MB", f"{metrics['memory_requested_mb']:.3g}MB"
     log.warning(
-        "dints: the decoded architecture's estimated memory (%.3f of the supernet, %.3gMB) is above the budget "
-        "(%.3f, %.3gMB): %s",
-        metrics["memory_estimated"], metrics["memory_estimated_mb"], metrics["memory_requested"],
-        metrics["memory_requested_mb"], advice,
+        "dints: the decoded architecture's estimated memory (%.3f of the supernet, %s) is above the budget "
+        "(%.3f, %s): %s",
+        metrics["memory_estimated"], sizes[0], metrics["memory_requested"], sizes[1], advice,
     )  # fmt: skip
 
 

@@ -19,7 +19,9 @@ class DintsSettings(BaseModel):
 
     epochs: int = Field(gt=0, description="search epochs, warm-up included")
     warmup_epochs: int = Field(ge=0, description="weight-only epochs before architecture updates start")
-    memory_budget: float | str = Field(description="fraction of the full supernet in (0, 1], or e.g. '900MB'")
+    memory_budget: float | str = Field(
+        description="fraction of the full supernet in (0, 1], or training memory, e.g. '900MB' (calibrated)"
+    )
     weight_lr: float = Field(gt=0, description="SGD learning rate of the network weights")
     arch_lr: float = Field(gt=0, description="Adam learning rate of the architecture parameters")
     topology_loss_weight: float = Field(ge=0, description="weight of the topology loss inside the ramped terms")

@@ -276,11 +276,16 @@ class MemoryEstimator:
         """The estimate with every path active (the denominator of the budget fraction)."""
         return self.path_mb(op_probs).sum()
 
+    def heaviest_ops(self) -> torch.Tensor:
+        """Index of each path's most memory-hungry operation, ``(blocks, P)``."""
+        return self._ram_cost.argmax(-1)
+
     def uniform_op_probs(self) -> torch.Tensor:
         return torch.full((self.num_blocks, self.num_paths, len(OPS)), 1.0 / len(OPS))
 
     def reference_full_mb(self) -> float:
-        """Full supernet with uniform operation probabilities: the yardstick for ``900MB`` budgets."""
+        """Full supernet with uniform operation probabilities: the scale's denominator (``900MB`` budgets get there
+        through ``automl_seg_dints.calibrate``)."""
         return float(self.full_mb(self.uniform_op_probs()))
 
     def discrete_mb(self, arch_code_a: np.ndarray, arch_code_c: np.ndarray) -> float:

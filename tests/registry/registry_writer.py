@@ -37,7 +37,13 @@ def sample_record(
         dataset=DatasetRef(name="Task99_Synthetic", fingerprint_hash="f" * 16, plan={"patch_size": [32, 32, 32]}),
         seed=seed,
         versions={"automl-seg": "0.1.0", "monai": "1.6.1"},
-        metrics=Metrics(dice_mean=dice, dice_per_class={"1": 0.4, "2": 0.6}, params=123_456, peak_memory_mb=321.0),
+        metrics=Metrics(
+            dice_mean=dice,
+            dice_per_class={"1": 0.4, "2": 0.6},
+            params=123_456,
+            peak_memory_mb=321.0,
+            memory={"requested": 0.5, "budget_mb": 150.0, "measured_mb": 218.659},
+        ),  # fmt: skip
         tags=["test"],
     )
     return ArchitectureRecord.model_validate(record.model_dump() | update)

@@ -56,6 +56,7 @@ def test_show_json_is_the_record_and_table_has_artifacts(cli, filled: Path) -> N
     assert record["artifacts"][0]["sha256"]
     text = _ok(cli("registry", "show", "latest", "--registry", filled, env={"COLUMNS": "160"}))
     assert "fixed-Task99_Synthetic:1" in text and "files/weights.pt" in text
+    assert "budget_mb 150, measured_mb 218.7, requested 0.5" in text  # the strategy's memory figures
 
 
 def test_bad_refs_are_one_line_errors(cli, filled: Path) -> None:

@@ -6,8 +6,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from automl_seg_dints.calibrate import MemoryCalibration
 from automl_seg_dints.space import DintsSpace
 from automl_seg_dints.strategy import DintsStrategy
 
@@ -190,3 +192,41 @@ def test_decode_over_budget_is_a_warning_with_the_remedy(caplog: pytest.LogCaptu
     assert len(caplog.records) == 1
     assert "0.300 of the supernet, 3MB) is above the budget (0.100, 1MB)" in caplog.text
     assert "decode: budget" in caplog.text
+    _warn_over_budget({**metrics, "memory_budget_mb": 150.0, "memory_predicted_mb": 212.4}, "probability")
+    assert "0.300 of the supernet, 212.4MB of training memory) is above the budget (0.100, 150MB)" in caplog.text
+
+
+def _fake_measurement(args: dict, arch: dict, batch_size: int, patch: Any, device: torch.device) -> float:
+    """Training memory that grows with the active paths: 100MB plus 10MB a path."""
+    return 100.0 + 10.0 * float(np.sum(arch["arch_code_a"]))
+
+
+def test_megabyte_budget_is_training_memory(
+    data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from automl_seg_dints import calibrate, search
+
+    monkeypatch.setattr(calibrate, "measure_training_memory_mb", _fake_measurement)
+    monkeypatch.setattr(search, "measure_training_memory_mb", _fake_measurement)
+    settings = {"epochs": 2, "warmup_epochs": 1, "memory_budget": "200MB", "measure_memory": True}
+    outcome = _search(data, tmp_path / "run", settings)
+    metrics = outcome.metrics
+    saved = MemoryCalibration.model_validate_json(outcome.artifacts["memory_calibration"].read_text())
+    assert saved.measured_mb == (130.0, 310.0)  # 3 blocks of one path; all 3 x 7 paths
+    full_mb = metrics["memory_full_estimated_mb"]
+    assert metrics["memory_requested"] == pytest.approx(saved.estimated_for(200.0) / full_mb)
+    assert metrics["memory_budget_mb"] == 200.0
+    assert metrics["memory_predicted_mb"] == pytest.approx(saved.measured_for(metrics["memory_estimated_mb"]))
+    assert metrics["memory_measured_mb"] == _fake_measurement({}, outcome.arch, 1, None, torch.device("cpu"))
+
+    # a resumed search reads the budget as the original run did, without measuring again
+    with pytest.raises(_Killed):
+        _search(data, tmp_path / "killed", settings, kill_after=0)
+    monkeypatch.setattr(search, "calibrate", lambda *a: pytest.fail("measured again on resume"))
+    resumed = _search(data, tmp_path / "killed", settings, resume=True)
+    assert resumed.metrics["memory_requested"] == metrics["memory_requested"]
+
+    # without measurements the megabytes are the cost model's, and the log says so
+    unmeasured = _search(data, tmp_path / "unmeasured", {**settings, "memory_budget": "1MB", "measure_memory": False})
+    assert unmeasured.metrics["memory_requested"] == pytest.approx(1.0 / full_mb)
+    assert "1MB budget is read on the cost model's scale" in caplog.text
