@@ -6,8 +6,8 @@ training peak adds the stems, weights, gradients, optimiser state and the framew
 with a megabyte budget, the real peak (``automl_seg_dints.measure``) of the space's sparsest and
 densest architectures is measured at the search's batch and patch; the line through the two points
 maps megabytes to the model's scale, where the search works. Quick preset, batch 4 of 32^3, CPU:
-six random architectures estimated at 21-59 MB trained in 109-183 MB (the estimate alone 3.1-5.1x
-low); the calibrated line predicted 3-12 % below the measured figures.
+six random architectures estimated at 21-59 MB trained in 108-184 MB (the estimate alone 3.0-5.1x
+low); the calibrated line predicted 3-12 % below the measured figures (``benchmarks/bench_budget.py``).
 """
 
 from __future__ import annotations
