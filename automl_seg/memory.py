@@ -7,10 +7,22 @@ that counter (not Linux) the CPU peak is the process' peak since it started.
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 
 import torch
+
+#: Environment for a child process whose RSS tracks the tensors it holds: glibc's allocator maps every
+#: block of 64 KiB or more on its own and hands it back at once, instead of keeping freed memory for
+#: reuse. Peaks read there are what CUDA's allocator count would say (live bytes), and repeat to within
+#: 0.2 MB; with the default allocator one DiNTS training step measured 105-113 MB over four runs.
+EXACT_RSS_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+
+
+def exact_rss_environment() -> dict[str, str]:
+    """This process' environment with ``EXACT_RSS_ENV`` added, for a measuring child process."""
+    return {**os.environ, **EXACT_RSS_ENV}
 
 
 def _lifetime_peak_rss_mb() -> float:

@@ -31,7 +31,6 @@ import functools
 import gc
 import io
 import json
-import os
 import subprocess
 import sys
 import time
@@ -52,7 +51,7 @@ from rich.console import Console
 from rich.table import Table
 
 from automl_seg.engine.precision import mixed_precision, training_dtype
-from automl_seg.memory import current_rss_mb, peak_rss_mb, reset_peak_rss
+from automl_seg.memory import current_rss_mb, exact_rss_environment, peak_rss_mb, reset_peak_rss
 
 BUDGET, TOPOLOGY_WEIGHT, RAMP = 0.5, 0.001, 1.0
 
@@ -180,10 +179,10 @@ def search_figures(
 def cpu_peaks_in_honest_process() -> dict[str, float]:
     """Peak RSS growth of each variant, measured in a child process whose allocator hands freed
     tensors back to the OS at once, so that RSS tracks the memory in use."""
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
     child = subprocess.run(
-        [sys.executable, *sys.argv, "--peaks-json"], env=env, check=True, capture_output=True, text=True
-    )
+        [sys.executable, *sys.argv, "--peaks-json"], env=exact_rss_environment(), check=True, capture_output=True,
+        text=True,
+    )  # fmt: skip
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 

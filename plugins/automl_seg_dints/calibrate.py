@@ -6,8 +6,8 @@ training peak adds the stems, weights, gradients, optimiser state and the framew
 with a megabyte budget, the real peak (``automl_seg_dints.measure``) of the space's sparsest and
 densest architectures is measured at the search's batch and patch; the line through the two points
 maps megabytes to the model's scale, where the search works. Quick preset, batch 4 of 32^3, CPU:
-six random architectures estimated at 21-59 MB trained in 108-184 MB (the estimate alone 3.0-5.1x
-low); the calibrated line predicted 3-12 % below the measured figures (``benchmarks/bench_budget.py``).
+six random architectures estimated at 21-59 MB trained in 72-101 MB (the estimate alone 1.7-3.4x
+low); the calibrated line predicted from 14 % below to 1 % above (``benchmarks/bench_budget.py``).
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ class MemoryCalibration(BaseModel):
 
 def reference_archs(args: DintsSpaceArgs, estimator: MemoryEstimator) -> tuple[DecodedArch, DecodedArch]:
     """The sparsest architecture (the fewest paths DiNTS' decode connects, all skip operations) and the
-    densest (every path, each with its most memory-hungry operation). A third, random one in between
-    moved the predictions by a few percent only (2-5 % of six): not worth its measurement."""
+    densest (every path, each with its most memory-hungry operation). Finer fits (a scale per operation
+    type from four measurements; a term per active path) predicted those six no better: what remains is
+    the cost model's, a sum of activations where the real peak follows the backward pass."""
     topology = Topology(args.num_depths)
     shape = (args.num_blocks, topology.num_paths)
     skip = F.one_hot(torch.zeros(shape, dtype=torch.int64), len(OPS)).float()

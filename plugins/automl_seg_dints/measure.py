@@ -2,7 +2,9 @@
 
 On CUDA: ``torch.cuda.max_memory_allocated`` over two training steps, less what was allocated before.
 On CPU the searching process' RSS is useless (its allocator pools and library caches dominate), so
-the network is trained in a fresh interpreter: one step at the smallest admissible patch first
+the network is trained in a fresh interpreter whose allocator returns freed memory at once
+(``automl_seg.memory.EXACT_RSS_ENV``: RSS then tracks live tensors, as CUDA's count does, and repeats
+to within 0.2 MB): one step at the smallest admissible patch first
 (one-time library initialisation, weights, gradients and optimiser state), then the kernel's
 peak-RSS counter is reset (``/proc/self/clear_refs``) and two steps at the real patch and batch
 are run. The figure is that peak's growth plus the exact bytes of weights, gradients and momentum,
@@ -20,6 +22,7 @@ from typing import Any
 import torch
 
 from automl_seg.errors import UserError
+from automl_seg.memory import exact_rss_environment
 
 _STEPS = 2
 _TIMEOUT_S = 900
@@ -70,7 +73,7 @@ def measure_training_memory_mb(
     try:
         done = subprocess.run(
             [sys.executable, "-m", "automl_seg_dints.measure"], input=request, capture_output=True, text=True,
-            timeout=_TIMEOUT_S,
+            timeout=_TIMEOUT_S, env=exact_rss_environment(),
         )  # fmt: skip
     except subprocess.TimeoutExpired as exc:
         raise UserError(

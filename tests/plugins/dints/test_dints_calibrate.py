@@ -36,3 +36,23 @@ def test_calibrate_measures_both_architectures() -> None:
     assert calibration.measured_mb[0] > calibration.estimated_mb[0]  # stems, weights, workspace: not in the model
     middle = sum(calibration.estimated_mb) / 2
     assert calibration.measured_mb[0] < calibration.measured_for(middle) < calibration.measured_mb[1]
+
+
+def test_cpu_measurement_runs_in_a_child_whose_rss_tracks_live_tensors(monkeypatch) -> None:
+    import subprocess
+
+    from automl_seg_dints import measure
+
+    from automl_seg.memory import EXACT_RSS_ENV
+
+    seen: dict = {}
+
+    def child(command: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+        seen.update(kwargs)
+        return subprocess.CompletedProcess(command, 0, stdout='{"peak_mb": 12.5}\n', stderr="")
+
+    monkeypatch.setattr(measure.subprocess, "run", child)
+    sparsest, _ = reference_archs(ARGS, _estimator())
+    peak = measure.measure_training_memory_mb(ARGS.model_dump(), sparsest.to_payload(), 2, PATCH, torch.device("cpu"))
+    assert peak == 12.5
+    assert EXACT_RSS_ENV.items() <= seen["env"].items() and "PATH" in seen["env"]
