@@ -366,6 +366,7 @@ class DintsSearch:
             metrics["memory_measured_mb"] = measure_training_memory_mb(
                 self.args.model_dump(), arch, self.patches_per_batch, self.patch, self.device
             )
+        _log_memory(metrics)
         last = state.history[-1]
         for key in ("train_loss", "arch_loss", "arch_seg_loss"):
             if last.get(key) is not None:
@@ -404,6 +405,18 @@ def _warn_over_budget(metrics: Mapping[str, float], decode: str) -> None:
         "(%.3f, %s): %s",
         metrics["memory_estimated"], sizes[0], metrics["memory_requested"], sizes[1], advice,
     )  # fmt: skip
+
+
+def _log_memory(metrics: Mapping[str, float]) -> None:
+    """The decoded architecture's memory on every scale the search has, in one line."""
+    parts = [f"{metrics['memory_estimated']:.3f} of the supernet ({metrics['memory_estimated_mb']:.3g}MB estimated)"]
+    if "memory_predicted_mb" in metrics:
+        parts.append(f"{metrics['memory_predicted_mb']:.4g}MB of training memory predicted")
+    if "memory_measured_mb" in metrics:
+        parts.append(f"{metrics['memory_measured_mb']:.4g}MB measured")
+    calibrated = "memory_budget_mb" in metrics
+    budget = f"{metrics['memory_budget_mb']:.4g}MB" if calibrated else f"{metrics['memory_requested']:.3g}"
+    log.info("dints: decoded architecture: %s; budget %s", ", ".join(parts), budget)
 
 
 def _log_epoch(record: Mapping[str, Any], epochs: int) -> None:

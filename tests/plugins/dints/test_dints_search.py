@@ -76,6 +76,7 @@ def test_search_lowers_the_loss_and_reports(data: Any, tmp_path: Path, caplog: p
         outcome = _search(data, tmp_path, {"epochs": 5, "warmup_epochs": 1, "measure_memory": True}, seen=seen)
     assert "dints warm-up epoch 1/5: weight loss" in caplog.text
     assert "dints search epoch 5/5: weight loss" in caplog.text and "arch loss" in caplog.text
+    assert f"MB estimated), {outcome.metrics['memory_measured_mb']:.4g}MB measured; budget 0.5" in caplog.text
     history = outcome.history
     assert [e for e, _ in seen] == [0, 1, 2, 3, 4] and all(isinstance(v, float) for v in seen[0][1].values())
     assert history[-1]["train_loss"] < history[0]["train_loss"]
@@ -209,6 +210,7 @@ def test_megabyte_budget_is_training_memory(
     monkeypatch.setattr(calibrate, "measure_training_memory_mb", _fake_measurement)
     monkeypatch.setattr(search, "measure_training_memory_mb", _fake_measurement)
     settings = {"epochs": 2, "warmup_epochs": 1, "memory_budget": "200MB", "measure_memory": True}
+    caplog.set_level("INFO", logger="automl_seg_dints.search")
     outcome = _search(data, tmp_path / "run", settings)
     metrics = outcome.metrics
     saved = MemoryCalibration.model_validate_json(outcome.artifacts["memory_calibration"].read_text())
@@ -218,6 +220,8 @@ def test_megabyte_budget_is_training_memory(
     assert metrics["memory_budget_mb"] == 200.0
     assert metrics["memory_predicted_mb"] == pytest.approx(saved.measured_for(metrics["memory_estimated_mb"]))
     assert metrics["memory_measured_mb"] == _fake_measurement({}, outcome.arch, 1, None, torch.device("cpu"))
+    assert f"{metrics['memory_predicted_mb']:.4g}MB of training memory predicted" in caplog.text
+    assert "MB measured; budget 200MB" in caplog.text
 
     # a resumed search reads the budget as the original run did, without measuring again
     with pytest.raises(_Killed):
