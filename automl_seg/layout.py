@@ -24,23 +24,49 @@ def exporting() -> bool:
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
 
 
-def _channels_last(x: object) -> torch.Tensor | None:
+class _Relayout(torch.autograd.Function):
+    """``x`` copied into ``layout``; its gradient goes back in ``x``'s own layout.
+
+    Plain ``contiguous(memory_format=...)`` hands the gradient back in the new layout, and PyTorch's
+    instance norm (torch 2.13, CPU) computes wrong gradients from a channels-last gradient when its
+    input is in the standard layout and the batch is 1 (its backward reads one layout as the other;
+    batches of 2 or more copy first and come out right)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, layout: torch.memory_format) -> torch.Tensor:
+        ctx.layout = _layout_of(x)  # type: ignore[attr-defined]
+        return x.contiguous(memory_format=layout)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        layout = ctx.layout  # type: ignore[attr-defined]
+        return (grad if layout is None else grad.contiguous(memory_format=layout)), None
+
+
+def _layout_of(x: torch.Tensor) -> torch.memory_format | None:
+    """Standard or channels-last; None for other strides (a view), whose gradient is left as it comes."""
+    if x.is_contiguous():
+        return torch.contiguous_format
+    return torch.channels_last_3d if x.is_contiguous(memory_format=torch.channels_last_3d) else None
+
+
+def _relayout(x: object, layout: torch.memory_format) -> torch.Tensor | None:
     if not isinstance(x, torch.Tensor) or x.ndim != 5 or x.device.type != "cpu" or exporting():
         return None
-    return x.contiguous(memory_format=torch.channels_last_3d)
+    return _Relayout.apply(x, layout)
 
 
 def _input_channels_last(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...] | None:
-    x = _channels_last(args[0])
+    x = _relayout(args[0], torch.channels_last_3d)
     return None if x is None else (x, *args[1:])
 
 
 def _output_channels_last(_module: nn.Module, _args: tuple[torch.Tensor, ...], y: object) -> torch.Tensor | None:
-    return _channels_last(y)
+    return _relayout(y, torch.channels_last_3d)
 
 
 def _output_contiguous(_module: nn.Module, _args: tuple[torch.Tensor, ...], y: object) -> torch.Tensor | None:
-    return y.contiguous() if isinstance(y, torch.Tensor) and not exporting() else None
+    return _relayout(y, torch.contiguous_format)
 
 
 def channels_last_on_cpu(module: nn.Module) -> nn.Module:
