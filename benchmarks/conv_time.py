@@ -6,7 +6,8 @@ the goal allows: everything else could be made free and the goal would still be 
 benchmarks print that floor next to the goal, measured in the same run.
 
 - torch: inclusive time of ``aten::convolution`` (every 1D/2D/3D and transposed convolution, whatever
-  kernel it picks) and ``aten::convolution_backward``, from ``torch.profiler``.
+  kernel it picks), ``aten::convolution_backward`` and the oneDNN calls ``automl_seg.onednn`` makes
+  directly, each counted where it is outermost, from ``torch.profiler``.
 - onnxruntime: the kernel time of ``Conv``, ``ConvTranspose`` and their fused forms, from the
   session's own profile (``SessionOptions.enable_profiling``).
 """
@@ -17,10 +18,13 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from torch.profiler import ProfilerActivity, profile
 
-TORCH_CONV_EVENTS = ("aten::convolution", "aten::convolution_backward")
+TORCH_CONV_EVENTS = frozenset(
+    {"aten::convolution", "aten::convolution_backward", "aten::mkldnn_convolution", "aten::mkldnn_convolution_backward"}
+)
 ORT_CONV_OPS = frozenset({"Conv", "ConvTranspose", "FusedConv", "NchwcConv"})
 
 
@@ -33,9 +37,20 @@ def torch_conv_seconds(fn: Callable[[], object], repeats: int = 3) -> tuple[floa
             start = time.perf_counter()
             fn()
             walls.append(time.perf_counter() - start)
-        events = {event.key: event for event in prof.key_averages()}
-        convs.append(sum(events[key].cpu_time_total for key in TORCH_CONV_EVENTS if key in events) / 1e6)
+        convs.append(sum(e.cpu_time_total for e in prof.events() if _outermost_convolution(e)) / 1e6)
     return min(walls), min(convs)
+
+
+def _outermost_convolution(event: Any) -> bool:
+    """A convolution event not inside another one (``aten::convolution`` calls ``aten::mkldnn_convolution``)."""
+    if event.name not in TORCH_CONV_EVENTS:
+        return False
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name in TORCH_CONV_EVENTS:
+            return False
+        parent = parent.cpu_parent
+    return True
 
 
 def ort_conv_seconds(profile_json: Path, skip_runs: int = 0) -> float:

@@ -87,10 +87,12 @@ def check_arch(args: DintsSpaceArgs, arch: DecodedArch) -> None:
 
 def build_discrete_network(args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
     """MONAI's ``DiNTS`` around a ``TopologyInstance`` of the architecture (MONAI's own classes), with
-    the stems' CPU speed-ups (``automl_seg_dints.stems``) and separable trilinear resizing
-    (``automl_seg_dints.interpolate``): same function, same state dict."""
+    the stems' CPU speed-ups (``automl_seg_dints.stems``), separable trilinear resizing
+    (``automl_seg_dints.interpolate``) and batch-1 convolutions on oneDNN (``automl_seg.onednn``):
+    same function, same state dict."""
     from monai.networks.nets import DiNTS, TopologyInstance
 
+    from automl_seg.onednn import onednn_conv3d
     from automl_seg_dints.interpolate import use_separable_trilinear
     from automl_seg_dints.stems import fast_stems
     from automl_seg_dints.topology import DecodedArch
@@ -118,7 +120,7 @@ def build_discrete_network(args: Mapping[str, Any], arch: Mapping[str, Any]) -> 
         use_downsample=space_args.use_downsample,
         node_a=decoded.node_a,
     )
-    return use_separable_trilinear(fast_stems(network))
+    return onednn_conv3d(use_separable_trilinear(fast_stems(network)))
 
 
 @functools.lru_cache(maxsize=8)

@@ -15,6 +15,7 @@ from torch import nn
 from automl_seg.data.models import Plan
 from automl_seg.interfaces import Budget
 from automl_seg.layout import channels_last_on_cpu
+from automl_seg.onednn import onednn_conv3d
 
 #: Feature maps of the first level per budget; each level doubles them up to ``MAX_FILTERS``.
 BASE_FILTERS: dict[str, int] = {"quick": 8, "full": 32}
@@ -77,8 +78,8 @@ class FixedSpace:
         }
 
     def build_network(self, args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
-        """DynUNet from ``args``, channels-last on the CPU (``automl_seg.layout``); ``arch`` is empty
-        (this space has one architecture)."""
+        """DynUNet from ``args``, channels-last on the CPU (``automl_seg.layout``), batch-1 convolutions on
+        oneDNN (``automl_seg.onednn``); ``arch`` is empty (this space has one architecture)."""
         network = DynUNet(
             spatial_dims=3,
             in_channels=int(args["in_channels"]),
@@ -90,4 +91,4 @@ class FixedSpace:
             norm_name=args.get("norm_name", "instance"),
             res_block=bool(args.get("res_block", False)),
         )
-        return channels_last_on_cpu(network)
+        return onednn_conv3d(channels_last_on_cpu(network))
