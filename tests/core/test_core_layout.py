@@ -6,21 +6,15 @@ import copy
 
 import pytest
 import torch
-from monai.networks.nets import DynUNet
 from torch import nn
 
 from automl_seg.layout import channels_last_on_cpu
 
 
-def _unet() -> nn.Module:
-    torch.manual_seed(0)
-    return DynUNet(3, 1, 3, [3, 3, 3], [1, 2, 2], [2, 2], filters=[4, 8, 16], norm_name="instance")
-
-
 @pytest.mark.parametrize("batch", [1, 2])
-def test_same_output_and_gradients_in_the_standard_layout(assert_same_training, batch: int) -> None:
+def test_same_output_and_gradients_in_the_standard_layout(small_unet, assert_same_training, batch: int) -> None:
     """Batch 1 too: there PyTorch's instance norm got a channels-last gradient wrong (see ``_Relayout``)."""
-    plain = _unet()
+    plain = small_unet()
     fast = channels_last_on_cpu(copy.deepcopy(plain))
     assert fast.state_dict().keys() == plain.state_dict().keys()
     assert_same_training(fast, plain, torch.randn(batch, 1, 16, 24, 16))
@@ -42,8 +36,10 @@ def test_convolutions_after_norms_get_channels_last_inputs() -> None:
     assert layouts == [True, True]
 
 
-def test_traces_and_other_ranks_are_left_alone() -> None:
-    traced = torch.jit.trace(channels_last_on_cpu(_unet()).eval(), torch.randn(1, 1, 16, 24, 16), check_trace=False)
+def test_traces_and_other_ranks_are_left_alone(small_unet) -> None:
+    traced = torch.jit.trace(
+        channels_last_on_cpu(small_unet()).eval(), torch.randn(1, 1, 16, 24, 16), check_trace=False
+    )
     assert "aten::contiguous" not in str(traced.inlined_graph)
     flat = channels_last_on_cpu(nn.Sequential(nn.Conv2d(1, 2, 3), nn.InstanceNorm2d(2)))
     assert flat(torch.randn(1, 1, 8, 8)).shape == (1, 2, 6, 6)  # 2D: nothing to switch

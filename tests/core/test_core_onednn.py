@@ -6,7 +6,6 @@ import copy
 
 import pytest
 import torch
-from monai.networks.nets import DynUNet
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
@@ -14,14 +13,9 @@ from automl_seg.layout import channels_last_on_cpu
 from automl_seg.onednn import OneDnnConv3d, onednn_conv3d
 
 
-def _unet() -> nn.Module:
-    torch.manual_seed(0)
-    return DynUNet(3, 1, 3, [3, 3, 3], [1, 2, 2], [2, 2], filters=[4, 8, 16], norm_name="instance")
-
-
 @pytest.mark.parametrize("batch", [1, 2])
-def test_same_output_gradients_and_state_dict(assert_same_training, batch: int) -> None:
-    plain = _unet()
+def test_same_output_gradients_and_state_dict(small_unet, assert_same_training, batch: int) -> None:
+    plain = small_unet()
     fast = onednn_conv3d(copy.deepcopy(plain))
     assert fast.state_dict().keys() == plain.state_dict().keys()
     assert any(isinstance(m, OneDnnConv3d) for m in fast.modules())
@@ -29,8 +23,8 @@ def test_same_output_gradients_and_state_dict(assert_same_training, batch: int) 
     assert_same_training(fast, plain, torch.randn(batch, 1, 16, 24, 16))
 
 
-def test_channels_last_networks_keep_their_layout(assert_same_training) -> None:
-    plain = _unet()
+def test_channels_last_networks_keep_their_layout(small_unet, assert_same_training) -> None:
+    plain = small_unet()
     fast = onednn_conv3d(channels_last_on_cpu(copy.deepcopy(plain)))
     assert_same_training(fast, plain, torch.randn(1, 1, 16, 24, 16))
 
@@ -51,7 +45,7 @@ def test_batch_one_runs_on_onednn_and_other_cases_keep_pytorchs_choice() -> None
     assert "aten::mkldnn_convolution" not in _convolution_kernels(pointwise, x)  # native is faster there
 
 
-def test_traces_keep_the_standard_convolution() -> None:
-    traced = torch.jit.trace(onednn_conv3d(_unet()).eval(), torch.randn(1, 1, 16, 24, 16), check_trace=False)
+def test_traces_keep_the_standard_convolution(small_unet) -> None:
+    traced = torch.jit.trace(onednn_conv3d(small_unet()).eval(), torch.randn(1, 1, 16, 24, 16), check_trace=False)
     assert "mkldnn" not in str(traced.inlined_graph)
     assert "aten::_convolution" in str(traced.inlined_graph)
