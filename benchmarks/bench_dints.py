@@ -11,8 +11,9 @@
    whose allocator returns freed memory at once). On the CPU also the time each spends inside
    convolutions (``conv_time``): MONAI's iteration over our convolutions' time is the most any
    rewrite of the rest could gain.
-2. A training step of a discrete network: the plugin's (MONAI's ``DiNTS``, faster stems and resizing) vs
-   plain MONAI, same architecture, weights and batch.
+2. A training step and a one-patch inference of a discrete network: the plugin's (MONAI's ``DiNTS``,
+   faster stems and resizing, batch-1 convolutions on oneDNN) vs plain MONAI, same architecture,
+   weights and batch.
 3. Trilinear 2x up-sampling (forward + backward) at the supernet's feature-map sizes:
    ``F.interpolate`` vs the separable ``SeparableTrilinear`` that replaces it in the supernet.
 4. Decode at 12 blocks x 4 depths: MONAI's Dijkstra over its dense matrix vs our dynamic program,
@@ -222,6 +223,12 @@ def train_step(
     optimizer.step()
 
 
+def infer_patch(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """One no-gradient forward pass (a sliding window's batch of one)."""
+    with torch.inference_mode():
+        model(x)
+
+
 def fastest_alternated(runs: dict[str, Callable[[], None]], iterations: int, device: torch.device) -> dict[str, float]:
     """Fastest wall seconds of each run; the runs take turns twice, so that none gains from going second."""
     best = {name: float("inf") for name in runs}
@@ -256,13 +263,20 @@ def bench_discrete(args: argparse.Namespace, device: torch.device) -> list[tuple
     x = torch.randn(args.batch, 1, *args.patch, device=device)
     y = torch.randint(0, 3, (args.batch, 1, *args.patch), device=device)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    steps = {}
-    for name, model in (("monai", reference), ("ours", ours)):
+    steps, models = {}, {"monai": reference, "ours": ours}
+    for name, model in models.items():
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
         steps[name] = functools.partial(train_step, model, optimizer, loss_fn, x, y, args.amp)
     seconds = fastest_alternated(steps, args.iterations, device)
     ratio = f"{seconds['monai'] / seconds['ours']:.2f}x faster (stems channels-last on the CPU, separable resizing)"
-    return [("discrete network training step (s)", seconds["monai"], seconds["ours"], ratio)]
+    one_patch = {name: functools.partial(infer_patch, model, x[:1]) for name, model in models.items()}
+    inference = fastest_alternated(one_patch, args.iterations, device)
+    why = "batch-1 convolutions on oneDNN" if device.type == "cpu" else "separable resizing"
+    return [
+        ("discrete network training step (s)", seconds["monai"], seconds["ours"], ratio),
+        ("discrete network inference, 1 patch (s)", inference["monai"], inference["ours"],
+         f"{inference['monai'] / inference['ours']:.2f}x faster ({why})"),
+    ]  # fmt: skip
 
 
 def bench_resize(args: argparse.Namespace, device: torch.device) -> list[tuple[str, float, float, str]]:

@@ -1,5 +1,6 @@
-"""The ``fixed`` space's DynUNet as the space builds it (channels-last on the CPU, ``automl_seg.layout``)
-vs plain MONAI ``DynUNet``, in one process (run by hand, not in CI).
+"""The ``fixed`` space's DynUNet as the space builds it (channels-last on the CPU, ``automl_seg.layout``;
+batch-1 convolutions on oneDNN, ``automl_seg.onednn``) vs plain MONAI ``DynUNet``, in one process (run
+by hand, not in CI).
 
 Same arguments (the space's quick preset at a 48x64x48 patch), same weights, same batch: the fastest
 training step (forward, Dice-CE loss, backward, SGD step) and the fastest no-gradient inference of
@@ -15,7 +16,7 @@ import argparse
 import functools
 
 import torch
-from bench_dints import fastest_alternated, train_step
+from bench_dints import fastest_alternated, infer_patch, train_step
 from monai.losses import DiceCELoss
 from monai.networks.nets import DynUNet
 from rich.console import Console
@@ -23,11 +24,6 @@ from rich.table import Table
 
 from automl_seg.plugins import load_plugins
 from automl_seg.testing.fixtures import tiny_plan
-
-
-def infer_patch(model: torch.nn.Module, x: torch.Tensor) -> None:
-    with torch.inference_mode():
-        model(x)
 
 
 def main() -> None:
