@@ -51,9 +51,15 @@ def _layout_of(x: torch.Tensor) -> torch.memory_format | None:
 
 
 def _relayout(x: object, layout: torch.memory_format) -> torch.Tensor | None:
+    """``x`` in ``layout``, or None (keep ``x``) when it needs no switch: not a 5D CPU tensor, in a traced
+    or exported graph, or already in that layout (a switch would hand back ``x`` itself, and an
+    in-place activation after it would then modify the function's input)."""
     if not isinstance(x, torch.Tensor) or x.ndim != 5 or x.device.type != "cpu" or exporting():
         return None
-    return _Relayout.apply(x, layout)
+    if x.is_contiguous(memory_format=layout):
+        return None
+    # a tensor subclass (MONAI's MetaTensor) would wrap the function's output as a view of its input
+    return _Relayout.apply(x.as_subclass(torch.Tensor), layout)
 
 
 def _input_channels_last(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...] | None:

@@ -43,3 +43,13 @@ def test_traces_and_other_ranks_are_left_alone(small_unet) -> None:
     assert "aten::contiguous" not in str(traced.inlined_graph)
     flat = channels_last_on_cpu(nn.Sequential(nn.Conv2d(1, 2, 3), nn.InstanceNorm2d(2)))
     assert flat(torch.randn(1, 1, 8, 8)).shape == (1, 2, 6, 6)  # 2D: nothing to switch
+
+
+def test_metatensor_inputs_train_through_in_place_activations(small_unet) -> None:
+    """The DynUNet's in-place LeakyReLUs follow the switched norm outputs; MONAI's MetaTensor batches too."""
+    from monai.data import MetaTensor
+
+    net = channels_last_on_cpu(small_unet())
+    for batch in (1, 2):
+        net(MetaTensor(torch.randn(batch, 1, 16, 24, 16))).square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
