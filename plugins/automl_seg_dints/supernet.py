@@ -25,10 +25,10 @@ is the forward pass, where MONAI spends time and memory it does not need to:
   in backward from the path's input instead of keeping its intermediates: about a tenth less peak
   memory for a few percent more time (``benchmarks/bench_dints.py``).
 
-Together: 0.54-0.58x of MONAI's peak memory for the search iteration, 1.1-1.5x faster on a 2-core
+Together: 0.54-0.58x of MONAI's peak memory for the search iteration, 1.0-1.5x faster on a 2-core
 CPU (the machine's neighbours move the figure). Convolutions are most of the time there: the
 benchmark's profiler row shows ours spend 1.2-1.7 s of a 2.2-2.9 s iteration in them, against
-MONAI's 1.6-2.0 s of 2.6-3.4 s, so a rewrite of the rest could reach the 2x goal on that CPU only
+MONAI's 1.6-2.0 s of 2.4-3.4 s, so a rewrite of the rest could reach the 2x goal on that CPU only
 where the neighbours happen to slow MONAI's run.
 
 ``build_supernet`` adds the stem-level changes (``automl_seg_dints.stems``) and separable
