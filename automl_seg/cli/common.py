@@ -23,6 +23,14 @@ def _width(stream: TextIO) -> int | None:
 console = Console(width=_width(sys.stdout))
 err_console = Console(stderr=True, width=_width(sys.stderr))
 
+
+def fit_consoles() -> None:
+    """Size both consoles for the streams and environment of this invocation, not of the import (the
+    entry point calls it: an embedding process or a test may set ``COLUMNS`` or swap the streams later)."""
+    console.width = _width(sys.stdout)  # type: ignore[assignment]  # None: the terminal or $COLUMNS decides
+    err_console.width = _width(sys.stderr)  # type: ignore[assignment]
+
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 DataRootOption = Annotated[
     Path | None,

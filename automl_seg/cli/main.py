@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from automl_seg import __version__
 from automl_seg.cli import data_cmd, engine_cmd, export_cmd, plugins_cmd, registry_cmd, tune_cmd
-from automl_seg.cli.common import err_console
+from automl_seg.cli.common import err_console, fit_consoles
 from automl_seg.errors import Terminated, UserError
 
 DEBUG_ENV = "AUTOML_SEG_DEBUG"
@@ -111,6 +111,7 @@ def _interrupted(args: list[str], exc: BaseException) -> None:
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: never a bare traceback unless AUTOML_SEG_DEBUG=1."""
     args = sys.argv[1:] if argv is None else argv
+    fit_consoles()
     try:
         with sigterm_as_interrupt():
             app(args=args, prog_name="automl-seg")

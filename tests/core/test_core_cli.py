@@ -75,3 +75,19 @@ def test_error_messages_keep_their_brackets(cli, tmp_path):
     # rich would read "[postgres]" as markup and drop it from the install hint
     result = cli("registry", "list", "--registry", tmp_path, env={"AUTOML_SEG_REGISTRY_INDEX": "nosuchdb+driver://x/y"})
     assert result.returncode == 2 and "pip install 'automl-seg[postgres]'" in " ".join(result.stderr.split())
+
+
+def test_consoles_are_sized_per_invocation_not_at_import(monkeypatch):
+    """A process that imported the CLI before setting ``COLUMNS`` (an embedding tool, an in-process test)
+    still gets that width; piped output without it keeps the 120-column default."""
+    from automl_seg.cli import common, main
+
+    monkeypatch.setattr(main, "app", lambda **_kwargs: None)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    main.run([])
+    assert common.console.width == common.err_console.width == common.PIPED_WIDTH
+    monkeypatch.setenv("COLUMNS", "300")
+    main.run([])
+    assert common.console.width == common.err_console.width == 300
+    monkeypatch.delenv("COLUMNS")
+    main.run([])  # leave the default width for the tests after this one
