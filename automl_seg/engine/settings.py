@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeInt, PositiveInt
 
 from automl_seg.config import Budget, Device, Seed, Settings, build_settings
+from automl_seg.data.models import PlanLimits
 
 
 class TrainSettings(Settings):
@@ -31,7 +32,7 @@ class TrainSettings(Settings):
 
 
 #: Presets per budget. ``quick`` fits a 2-core CPU on small tasks (Hippocampus in minutes): 4000 steps of
-#: one volume's two patches (capped at ``QUICK_MAX_PATCH_SIDE``) with AdamW, which converges faster than
+#: one volume's two patches (within ``PLAN_LIMITS``) with AdamW, which converges faster than
 #: SGD when steps are few. ``full`` is nnU-Net-like for a GPU (75k steps of poly SGD, the plan's patch).
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -57,17 +58,18 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-#: The quick budget caps the plan's patch sides at this (unless a patch size is given explicitly):
-#: a 32^3 patch costs about a quarter of Hippocampus' 48x64x48 per step on a CPU.
-QUICK_MAX_PATCH_SIDE = 32
+#: What each budget allows one training patch; the planner (``automl_seg.data.plan``) chooses the
+#: spacing and patch within it, coarsening the spacing rather than cutting the field of view below the
+#: foreground's extent. ``quick``'s 32^3 voxels cost about a quarter of Hippocampus' 48x64x48 per step on
+#: a CPU. A budget not named here plans without limits beyond the planner's defaults.
+PLAN_LIMITS: dict[str, PlanLimits] = {
+    "quick": PlanLimits(max_patch_voxels=32**3, max_patch_side=64),
+}
 
 
-def budget_patch(patch: tuple[int, int, int], budget: Budget, divisor: int) -> tuple[int, int, int]:
-    """The training patch a budget uses for a plan's patch: ``quick`` caps each side, ``full`` keeps it."""
-    if budget != "quick":
-        return patch
-    cap = max(divisor, QUICK_MAX_PATCH_SIDE // divisor * divisor)
-    return tuple(min(side, cap) for side in patch)  # type: ignore[return-value]
+def plan_limits(budget: Budget) -> PlanLimits | None:
+    """The patch limits ``budget`` declares (None: the planner's defaults)."""
+    return PLAN_LIMITS.get(budget)
 
 
 def train_settings(
