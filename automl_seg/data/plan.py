@@ -263,6 +263,19 @@ def derive_plan(
     )
 
 
+def resampling_note(plan: Plan) -> str:
+    """How inference moves between the input's grid and the plan's, in words (export sidecars, ``predict``)."""
+    steps = ["crop to the image's nonzero region (any channel)"] if plan.crop_nonzero else []
+    native = _mm(plan.native_spacing or plan.spacing)
+    coarse = f" (coarser than the data's {native} mm)" if plan.resamples_coarser else ""
+    steps.append(f"image (tri)linearly to {_mm(plan.spacing)} mm{coarse}")
+    if plan.maps_back:
+        steps.append("logits mapped back onto the input grid (tri)linearly, then argmax")
+    else:
+        steps.append("label map mapped back onto the input grid by nearest neighbour")
+    return "; ".join(steps)
+
+
 def _cases(ids: Sequence[str], limit: int = 5) -> str:
     return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
