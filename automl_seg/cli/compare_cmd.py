@@ -66,6 +66,7 @@ def compare(
     from automl_seg_registry import Registry
 
     from automl_seg.compare import CompareSettings, run_comparison
+    from automl_seg.compare.settings import check_strategies
     from automl_seg.engine.settings import train_settings
     from automl_seg.plugins import load_plugins
 
@@ -87,9 +88,12 @@ def compare(
     )
     if holdout is not None and holdout <= 0:
         raise ConfigError(f"--holdout {holdout:g}: a comparison scores on held-out cases; give a fraction in (0, 1)")
+    host = load_plugins()
+    overrides = _overrides(cfg)
+    check_strategies(settings, overrides, host)  # before the training preset: it names the budget's real problem
     train = train_settings(settings.budget, section(cfg, "train"), {"epochs": train_epochs})
     with Registry.open(registry) as reg:
-        result = run_comparison(settings, data, train, _overrides(cfg), registry=reg, host=load_plugins())
+        result = run_comparison(settings, data, train, overrides, registry=reg, host=host)
     if as_json:
         print_json({**result.report.model_dump(mode="json"), "record": result.record.ref, "folder": str(result.folder)})
         return

@@ -72,14 +72,17 @@ def has_time_budget(settings: BaseModel) -> bool:
 def check_strategies(
     settings: CompareSettings, overrides: Mapping[str, Mapping[str, Any]], host: PluginHost
 ) -> dict[str, SearchStrategy]:
-    """Every named strategy installed, and accepting the budget and its overrides (one clear error otherwise);
-    someone must say how long time-budgeted strategies search."""
+    """Every named strategy installed, it and its space declaring the budget, accepting its overrides (one clear
+    error otherwise); someone must say how long time-budgeted strategies search."""
+    from automl_seg.engine.budgets import check_search_budget
     from automl_seg.engine.pipeline import strategy_settings
 
     unknown = sorted(set(overrides) - set(settings.strategies))
     if unknown:
         raise ConfigError(f"settings given for {', '.join(unknown)}, which the comparison does not run")
     strategies = {name: host.strategy(name) for name in settings.strategies}
+    for name in strategies:
+        check_search_budget(host, settings.budget, name)
     budgeted = [
         name
         for name, strategy in strategies.items()

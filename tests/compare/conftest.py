@@ -13,7 +13,6 @@ from automl_seg.compute import Stopwatch
 from automl_seg.config import DataSettings, build_settings
 from automl_seg.data.synthetic import make_synthetic_msd
 from automl_seg.engine.settings import train_settings
-from automl_seg.errors import ConfigError
 from automl_seg.hookspecs import hookimpl
 from automl_seg.interfaces import SearchContext, SearchOutcome
 
@@ -34,10 +33,9 @@ class TimedStrategy:
 
     name = "timed"
     space = "fixed"
+    budgets = ("quick",)
 
     def settings(self, budget: str, overrides: Mapping[str, Any]) -> TimedSettings:
-        if budget != "quick":
-            raise ConfigError(f"unknown budget '{budget}' for the timed strategy; use one of: quick")
         return build_settings(TimedSettings, overrides=overrides, source="timed strategy settings")
 
     def search(self, ctx: SearchContext) -> SearchOutcome:

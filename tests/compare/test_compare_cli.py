@@ -22,6 +22,7 @@ def _args(data_root: Path, tmp_path: Path, *extra: str) -> list[str]:
         (["--strategies", "dints,nope"], "unknown strategy 'nope'; installed: dints, fixed"),
         (["--strategies", "dints,fixed", "--seeds", "0"], "seeds: Input should be greater than 0"),
         (["--strategies", "dints"], "at least two strategies"),
+        (["--strategies", "dints,fixed", "--budget", "huge"], "unknown budget 'huge'"),
         (["--strategies", "dints,fixed", "--holdout", "0"], "--holdout 0"),
         (["--strategies", "dints,fixed", "--max-cases", "3"], "leaves 1 training case(s)"),
     ],

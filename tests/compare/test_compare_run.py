@@ -70,7 +70,7 @@ def test_search_seconds_sets_the_time_budget(tiny_data, tiny_train, host, tmp_pa
         ({"strategies": ["dints", "nope"]}, {}, PluginError, "unknown strategy 'nope'; installed: dints, fixed, timed"),
         ({}, {"fixed": {"x": 1}}, ConfigError, "settings given for fixed"),
         ({"strategies": ["dints", "timed"]}, {"dints": {"epochs": 0}}, ConfigError, "epochs"),
-        ({"budget": "full"}, {}, ConfigError, "unknown budget 'full' for the timed strategy"),
+        ({"budget": "full"}, {}, ConfigError, "budget 'full' is not offered by strategy 'timed'"),
     ],
 )
 def test_bad_input_fails_before_any_run(tiny_data, tiny_train, host, tmp_path, values, overrides, error, words):

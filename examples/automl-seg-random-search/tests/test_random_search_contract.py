@@ -131,3 +131,8 @@ def test_a_tiny_time_budget_trains_one_candidate(tmp_path):
     )
     assert len(outcome.history) == 1 and outcome.history[0]["device_s"] > 0
     assert outcome.metrics["search_trials_device_s"] == outcome.history[0]["device_s"]
+
+
+def test_declares_the_budgets_it_has_presets_for() -> None:
+    assert RandomSearch.budgets == ("quick", "standard", "full")
+    assert random_settings("standard", {}).trials > random_settings("quick", {}).trials
