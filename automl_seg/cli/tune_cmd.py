@@ -145,8 +145,8 @@ def _run(
 ) -> TuneResult:
     from automl_seg.config import build_settings, section
     from automl_seg.engine.devices import resolve_device
-    from automl_seg.engine.progress import progress_bar
     from automl_seg.plugins import load_plugins
+    from automl_seg.progress import progress_bar
     from automl_seg.tune.run import run_tune, tuning_space
     from automl_seg.tune.runner import EngineTrialRunner, EngineTrialSettings
     from automl_seg.tune.storage import open_storage

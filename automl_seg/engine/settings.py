@@ -10,6 +10,8 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 
 from automl_seg.config import Budget, Device, Seed, Settings, build_settings
 
+Schedule = Literal["poly", "cosine", "constant"]
+
 
 class TrainSettings(Settings):
     """How a network is trained from scratch. An epoch is ``iterations`` optimizer steps (or one pass
@@ -22,7 +24,7 @@ class TrainSettings(Settings):
     lr: float = Field(default=0.01, gt=0)
     momentum: float = Field(default=0.99, ge=0, lt=1)
     weight_decay: float = Field(default=3e-5, ge=0)
-    schedule: Literal["poly", "cosine", "constant"] = "poly"
+    schedule: Schedule = "poly"
     grad_clip: float | None = Field(default=12.0, gt=0, description="max gradient norm; None = no clipping")
     val_every: PositiveInt = Field(default=1, description="validate every N epochs (and always after the last)")
     val_cases: PositiveInt | None = Field(default=None, description="validate on the first N validation cases only")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from monai.networks.nets import DiNTS
 from torch import nn
 
-from automl_seg.layout import channels_last_on_cpu
+from automl_seg.api import channels_last_on_cpu
 
 
 def fast_stems(model: DiNTS) -> DiNTS:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -49,12 +48,10 @@ from monai.networks.nets.dints import Cell
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from automl_seg_dints.args import DintsSpaceArgs
 from automl_seg_dints.interpolate import use_separable_trilinear
 from automl_seg_dints.stems import fast_stems
 from automl_seg_dints.topology import OPS, Topology
-
-if TYPE_CHECKING:
-    from automl_seg_dints.space import DintsSpaceArgs
 
 BYTES_PER_ELEMENT = 4
 FUSED_OPS_MAX_CHANNELS = 16  # see _operations_sum
