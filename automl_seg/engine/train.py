@@ -83,10 +83,16 @@ def lr_factor(schedule: Schedule, progress: float) -> float:
 def make_scheduler(
     optimizer: torch.optim.Optimizer, settings: TrainSettings, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """A per-step scheduler following ``lr_factor`` over ``total_steps``."""
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(settings.schedule, step / max(total_steps, 1))
-    )
+    """Per-step learning-rate factor: a linear warm-up over ``warmup_steps``, then ``lr_factor`` of
+    the schedule over the remaining steps."""
+    warmup = min(settings.warmup_steps, max(total_steps - 1, 0))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return lr_factor(settings.schedule, (step - warmup) / max(total_steps - warmup, 1))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def epoch_batches(
@@ -95,7 +101,10 @@ def epoch_batches(
     """``steps`` training batches for ``epoch``, from loaders seeded by (seed, epoch, pass)."""
     produced, passes = 0, 0
     while produced < steps:
-        loader = data.train_loader(batch_size=settings.batch_size, shuffle=True, seed=_mix(seed, epoch, passes))
+        loader = data.train_loader(
+            batch_size=settings.batch_size, shuffle=True, seed=_mix(seed, epoch, passes),
+            augmentation=settings.augmentation(),
+        )  # fmt: skip
         for batch in loader:
             yield batch
             produced += 1

@@ -73,6 +73,7 @@ class DintsSpace:
 
     name = "dints"
     version = SPACE_VERSION
+    budgets = tuple(PRESET_ARGS)
 
     def default_args(self, plan: Any, budget: str) -> dict[str, Any]:
         if budget not in PRESET_ARGS:
