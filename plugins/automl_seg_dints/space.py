@@ -86,14 +86,16 @@ def check_arch(args: DintsSpaceArgs, arch: DecodedArch) -> None:
 
 
 def build_discrete_network(args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
-    """MONAI's ``DiNTS`` around a ``TopologyInstance`` of the architecture (MONAI's own classes), with
+    """MONAI's ``DiNTS`` around a ``TopologyInstance`` of the architecture (MONAI's own classes; its active
+    paths fixed at construction so exporters follow them, ``automl_seg_dints.static_topology``), with
     the stems' CPU speed-ups (``automl_seg_dints.stems``), separable trilinear resizing
     (``automl_seg_dints.interpolate``) and batch-1 convolutions on oneDNN (``automl_seg.onednn``):
     same function, same state dict."""
-    from monai.networks.nets import DiNTS, TopologyInstance
+    from monai.networks.nets import DiNTS
 
     from automl_seg.onednn import onednn_conv3d
     from automl_seg_dints.interpolate import use_separable_trilinear
+    from automl_seg_dints.static_topology import StaticTopologyInstance
     from automl_seg_dints.stems import fast_stems
     from automl_seg_dints.topology import DecodedArch
 
@@ -106,7 +108,7 @@ def build_discrete_network(args: Mapping[str, Any], arch: Mapping[str, Any]) -> 
         ) from exc
     check_arch(space_args, decoded)
     with contextlib.redirect_stdout(io.StringIO()):  # MONAI prints a patch-size hint on construction
-        instance = TopologyInstance(
+        instance = StaticTopologyInstance(
             arch_code=[decoded.arch_code_a.astype(np.float32), decoded.arch_code_c],
             channel_mul=space_args.channel_mul,
             num_blocks=space_args.num_blocks,
