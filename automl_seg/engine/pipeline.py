@@ -24,6 +24,7 @@ import torch
 from pydantic import BaseModel, ValidationError
 
 from automl_seg.config import SPLIT_KEYS, DataSettings, build_settings, describe_validation_error
+from automl_seg.engine.budgets import check_budget
 from automl_seg.engine.devices import loader_workers, resolve_device
 from automl_seg.engine.evaluate import EvalReport, evaluate_loader
 from automl_seg.engine.history import plot_history, save_history_json
@@ -184,6 +185,7 @@ def run_search(
     the records' ``name``/``tags`` and add to their ``provenance``; ``promote=False`` leaves ``best``."""
     strategy = host.strategy(run.strategy)
     space = host.space(strategy.space)
+    check_budget(run.budget, strategy=strategy, space=space)
     settings = strategy_settings(strategy, run.budget, strategy_overrides)
     device = resolve_device(run.device)
     warn_gpu_budget_on_cpu(run.budget, device)

@@ -68,10 +68,14 @@ def make_optimizer(network: nn.Module, settings: TrainSettings) -> torch.optim.O
 def make_scheduler(
     optimizer: torch.optim.Optimizer, settings: TrainSettings, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-step learning-rate factor: poly (nnU-Net, power 0.9), cosine to zero, or constant."""
+    """Per-step learning-rate factor: a linear warm-up over ``warmup_steps``, then poly (nnU-Net,
+    power 0.9), cosine to zero, or constant over the remaining steps."""
+    warmup = min(settings.warmup_steps, max(total_steps - 1, 0))
 
     def factor(step: int) -> float:
-        progress = min(step / max(total_steps, 1), 1.0)
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = min((step - warmup) / max(total_steps - warmup, 1), 1.0)
         if settings.schedule == "poly":
             return (1 - progress) ** 0.9
         if settings.schedule == "cosine":
@@ -87,7 +91,10 @@ def epoch_batches(
     """``steps`` training batches for ``epoch``, from loaders seeded by (seed, epoch, pass)."""
     produced, passes = 0, 0
     while produced < steps:
-        loader = data.train_loader(batch_size=settings.batch_size, shuffle=True, seed=_mix(seed, epoch, passes))
+        loader = data.train_loader(
+            batch_size=settings.batch_size, shuffle=True, seed=_mix(seed, epoch, passes),
+            augmentation=settings.augmentation(),
+        )  # fmt: skip
         for batch in loader:
             yield batch
             produced += 1

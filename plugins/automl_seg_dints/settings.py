@@ -70,6 +70,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         "topology_loss_weight": 0.001,
         "max_steps_per_epoch": 12,
     },
+    # 2 CPU cores, about 8 of the standard budget's 60 minutes: the standard budget searches on the
+    # plan's whole patch (4.5x the quick patch's voxels), so the quick search's 72 steps already cost
+    # 4.5x; 8 epochs of 10 steps keep it there (automl_seg.engine.settings: the whole budget's arithmetic)
+    "standard": {
+        "epochs": 8,
+        "warmup_epochs": 3,
+        "memory_budget": 0.5,
+        "weight_lr": 0.05,
+        "arch_lr": 0.01,
+        "topology_loss_weight": 0.001,
+        "max_steps_per_epoch": 10,
+    },
     # paper-like, for a GPU (DiNTS tutorial: equal warm-up and search halves)
     "full": {
         "epochs": 200,
