@@ -105,8 +105,8 @@ def export(
 ) -> None:
     """Export a registered model (ONNX, torch.export; TorchScript is legacy), prove it computes what torch
     computes, and register it."""
-    from automl_seg.engine.progress import progress_bar
     from automl_seg.export import ExportRequest, export_model
+    from automl_seg.progress import progress_bar
 
     request = build_settings(
         ExportRequest,

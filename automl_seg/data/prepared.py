@@ -16,9 +16,9 @@ from automl_seg.data.fingerprint import fingerprint_dataset
 from automl_seg.data.models import Augmentation, Fingerprint, Plan
 from automl_seg.data.msd import DatasetInfo, load_dataset_info
 from automl_seg.data.plan import check_patch_size, derive_plan
-from automl_seg.data.progress import track
 from automl_seg.data.split import split_cases
 from automl_seg.errors import DataError
+from automl_seg.progress import track
 
 if TYPE_CHECKING:
     from monai.data import DataLoader

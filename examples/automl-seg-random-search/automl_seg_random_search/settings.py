@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from automl_seg.config import build_settings
+from automl_seg.api import build_settings
 from automl_seg.errors import ConfigError
 
 

@@ -79,9 +79,7 @@ class RandomSearch:
         return random_settings(budget, overrides)
 
     def search(self, ctx: SearchContext) -> SearchOutcome:
-        from automl_seg.engine.model import new_network
-        from automl_seg.engine.settings import TrainSettings
-        from automl_seg.engine.train import train_network
+        from automl_seg.api import TrainSettings, new_network, train_network
 
         missing = [m for m in SPACE_METHODS if not callable(getattr(ctx.space, m, None))]
         if missing:
