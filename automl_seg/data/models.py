@@ -63,6 +63,24 @@ class PlanLimits(BaseModel):
     max_patch_side: int = Field(default=128, gt=0, description="voxels along one patch side, at most")
 
 
+class Augmentation(BaseModel):
+    """How training patches are drawn and augmented (``transforms.training_transforms``); the defaults
+    are the light recipe (the plan's share of patches on foreground, flips, intensity scale and shift).
+
+    Probabilities are per patch. The spatial and intensity ranges are nnU-Net's: rotation up to 30
+    degrees about every axis, scaling 0.7-1.4, gamma 0.7-1.5, noise sd 0.1, blur sigma 0.5-1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    foreground_ratio: float | None = Field(
+        default=None, ge=0, le=1, description="share of patches centred on foreground; None = the plan's"
+    )
+    mirror: bool = True
+    spatial: float = Field(default=0.0, ge=0, le=1, description="probability of rotation and scaling")
+    gamma: float = Field(default=0.0, ge=0, le=1, description="probability of a gamma change")
+    noise_blur: float = Field(default=0.0, ge=0, le=1, description="probability of noise, and of blur")
+
+
 class ShapeSummary(BaseModel):
     """Per-axis minimum, median and maximum over the cases (in the plan's RAS orientation)."""
 
