@@ -17,7 +17,7 @@ from rich.markup import escape
 from automl_seg import __version__
 from automl_seg.cli import data_cmd, engine_cmd, export_cmd, plugins_cmd, registry_cmd, tune_cmd
 from automl_seg.cli.common import err_console, fit_consoles
-from automl_seg.engine.launch import FailureKind, failure_kind, report_failure
+from automl_seg.engine.launch import LAUNCHED_ENV, FailureKind, failure_kind, report_failure
 from automl_seg.errors import Terminated, UserError
 
 DEBUG_ENV = "AUTOML_SEG_DEBUG"
@@ -79,14 +79,23 @@ def _raise_terminated(_signum: int, _frame: object) -> None:
     raise Terminated
 
 
+def _exit_terminated(_signum: int, _frame: object) -> None:
+    os._exit(TERMINATED)
+
+
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``) in the main thread while the block
-    runs; the previous handler comes back after. Elsewhere than the main thread nothing changes."""
+    runs; the previous handler comes back after. Elsewhere than the main thread nothing changes.
+
+    A process of a ``--nproc`` job exits at once instead: its agent sends SIGTERM only once the job
+    has failed or was interrupted, the launcher reports that, and checkpoints and registry writes
+    are atomic (unwinding then only interleaved the agent's signal with the failure's cleanup)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    handler = _exit_terminated if os.environ.get(LAUNCHED_ENV) else _raise_terminated
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:

@@ -86,9 +86,19 @@ class Distributed:
         draws what a single process always drew)."""
         return seed if self.rank == 0 else (seed * 1_000_003 + self.rank * 7_919) % 2**31
 
-    def wrap(self, model: nn.Module, *, find_unused_parameters: bool = False, ignore: Iterable[str] = ()) -> nn.Module:
+    def wrap(
+        self,
+        model: nn.Module,
+        *,
+        find_unused_parameters: bool = False,
+        static_graph: bool = False,
+        ignore: Iterable[str] = (),
+    ) -> nn.Module:
         """``model`` in ``DistributedDataParallel`` (gradients averaged over ranks during backward;
-        rank 0's weights broadcast at construction); ``model`` itself in a world of one. ``ignore``
+        rank 0's weights broadcast at construction); ``model`` itself in a world of one.
+
+        A network that leaves parameters unused needs ``find_unused_parameters`` (searched every
+        step) or, when the same ones are unused every step, ``static_graph`` (found once). ``ignore``
         names parameters DDP leaves alone (e.g. architecture parameters a strategy syncs itself)."""
         if not self.enabled:
             return model
@@ -102,6 +112,7 @@ class Distributed:
             model,
             device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=find_unused_parameters,
+            static_graph=static_graph,
         )
 
     def shard(self, items: Sequence[T], *, seed: int | None = None, pad: bool = True) -> list[T]:

@@ -178,7 +178,13 @@ def failure_kind(exc: BaseException) -> FailureKind:
 
     if dist.is_available() and isinstance(exc, dist.DistError):
         return "peer"
+    # DDP's reducer and gloo report a lost peer as a plain RuntimeError
+    if isinstance(exc, RuntimeError) and any(sign in str(exc) for sign in _LOST_PEER):
+        return "peer"
     return "internal"
+
+
+_LOST_PEER = ("Connection closed by peer", "Connection reset by peer", "Timed out waiting", "timed out", "gloo/")
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:

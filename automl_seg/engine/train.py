@@ -166,8 +166,8 @@ def train_network(
     seed_everything(seed)
     network.to(device).train()
     # the same weights on every rank, gradients averaged over ranks; a discrete network may leave
-    # parameters unused (DiNTS: the pruned paths)
-    model = dist.wrap(network, find_unused_parameters=True)
+    # the same parameters unused in every step (DiNTS: the pruned paths)
+    model = dist.wrap(network, static_graph=True)
     optimizer = make_optimizer(network, settings)
     steps = steps_per_epoch(data, settings, dist)
     scheduler = make_scheduler(optimizer, settings, total_steps=steps * settings.epochs)

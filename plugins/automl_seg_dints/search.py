@@ -353,9 +353,10 @@ class DintsSearch:
             record[key] = means.get(key)
         return record
 
-    def run(self) -> SearchOutcome:
-        settings, ctx = self.settings, self.ctx
-        state = _State(
+    def new_state(self) -> _State:
+        """The search's starting state: the supernet with fresh optimizers and scalers."""
+        settings = self.settings
+        return _State(
             model=self.model,
             weight_opt=torch.optim.SGD(
                 self.weights, lr=settings.weight_lr, momentum=_MOMENTUM, weight_decay=_WEIGHT_DECAY
@@ -365,6 +366,10 @@ class DintsSearch:
             arch_scaler=grad_scaler(self.device, settings.amp),
             history=[],
         )
+
+    def run(self) -> SearchOutcome:
+        ctx = self.ctx
+        settings, state = self.settings, self.new_state()
         Path(ctx.workdir).mkdir(parents=True, exist_ok=True)
         if ctx.resume and self.dist.broadcast(self.checkpoint.is_file()):
             _load_checkpoint(self.checkpoint, state, self._fingerprint(), self.dist)
