@@ -41,6 +41,14 @@ def list_records(
         if as_json:
             print_json([record.model_dump(mode="json") for record in found])
             return
+        lost = len(reg.unindexed())
+        if lost:
+            err_console.print(
+                f"note: {lost} record folder(s) in {reg.root} are not in its index (a lost index, or another "
+                "one); `automl-seg registry verify --reindex` adds them back",
+                markup=False,
+                highlight=False,
+            )
         if not found:
             filtered = " matching the filters" if dataset or strategy or name else ""
             console.print(f"no records in {reg.root}{filtered}", markup=False)
@@ -129,10 +137,13 @@ def verify(
     A record.json that differs from the index is rewritten from it: a second run confirms the repair.
     """
     with _open(registry) as reg:
+        refused = []
         if reindex:
-            for ref in reg.reindex():
-                err_console.print(f"re-indexed {ref}")
-        problems = reg.verify()
+            result = reg.reindex()
+            for ref in result.added:
+                err_console.print(f"re-indexed {ref}", markup=False, highlight=False)
+            refused = result.refused
+        problems = refused + reg.verify()
         found = reg.list()
     checked = sum(len(record.artifacts) for record in found)
     if as_json:
@@ -146,9 +157,10 @@ def verify(
     elif problems:
         table = Table(title=f"{len(problems)} problem(s)")
         for column in ("ref", "artifact", "problem", "path"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for problem in problems:
-            table.add_row(problem.ref, problem.artifact or "-", problem.kind, Text(str(problem.path)))
+            kind = f"{problem.kind}: {problem.detail}" if problem.detail else problem.kind
+            table.add_row(Text(problem.ref), Text(problem.artifact or "-"), Text(kind), Text(str(problem.path)))
         err_console.print(table)
         if any(problem.kind == "unindexed" for problem in problems):
             err_console.print(

@@ -3,7 +3,7 @@
 It is a store and knows nothing about strategies: the engine and plugins hand it records and files.
 """
 
-from automl_seg_registry.maintenance import Problem
+from automl_seg_registry.maintenance import Problem, Reindexed
 from automl_seg_registry.refs import Ref, parse_ref
 from automl_seg_registry.schema import (
     SCHEMA_VERSION,
@@ -28,6 +28,7 @@ __all__ = [
     "Problem",
     "Ref",
     "Registry",
+    "Reindexed",
     "SpaceRef",
     "StrategyRef",
     "load_record",
