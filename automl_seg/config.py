@@ -18,7 +18,11 @@ from automl_seg.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 Device = Literal["auto", "cpu", "cuda"]
-Budget = Literal["quick", "full"]
+#: A budget is a preset's name. The set is open: the engine declares the budgets of its training presets
+#: and every strategy and space the budgets of its own presets (``automl_seg.engine.budgets`` checks a
+#: run's budget against all of them).
+BUDGET_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+Budget = Annotated[str, Field(pattern=BUDGET_PATTERN)]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]  #: what numpy, torch and Optuna all accept
 
 

@@ -22,7 +22,7 @@ from automl_seg.cli.common import (
     console,
     print_json,
 )
-from automl_seg.config import Budget, DataSettings, Device, build_settings, check_sections, read_config_file, section
+from automl_seg.config import DataSettings, Device, build_settings, check_sections, read_config_file, section
 from automl_seg.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -30,7 +30,12 @@ if TYPE_CHECKING:
 
 RefArgument = Annotated[str, typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest'.")]
 BudgetOption = Annotated[
-    Budget | None, typer.Option("--budget", help="Preset: quick (2-core CPU; the default) or full (GPU).")
+    str | None,
+    typer.Option(
+        "--budget",
+        help="Preset by name: quick (2-core CPU, minutes; the default), standard (2-core CPU, up to an hour), "
+        "full (GPU); plugins may offer more.",
+    ),
 ]
 SeedOption = Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")]
 DeviceOption = Annotated[Device | None, typer.Option("--device", help="auto picks CUDA when available.")]
@@ -183,6 +188,7 @@ def search(
     as_json: JsonFlag = False,
 ) -> None:
     """Search an architecture, register it, retrain and evaluate it, register the trained model."""
+    from automl_seg.engine.budgets import check_search_budget
     from automl_seg.engine.distributed import process_group
     from automl_seg.engine.pipeline import run_search
     from automl_seg.engine.settings import SearchRunSettings, train_settings
@@ -202,6 +208,8 @@ def search(
         {"dataset": dataset, "data_root": data_root, "max_cases": max_cases, "patch_size": parse_patch(patch_size)},
         source="data settings",
     )
+    host = load_plugins()
+    check_search_budget(host, run.budget, run.strategy)
     train = train_settings(run.budget, section(cfg, "train"), {"epochs": train_epochs})
     overrides = {
         **section(cfg, "strategy"),
@@ -217,7 +225,6 @@ def search(
     }
     if _launched(ctx, nproc, run.device, RESUME_HINT):
         return
-    host = load_plugins()
     with process_group(run.device) as dist, _open_registry(registry) as reg:
         result = run_search(run, data, train, overrides, registry=reg, host=host, dist=dist)
     if not dist.is_main:

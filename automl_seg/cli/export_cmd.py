@@ -98,8 +98,8 @@ def export(
     as_json: JsonFlag = False,
 ) -> None:
     """Export a registered model (ONNX, TorchScript), prove it computes what torch computes, and register it."""
-    from automl_seg.engine.progress import progress_bar
     from automl_seg.export import ExportRequest, export_model
+    from automl_seg.progress import progress_bar
 
     request = build_settings(
         ExportRequest,

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from automl_seg.config import DataSettings
 from automl_seg.data.fingerprint import fingerprint_dataset
-from automl_seg.data.models import Fingerprint, Plan
+from automl_seg.data.models import Augmentation, Fingerprint, Plan
 from automl_seg.data.msd import DatasetInfo, load_dataset_info
 from automl_seg.data.plan import check_patch_size, derive_plan
-from automl_seg.data.progress import track
 from automl_seg.data.split import split_cases
 from automl_seg.errors import DataError
+from automl_seg.progress import track
 
 if TYPE_CHECKING:
     from monai.data import DataLoader
@@ -74,12 +74,14 @@ class PreparedData:
                 self._volumes[case_id] = volume
         return [self._volumes[c] for c in cases]
 
-    def train_dataset(self, cases: list[str] | None = None, *, seed: int = 0) -> Dataset:
-        """Random patches (pos/neg crops, flips, intensity augmentation) from the cached volumes."""
+    def train_dataset(
+        self, cases: list[str] | None = None, *, seed: int = 0, augmentation: Augmentation | None = None
+    ) -> Dataset:
+        """Random patches (foreground/background crops, then ``augmentation``) from the cached volumes."""
         from automl_seg.data.loaders import CachedVolumes
         from automl_seg.data.transforms import training_transforms
 
-        transform = training_transforms(self.plan)
+        transform = training_transforms(self.plan, augmentation=augmentation)
         transform.set_random_state(seed=seed)
         return CachedVolumes(self.preprocessed(self.train_cases if cases is None else cases), transform)
 
@@ -99,12 +101,13 @@ class PreparedData:
         shuffle: bool = True,
         seed: int = 0,
         num_workers: int | None = None,
+        augmentation: Augmentation | None = None,
     ) -> DataLoader:
         """Batches of ``batch_size`` (default ``plan.batch_size``) volumes' patches, prepared by
         ``num_workers`` processes (default ``loader_workers``); same seed and workers, same batches."""
         from automl_seg.data.loaders import seeded_loader
 
-        dataset = self.train_dataset(cases, seed=seed)
+        dataset = self.train_dataset(cases, seed=seed, augmentation=augmentation)
         workers = self.loader_workers if num_workers is None else num_workers
         return seeded_loader(dataset, batch_size or self.plan.batch_size, shuffle, seed, workers)
 

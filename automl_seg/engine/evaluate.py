@@ -222,7 +222,7 @@ def evaluate_reference(
     from automl_seg.engine.devices import resolve_device
     from automl_seg.engine.distributed import Distributed
     from automl_seg.engine.model import load_trained_model, record_plan
-    from automl_seg.engine.progress import progress_bar
+    from automl_seg.progress import progress_bar
 
     dist = dist or Distributed()
     torch_device = dist.device(resolve_device(device))

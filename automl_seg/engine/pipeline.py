@@ -24,6 +24,7 @@ import torch
 from pydantic import BaseModel, ValidationError
 
 from automl_seg.config import SPLIT_KEYS, DataSettings, build_settings, describe_validation_error
+from automl_seg.engine.budgets import check_budget
 from automl_seg.engine.devices import loader_workers, resolve_device
 from automl_seg.engine.distributed import Distributed
 from automl_seg.engine.evaluate import EvalReport, evaluate_cases
@@ -209,6 +210,7 @@ def run_search(
     host, run = _rank_view(host, run, dist)
     strategy = host.strategy(run.strategy)
     space = host.space(strategy.space)
+    check_budget(run.budget, strategy=strategy, space=space)
     settings = strategy_settings(strategy, run.budget, strategy_overrides)
     device = dist.device(resolve_device(run.device))
     warn_gpu_budget_on_cpu(run.budget, device)

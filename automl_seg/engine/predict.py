@@ -26,8 +26,8 @@ from automl_seg.engine.inference import (
     predict_file_labels,
     predictor_window,
 )
-from automl_seg.engine.progress import progress_bar
 from automl_seg.errors import UserError
+from automl_seg.progress import progress_bar
 
 if TYPE_CHECKING:
     from automl_seg_registry import ArchitectureRecord, Registry

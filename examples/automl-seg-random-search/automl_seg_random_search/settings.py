@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from automl_seg.config import build_settings
+from automl_seg.api import build_settings
 from automl_seg.errors import ConfigError
 
 
@@ -29,6 +29,8 @@ class RandomSettings(BaseModel):
 PRESETS: dict[str, dict[str, Any]] = {
     # 2-core CPU: a handful of candidates, each trained for a minute or so on Task04_Hippocampus
     "quick": {"trials": 4, "epochs": 1, "iterations": 30, "memory_budget": 0.5, "score_cases": 10},
+    # 2-core CPU, within the standard budget's hour: more and longer-trained candidates
+    "standard": {"trials": 6, "epochs": 2, "iterations": 40, "memory_budget": 0.5, "score_cases": 20},
     # GPU: enough candidates for random search to be the honest baseline DiNTS must beat
     "full": {"trials": 30, "epochs": 10, "iterations": 100, "memory_budget": 0.8},
 }

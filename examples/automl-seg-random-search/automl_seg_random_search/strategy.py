@@ -21,7 +21,7 @@ from typing import Any
 
 from automl_seg.errors import PluginError, UserError
 from automl_seg.interfaces import SearchContext, SearchOutcome
-from automl_seg_random_search.settings import RandomSettings, random_settings
+from automl_seg_random_search.settings import PRESETS, RandomSettings, random_settings
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +73,13 @@ class RandomSearch:
 
     name = "random"
     space = "dints"
+    budgets = tuple(PRESETS)
 
     def settings(self, budget: str, overrides: Mapping[str, Any]) -> RandomSettings:
         return random_settings(budget, overrides)
 
     def search(self, ctx: SearchContext) -> SearchOutcome:
-        from automl_seg.engine.model import new_network
-        from automl_seg.engine.settings import TrainSettings
-        from automl_seg.engine.train import train_network
+        from automl_seg.api import TrainSettings, new_network, train_network
 
         missing = [m for m in SPACE_METHODS if not callable(getattr(ctx.space, m, None))]
         if missing:

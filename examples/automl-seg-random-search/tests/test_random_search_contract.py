@@ -102,3 +102,10 @@ def test_resume_skips_finished_trials_and_finds_the_same_architecture(tmp_path):
     resumed = RandomSearch().search(ctx)
     assert resumed.arch == first.arch and resumed.history == first.history
     assert not (tmp_path / "run" / "trial_0").exists()
+
+
+def test_declares_the_budgets_it_has_presets_for() -> None:
+    from automl_seg_random_search.settings import random_settings
+
+    assert RandomSearch.budgets == ("quick", "standard", "full")
+    assert random_settings("standard", {}).trials > random_settings("quick", {}).trials
