@@ -22,6 +22,9 @@ Reproducibility and checkpoints
 Devices and precision
     ``resolve_device`` maps ``auto``/``cpu``/``cuda`` to a device; ``mixed_precision`` and
     ``grad_scaler`` are the engine's float16 autocast and gradient scaler on CUDA (no-ops on the CPU).
+Compute accounting
+    ``Stopwatch`` reads wall and device seconds (on the CPU the process' CPU time, on CUDA the time the
+    GPU is held); a strategy with a ``time_budget_s`` setting checks its budget with it.
 Progress
     ``progress_bar`` is the engine's rich bar (stderr, ETA); ``track`` wraps a loop in one. Show it
     only when ``ctx.progress`` is true.
@@ -46,6 +49,7 @@ Data
 from __future__ import annotations
 
 from automl_seg import API_VERSION
+from automl_seg.compute import Stopwatch
 from automl_seg.config import Budget, build_settings, describe_validation_error
 from automl_seg.data.models import Plan
 from automl_seg.data.prepared import PreparedData
@@ -69,6 +73,7 @@ __all__ = [
     "Plan",
     "PreparedData",
     "Schedule",
+    "Stopwatch",
     "TrainResult",
     "TrainSettings",
     "atomic_torch_save",
