@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,6 +32,7 @@ NPROC_FLAG = "--nproc"
 #: "interrupted": stopped by a signal it was sent) is not the one that names the job's failure
 FailureKind = Literal["user", "internal", "peer", "interrupted"]
 _SECONDARY: set[str] = {"peer", "interrupted"}
+_TERMINATED = 143  # the exit code of a rank stopped by SIGTERM (automl_seg.cli.main)
 
 
 class JobFailed(UserError):
@@ -127,8 +129,10 @@ def describe_failures(failures: Mapping[int, Any]) -> tuple[str, int]:
 
     def order(item: tuple[int, Any]) -> tuple[bool, int, int]:
         rank, failure = item
-        kind = _recorded(failure).get("kind")
-        return (kind in _SECONDARY, failure.timestamp, rank)
+        recorded = _recorded(failure)
+        # a rank the agent stopped (SIGTERM: it exits at once, leaving no message) only followed
+        stopped = not recorded and failure.exitcode in (_TERMINATED, -signal.SIGTERM)
+        return (stopped or recorded.get("kind") in _SECONDARY, failure.timestamp, rank)
 
     rank, failure = min(failures.items(), key=order)
     recorded = _recorded(failure)

@@ -139,6 +139,8 @@ def test_describe_failures_names_the_rank_that_ended_the_job() -> None:
     # the killed rank, not the rank that lost it (even though that one failed first)
     message, code = describe_failures({0: _failure(1, lost, timestamp=1), 1: _failure(-9, timestamp=2)})
     assert (message, code) == ("rank 1 died (signal SIGKILL); the other ranks were stopped", 1)
+    # nor a rank the agent stopped with SIGTERM
+    assert describe_failures({0: _failure(143), 1: _failure(-9, timestamp=2)})[0].startswith("rank 1 died")
     # a user error keeps its exit code and message
     user = {"kind": "user", "message": "--resume: no checkpoint", "exit_code": 2}
     assert describe_failures({1: _failure(2, user), 0: _failure(2, user)}) == ("rank 0: --resume: no checkpoint", 2)
