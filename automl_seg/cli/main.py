@@ -9,9 +9,16 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
 from rich.logging import RichHandler
+from typer.core import TyperGroup
+
+try:  # typer >= 0.16 vendors click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older typer on click
+    from click.exceptions import UsageError
 from rich.markup import escape
 
 from automl_seg import __version__
@@ -21,8 +28,38 @@ from automl_seg.errors import Terminated, UserError
 
 DEBUG_ENV = "AUTOML_SEG_DEBUG"
 
+
+class _OneLineUsageErrors(TyperGroup):
+    """The root command group: a usage error (unknown option, bad value, missing argument), of any
+    subcommand, becomes a ``UsageProblem``, printed like every other bad input: one ``error:`` line."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        with _as_user_error():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _as_user_error():
+            return super().invoke(ctx)
+
+
+class UsageProblem(UserError):
+    """A command line the parser refused."""
+
+
+@contextmanager
+def _as_user_error() -> Iterator[None]:
+    try:
+        yield
+    except UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            raise  # a bare group shows its help
+        command = exc.ctx.command_path if exc.ctx is not None else "automl-seg"
+        raise UsageProblem(f"{exc.format_message()} (see `{command} --help`)") from None
+
+
 app = typer.Typer(
     name="automl-seg",
+    cls=_OneLineUsageErrors,
     help="AutoML for 3D medical image segmentation: DiNTS search, registry, export, tuning.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

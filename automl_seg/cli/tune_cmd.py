@@ -143,6 +143,8 @@ def _run(
     max_cases: int | None,
     data_root: Path | None,
 ) -> TuneResult:
+    from automl_seg_registry import Registry
+
     from automl_seg.config import build_settings, section
     from automl_seg.engine.devices import resolve_device
     from automl_seg.engine.progress import progress_bar
@@ -161,6 +163,8 @@ def _run(
     ), source="tune settings")  # fmt: skip
     resolve_device(settings.device)  # CUDA asked where there is none: one line now, not a study of failed trials
     storage = open_storage(request.storage_url)  # an unreachable storage: one line before anything is printed
+    with Registry.open(request.registry, request.registry_index):
+        pass  # an unusable registry or index: one line now, not a study of failed trials
     host = load_plugins()
     _quiet_optuna()
     specs = tuning_space(host, request)[1]

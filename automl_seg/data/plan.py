@@ -11,7 +11,9 @@ Rules:
   ``divisor`` so one patch covers a typical case, then capped at ``MAX_PATCH_SIDE`` per axis and
   shrunk (largest side first, by ``divisor``) until it holds at most ``MAX_PATCH_VOXELS`` voxels.
   For Hippocampus (median 35x50x36 at 1 mm) this is 48x64x48. ``DataSettings.patch_size``
-  overrides it; each side must be a positive multiple of ``divisor``.
+  overrides it; each side must be a positive multiple of ``divisor``, the patch must hold at most
+  ``MAX_OVERRIDE_VOXELS`` voxels (memory), and no side may exceed both ``MAX_PATCH_SIDE`` and the
+  largest case's extent at the plan's spacing rounded up to ``divisor`` (beyond that a patch is padding).
 - **Classes and channels.** ``num_classes = len(labels)`` (background included),
   ``in_channels = len(modality)``.
 """
@@ -27,6 +29,9 @@ from automl_seg.errors import ConfigError
 DIVISOR = 16
 MAX_PATCH_SIDE = 128
 MAX_PATCH_VOXELS = 128 * 128 * 64
+#: An explicit patch may be larger than the derived one, up to this many voxels (a float32 batch of
+#: such patches and a network's activations on them already take many GB).
+MAX_OVERRIDE_VOXELS = 256 * 256 * 128
 
 
 def _is_ct(fingerprint: Fingerprint) -> bool:
@@ -50,23 +55,45 @@ def default_patch_size(fingerprint: Fingerprint, spacing: Sequence[float], divis
 def check_patch_size(patch_size: Sequence[int], divisor: int = DIVISOR) -> tuple[int, int, int]:
     """``patch_size`` as a triple; ``ConfigError`` unless every side is a positive multiple of ``divisor``."""
     patch = tuple(int(p) for p in patch_size)
+    shown = "x".join(map(str, patch))
     if len(patch) != 3 or any(p <= 0 or p % divisor for p in patch):
         raise ConfigError(
-            f"patch size {'x'.join(map(str, patch))} is invalid: give 3 sides, each a positive multiple of {divisor} "
+            f"patch size {shown} is invalid: give 3 sides, each a positive multiple of {divisor} "
             f"(e.g. {divisor * 2}x{divisor * 2}x{divisor * 2})"
         )
+    if math.prod(patch) > MAX_OVERRIDE_VOXELS:
+        raise ConfigError(
+            f"patch size {shown} holds {math.prod(patch):,} voxels, more than the {MAX_OVERRIDE_VOXELS:,} a training "
+            "batch can hold in memory; give a smaller patch (e.g. 128x128x64) or leave it to the plan"
+        )
     return patch  # type: ignore[return-value]
+
+
+def check_patch_fits_data(
+    patch: Sequence[int], fingerprint: Fingerprint, spacing: Sequence[float], divisor: int = DIVISOR
+) -> None:
+    """``ConfigError`` where a side of ``patch`` exceeds both ``MAX_PATCH_SIDE`` and the largest case's
+    extent at ``spacing`` rounded up to ``divisor``: such a patch would be mostly padding."""
+    largest = [m * s / t for m, s, t in zip(fingerprint.shapes.max, fingerprint.spacings.median, spacing, strict=True)]
+    limits = [max(MAX_PATCH_SIDE, math.ceil(side / divisor) * divisor) for side in largest]
+    if any(p > limit for p, limit in zip(patch, limits, strict=True)):
+        extent = "x".join(str(math.ceil(side)) for side in largest)
+        raise ConfigError(
+            f"patch size {'x'.join(map(str, patch))} is larger than the data: the largest case of "
+            f"{fingerprint.dataset} spans {extent} voxels at the plan's spacing; give at most "
+            f"{'x'.join(map(str, limits))}, or leave the patch to the plan"
+        )
 
 
 def derive_plan(fingerprint: Fingerprint, patch_size: Sequence[int] | None = None, divisor: int = DIVISOR) -> Plan:
     """The plan for ``fingerprint``; ``patch_size`` (validated) replaces the derived patch."""
     spacing = tuple(float(s) for s in fingerprint.spacings.median)
     ct = _is_ct(fingerprint)
-    patch = (
-        check_patch_size(patch_size, divisor)
-        if patch_size is not None
-        else default_patch_size(fingerprint, spacing, divisor)
-    )
+    if patch_size is not None:
+        patch = check_patch_size(patch_size, divisor)
+        check_patch_fits_data(patch, fingerprint, spacing, divisor)
+    else:
+        patch = default_patch_size(fingerprint, spacing, divisor)
     return Plan(
         dataset=fingerprint.dataset,
         modality="/".join(dict.fromkeys(fingerprint.modality.values())),
