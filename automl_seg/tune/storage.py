@@ -75,8 +75,11 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     if sqlite and parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
         folder = Path(parsed.database).expanduser().parent
         if not folder.is_dir():
-            what = "is not a folder" if folder.exists() else "does not exist"
-            raise ConfigError(f"storage {shown}: its folder {folder} {what}; create it first or pass another --storage")
+            blocker = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+            what = "does not exist" if blocker.is_dir() else f"is not a folder ({blocker} is a file)"
+            raise ConfigError(
+                f"tuning storage {shown}: its folder {folder} {what}; create the folder first or pass another --storage"
+            )
     try:
         return _create(url, engine_kwargs)
     except (NoSuchModuleError, ImportError) as exc:
