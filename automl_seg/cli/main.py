@@ -13,13 +13,8 @@ from typing import Any
 
 import typer
 from rich.logging import RichHandler
-from typer.core import TyperGroup
-
-try:  # typer >= 0.16 vendors click
-    from typer._click.exceptions import UsageError
-except ImportError:  # pragma: no cover - older typer on click
-    from click.exceptions import UsageError
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from automl_seg import __version__
 from automl_seg.cli import compare_cmd, data_cmd, engine_cmd, export_cmd, plugins_cmd, registry_cmd, tune_cmd
@@ -27,6 +22,8 @@ from automl_seg.cli.common import err_console, fit_consoles
 from automl_seg.errors import Terminated, UserError
 
 DEBUG_ENV = "AUTOML_SEG_DEBUG"
+#: click's UsageError, whichever click typer runs on (its own vendored copy in recent releases)
+UsageError = typer.BadParameter.__mro__[1]
 
 
 class _OneLineUsageErrors(TyperGroup):
