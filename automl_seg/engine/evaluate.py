@@ -21,6 +21,7 @@ from automl_seg.engine.inference import (
     Window,
     case_name,
     list_nifti,
+    logits_on_grid,
     mirrored,
     predict_file_labels,
     read_label,
@@ -118,14 +119,19 @@ def evaluate_loader(
     sw_batch_size: int = 4,
     progress: Callable[[], None] = lambda: None,
 ) -> EvalReport:
-    """Score whole preprocessed volumes ({"image", "label", "case"}, batch 1) in the plan's space."""
+    """Score whole preprocessed volumes ({"image", "label", "case"}, batch 1) in the plan's space, or on the
+    case's own grid where the batch carries it (``native_label``: the logits are resampled onto it linearly)."""
     names = foreground_names(plan)
     rows = []
     for batch in batches:
         image = torch.as_tensor(batch["image"]).to(device)
         logits = sliding_window_logits(window, image, plan, sw_batch_size)
+        if "native_label" in batch:
+            label = torch.as_tensor(batch["native_label"])[:, 0].cpu()
+            logits = logits_on_grid(logits[0], batch["affine"][0], batch["native_affine"][0], label.shape[1:])[None]
+        else:
+            label = torch.as_tensor(batch["label"])[:, 0].cpu()
         prediction = logits.argmax(1).cpu()
-        label = torch.as_tensor(batch["label"])[:, 0].cpu()
         case = batch["case"][0] if isinstance(batch["case"], (list, tuple)) else str(batch["case"])
         rows.append(score_case(case, prediction, label, names))
         progress()
@@ -245,11 +251,6 @@ def evaluate_reference(
             source="evaluation data settings",
         )  # fmt: skip
         with dist.main_first():  # rank 0 fills the fingerprint cache the others read
-            data = prepare_data(settings, progress=progress)
-        if (data.plan.in_channels, data.plan.num_classes) != (plan.in_channels, plan.num_classes):
-            raise DataError(
-                f"{settings.dataset} has {data.plan.in_channels} channel(s) and {data.plan.num_classes} classes but "
-                f"{record.ref} expects {plan.in_channels} and {plan.num_classes}; evaluate it on a matching dataset"
-            )
+            data = prepare_data(settings, progress=progress, plan=plan)  # the model's plan, checked against the data
         task = bar.add_task("evaluating", total=len(dist.shard(data.val_cases, pad=False)))
         return evaluate_cases(window, data, torch_device, dist=dist, progress=lambda: bar.advance(task))
