@@ -179,6 +179,8 @@ def _run(
 
 def _study(request: Any, settings: Any, runner: Any) -> TuneResult:
     """Rank 0's (or the only process') part of a tune worker: check, print the space, run the trials."""
+    from automl_seg_registry import Registry
+
     from automl_seg.engine.budgets import check_search_budget
     from automl_seg.plugins import load_plugins
     from automl_seg.progress import progress_bar
@@ -188,6 +190,10 @@ def _study(request: Any, settings: Any, runner: Any) -> TuneResult:
     host = load_plugins()
     check_search_budget(host, settings.budget, settings.strategy)
     storage = open_storage(request.storage_url)  # an unreachable storage: one line before anything is printed
+    with Registry.open(request.registry, request.registry_index):
+        pass  # an unusable registry or index: one line now, not a study of failed trials
+    with Registry.open(request.registry, request.registry_index):
+        pass  # an unusable registry or index: one line now, not a study of failed trials
     _quiet_optuna()
     specs = tuning_space(host, request)[1]
     _print_space(specs)
