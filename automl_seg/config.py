@@ -36,6 +36,9 @@ class DataSettings(Settings):
     dataset: str = "Task04_Hippocampus"
     data_root: Path | None = None
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
+    test_fraction: float = Field(
+        default=0.0, ge=0, lt=1, description="cases held out of every training and validation run (a test set)"
+    )
     split_seed: Seed = 0
     max_cases: int | None = Field(default=None, gt=0, description="use only the first N cases (smoke runs)")
     patch_size: tuple[PositiveInt, PositiveInt, PositiveInt] | None = Field(
@@ -43,7 +46,7 @@ class DataSettings(Settings):
     )
 
 
-SPLIT_KEYS = ("val_fraction", "split_seed", "max_cases")  #: the DataSettings that choose the cases
+SPLIT_KEYS = ("val_fraction", "split_seed", "max_cases", "test_fraction")  #: the DataSettings that choose the cases
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

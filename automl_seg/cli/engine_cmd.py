@@ -26,6 +26,7 @@ from automl_seg.errors import ConfigError
 
 if TYPE_CHECKING:
     from automl_seg.engine.evaluate import EvalReport
+    from automl_seg.engine.folds import CrossValResult
 
 RefArgument = Annotated[str, typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest'.")]
 BudgetOption = Annotated[
@@ -52,6 +53,13 @@ WorkdirOption = Annotated[
 MaxCasesOption = Annotated[int | None, typer.Option("--max-cases", help="Use only the first N cases (smoke runs).")]
 PatchOption = Annotated[
     str | None, typer.Option("--patch-size", help="Override the plan's patch, e.g. 32x48x32 (multiples of 16).")
+]
+FoldsOption = Annotated[
+    int | None,
+    typer.Option("--folds", help="Cross-validate: one model per fold (seeded splits), registered as one record."),
+]
+FoldOption = Annotated[
+    int | None, typer.Option("--fold", help="Train only this fold (0-based) of --folds; registers when all are done.")
 ]
 ProgressOption = Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show progress bars.")]
 
@@ -129,6 +137,46 @@ def _summary(result: Any) -> dict[str, Any]:
     }
 
 
+def _cv_summary(result: CrossValResult) -> dict[str, Any]:
+    """What --json prints for a cross-validation (finished or with folds still to train)."""
+    return {
+        "ref": result.record.ref if result.record else None,
+        "parent": result.record.parent if result.record else None,
+        "folds_done": [f.fold for f in result.folds],
+        "folds_pending": result.pending,
+        "metrics": result.record.metrics.model_dump(mode="json") if result.record else None,
+        "postprocessing": result.postprocessing.model_dump(mode="json") if result.postprocessing else None,
+        "workdir": str(result.workdir),
+    }
+
+
+def _print_cross_validation(result: CrossValResult) -> None:
+    """Per-class Dice of every finished fold, their mean and standard deviation, and what is registered."""
+    from automl_seg.engine.folds import fold_summary
+
+    if not result.folds:
+        return
+    names = list(result.folds[0].evaluation.dice_per_class)
+    table = Table(title="cross-validation (validation Dice per fold)", box=box.SIMPLE_HEAD)
+    table.add_column("fold")
+    table.add_column("cases", justify="right")
+    for name in names:
+        table.add_column(f"Dice {name}", justify="right")
+    for f in result.folds:
+        table.add_row(str(f.fold), str(len(f.val_cases)), *(f"{f.evaluation.dice_per_class[n]:.3f}" for n in names))
+    mean, sd = fold_summary(result.folds)
+    table.add_section()
+    table.add_row("[bold]mean ± sd[/]", "", *(f"[bold]{mean[n]:.3f}[/] ± {sd[n]:.3f}" for n in names))
+    console.print(table)
+    if result.record is None:
+        pending = ", ".join(map(str, result.pending))
+        console.print(f"fold(s) {pending} still to train; nothing registered yet (workdir {result.workdir})")
+        return
+    kept = ", ".join(result.postprocessing.keep_largest) if result.postprocessing else ""
+    console.print(f"postprocessing: keep the largest component of {kept or 'no class'} (chosen on validation)")
+    console.print(f"registered [bold]{result.record.ref}[/] ({len(result.folds)} folds, parent {result.record.parent})")
+
+
 def search(
     strategy: Annotated[
         str | None, typer.Option("--strategy", help="Search strategy (default dints; see `automl-seg plugins list`).")
@@ -158,6 +206,8 @@ def search(
     workdir: WorkdirOption = None,
     max_cases: MaxCasesOption = None,
     patch_size: PatchOption = None,
+    folds: FoldsOption = None,
+    fold: FoldOption = None,
     progress: ProgressOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -172,7 +222,8 @@ def search(
         SearchRunSettings,
         section(cfg, "search"),
         {"strategy": strategy, "budget": budget, "seed": seed, "device": device, "workers": workers,
-         "workdir": workdir, "resume": resume or None, "no_train": no_train or None, "progress": progress},
+         "workdir": workdir, "resume": resume or None, "no_train": no_train or None, "progress": progress,
+         "folds": folds, "fold": fold},
         source="search settings",
     )  # fmt: skip
     data = build_settings(
@@ -205,11 +256,14 @@ def search(
                 "arch": result.architecture.arch,
                 "search_metrics": result.architecture.metrics.model_dump(mode="json"),
                 "trained": _summary(result.trained) if result.trained else None,
+                "cross_validation": _cv_summary(result.cross_validated) if result.cross_validated else None,
                 "workdir": str(result.workdir),
             }
         )
         return
     console.print(f"architecture registered as [bold]{result.architecture.ref}[/]")
+    if result.cross_validated:
+        _print_cross_validation(result.cross_validated)
     if result.trained:
         trained = result.trained
         console.print(_dice_table(trained.evaluation, f"validation of {trained.record.ref}", per_case=False))
@@ -232,10 +286,13 @@ def train(
     resume: ResumeOption = False,
     workdir: WorkdirOption = None,
     max_cases: MaxCasesOption = None,
+    folds: FoldsOption = None,
+    fold: FoldOption = None,
     progress: ProgressOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Retrain a registered architecture from scratch; register it as a new version (parent REF)."""
+    from automl_seg.engine.folds import CrossValResult
     from automl_seg.engine.pipeline import retrain
     from automl_seg.engine.settings import RunSettings, SearchRunSettings, train_settings
     from automl_seg.plugins import load_plugins
@@ -246,7 +303,7 @@ def train(
         RunSettings,
         {k: v for k, v in section(cfg, "search").items() if k not in search_only},
         {"budget": budget, "seed": seed, "device": device, "workers": workers, "workdir": workdir,
-         "resume": resume or None, "progress": progress},
+         "resume": resume or None, "progress": progress, "folds": folds, "fold": fold},
         source="run settings",
     )  # fmt: skip
     settings = train_settings(run.budget, section(cfg, "train"), {"epochs": epochs})
@@ -260,6 +317,12 @@ def train(
         )
     with _open_registry(registry) as reg:
         result = retrain(ref, run, settings, registry=reg, host=load_plugins(), data_options=data)
+    if isinstance(result, CrossValResult):
+        if as_json:
+            print_json(_cv_summary(result))
+        else:
+            _print_cross_validation(result)
+        return
     if as_json:
         print_json(_summary(result))
         return

@@ -41,6 +41,7 @@ class PreparedData:
     plan: Plan
     train_cases: list[str]
     val_cases: list[str]
+    test_cases: list[str] = field(default_factory=list)  #: held out: no training or validation run sees them
     progress: bool = True
     loader_workers: int = 0  #: worker processes of ``train_loader`` (its batches depend on the count)
     _volumes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
@@ -128,7 +129,9 @@ def prepare_data(settings: DataSettings, *, progress: bool = True, use_cache: bo
     if settings.max_cases is not None:
         info = info.model_copy(update={"cases": info.cases[: settings.max_cases]})
     fingerprint = fingerprint_dataset(info, progress=progress, use_cache=use_cache)
-    split = split_cases([case.id for case in info.cases], settings.val_fraction, settings.split_seed)
+    split = split_cases(
+        [case.id for case in info.cases], settings.val_fraction, settings.split_seed, settings.test_fraction
+    )
     fingerprint = fingerprint.model_copy(update={"split": split})
     plan = derive_plan(fingerprint, settings.patch_size)
     log.info(
@@ -145,5 +148,6 @@ def prepare_data(settings: DataSettings, *, progress: bool = True, use_cache: bo
         plan=plan,
         train_cases=list(split.train),
         val_cases=list(split.val),
+        test_cases=list(split.test),
         progress=progress,
     )

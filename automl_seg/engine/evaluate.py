@@ -115,8 +115,13 @@ def evaluate_loader(
     device: torch.device,
     sw_batch_size: int = 4,
     progress: Callable[[], None] = lambda: None,
+    postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+    observe: Callable[[str, np.ndarray, np.ndarray], None] | None = None,
 ) -> EvalReport:
-    """Score whole preprocessed volumes ({"image", "label", "case"}, batch 1) in the plan's space."""
+    """Score whole preprocessed volumes ({"image", "label", "case"}, batch 1) in the plan's space.
+
+    ``postprocess`` maps each label map before it is scored; ``observe(case, prediction, label)`` sees
+    each prediction (before ``postprocess``) and its label as numpy arrays."""
     names = foreground_names(plan)
     rows = []
     for batch in batches:
@@ -125,6 +130,10 @@ def evaluate_loader(
         prediction = logits.argmax(1).cpu()
         label = torch.as_tensor(batch["label"])[:, 0].cpu()
         case = batch["case"][0] if isinstance(batch["case"], (list, tuple)) else str(batch["case"])
+        if observe is not None:
+            observe(case, prediction[0].numpy(), label[0].numpy())
+        if postprocess is not None:
+            prediction = torch.from_numpy(postprocess(prediction.numpy()))
         rows.append(score_case(case, prediction, label, names))
         progress()
     return summarise(rows, names)

@@ -27,6 +27,7 @@ from automl_seg.config import SPLIT_KEYS, DataSettings, build_settings, describe
 from automl_seg.engine.budgets import check_budget
 from automl_seg.engine.devices import loader_workers, resolve_device
 from automl_seg.engine.evaluate import EvalReport, evaluate_loader
+from automl_seg.engine.folds import CrossValResult, check_folds, cross_validate
 from automl_seg.engine.history import plot_history, save_history_json
 from automl_seg.engine.model import WEIGHTS_ARTIFACT, WEIGHTS_FILE, WEIGHTS_KIND, fresh_network, save_weights
 from automl_seg.engine.precision import mixed_precision
@@ -60,6 +61,7 @@ class SearchRunResult:
     architecture: ArchitectureRecord
     trained: TrainRunResult | None
     workdir: Path
+    cross_validated: CrossValResult | None = None
 
 
 # -- small pieces ---------------------------------------------------------------------------------
@@ -144,7 +146,11 @@ def with_budget_patch(data: PreparedData, budget: str) -> PreparedData:
 
 
 def _notify_ended(
-    host: PluginHost, info: RunInfo, trained: TrainRunResult | None, architecture: ArchitectureRecord | None = None
+    host: PluginHost,
+    info: RunInfo,
+    trained: TrainRunResult | None,
+    architecture: ArchitectureRecord | None = None,
+    cross_validated: CrossValResult | None = None,
 ) -> None:
     """``on_search_ended`` with the run's refs (a retrain has no new architecture) and the trained model's Dice."""
     result: dict[str, Any] = {} if architecture is None else {"architecture": architecture.ref}
@@ -153,6 +159,8 @@ def _notify_ended(
         dice_mean=trained.evaluation.dice_mean if trained else None,
         promoted=trained.promoted if trained else False,
     )
+    if cross_validated is not None and cross_validated.record is not None:
+        result.update(trained=cross_validated.record.ref, dice_mean=cross_validated.record.metrics.dice_mean)
     host.notify("on_search_ended", run=info, result=result)
 
 
@@ -193,9 +201,11 @@ def run_search(
         kind="search", strategy=strategy.name, seed=run.seed, budget=run.budget,
         data=data_settings.model_dump(mode="json", exclude={"data_root"}),
         strategy_settings=settings.model_dump(mode="json"), train=train.model_dump(mode="json"),
+        **({"folds": run.folds} if run.folds else {}),
     )  # fmt: skip
     workdir = _search_workdir(run, key)
     data = prepare(data_settings, run, device)
+    check_run_folds(run, data)
     if data_settings.patch_size is None:
         data = with_budget_patch(data, run.budget)
     info = RunInfo(run_id=key, kind="search", dataset=data.plan.dataset, strategy=strategy.name, workdir=workdir)
@@ -219,15 +229,21 @@ def run_search(
         (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
         log.info("registered architecture %s", architecture.ref)
 
-    trained = None
-    if not run.no_train:
+    trained, cross_validated = None, None
+    if not run.no_train and run.folds is not None:
+        cross_validated = cross_validate(
+            architecture, data, train, run, registry=registry, host=host, device=device, workdir=workdir / "train",
+            folds=run.folds, fold=run.fold, info=info,
+            split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
+        )  # fmt: skip
+    elif not run.no_train:
         trained = _train_and_register(
             architecture, data, train, run, registry=registry, host=host, device=device,
             workdir=workdir / "train", resume=run.resume and (workdir / "train").is_dir(), info=info,
             promote=promote,
         )  # fmt: skip
-    _notify_ended(host, info, trained, architecture)
-    return SearchRunResult(architecture=architecture, trained=trained, workdir=workdir)
+    _notify_ended(host, info, trained, architecture, cross_validated)
+    return SearchRunResult(architecture=architecture, trained=trained, workdir=workdir, cross_validated=cross_validated)
 
 
 def _search_workdir(run: SearchRunSettings, key: str) -> Path:
@@ -312,38 +328,59 @@ def retrain(
     registry: Registry,
     host: PluginHost,
     data_options: Mapping[str, Any] | None = None,
-) -> TrainRunResult:
+) -> TrainRunResult | CrossValResult:
     """Train the architecture of ``ref`` from scratch on its dataset (with its plan's patch size) and
     register the result as the next version of its name, with ``ref`` as parent. ``data_options``
-    are the other ``DataSettings`` (data root, split, ``max_cases``)."""
+    are the other ``DataSettings`` (data root, split, ``max_cases``). With ``run.folds``: cross-validate
+    (``automl_seg.engine.folds``), the record is registered once every fold is done."""
     record = registry.get(ref)
     device = resolve_device(run.device)
     warn_gpu_budget_on_cpu(run.budget, device)
     plan = record.dataset.plan
     data_settings = build_settings(
-        DataSettings, {**record.dataset.split, **(data_options or {})},  # the search's cases unless told otherwise
+        DataSettings, {**record_split(record), **(data_options or {})},  # the search's cases unless told otherwise
         {"dataset": record.dataset.name, "patch_size": tuple(plan["patch_size"]) if plan.get("patch_size") else None},
         source="data settings",
     )  # fmt: skip
     key = run_key(
         kind="train", ref=record.ref, seed=run.seed, train=train.model_dump(mode="json"),
         data=data_settings.model_dump(mode="json", exclude={"data_root"}),
+        **({"folds": run.folds} if run.folds else {}),
     )  # fmt: skip
     workdir = work_folder(Path(run.workdir) if run.workdir else default_workdir(key))
     data = prepare(data_settings, run, device)
+    check_run_folds(run, data)
     if data.fingerprint.content_hash != record.dataset.fingerprint_hash:
         log.warning("%s was searched on other data than %s holds now (fingerprints differ)", record.ref, data.info.name)
     info = RunInfo(
         run_id=key, kind="train", dataset=record.dataset.name, strategy=record.strategy.name, workdir=workdir
     )
     host.notify("on_run_started", run=info)
+    split = data_settings.model_dump(mode="json", include=set(SPLIT_KEYS))
+    if run.folds is not None:
+        folds = cross_validate(
+            record, data, train, run, registry=registry, host=host, device=device, workdir=workdir,
+            folds=run.folds, fold=run.fold, info=info, split=split,
+        )  # fmt: skip
+        _notify_ended(host, info, None, cross_validated=folds)
+        return folds
     result = _train_and_register(
         record, data, train, run, registry=registry, host=host, device=device,
-        workdir=workdir, resume=run.resume, info=info,
-        split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
+        workdir=workdir, resume=run.resume, info=info, split=split,
     )  # fmt: skip
     _notify_ended(host, info, result)
     return result
+
+
+def record_split(record: ArchitectureRecord) -> dict[str, Any]:
+    """The data settings that chose ``record``'s cases (a cross-validated record also names its fold count)."""
+    return {k: v for k, v in record.dataset.split.items() if k in SPLIT_KEYS}
+
+
+def check_run_folds(run: RunSettings, data: PreparedData) -> None:
+    """``--folds``/``--fold`` against the cases there are to split: one error line before any work."""
+    if run.folds is not None:
+        check_folds(run.folds, run.fold, len(set(data.train_cases) | set(data.val_cases)))
 
 
 def _train_and_register(
