@@ -61,6 +61,22 @@ FoldsOption = Annotated[
 FoldOption = Annotated[
     int | None, typer.Option("--fold", help="Train only this fold (0-based) of --folds; registers when all are done.")
 ]
+OptionalRefArgument = Annotated[
+    str | None,
+    typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest' (or give --ensemble)."),
+]
+EnsembleOption = Annotated[
+    str | None,
+    typer.Option("--ensemble", help="Several models as one: REF,REF,... (their softmax averaged)."),
+]
+KeepLargestOption = Annotated[
+    str | None,
+    typer.Option(
+        "--keep-largest",
+        help="Replace the stored postprocessing: classes (comma separated) keeping only their largest component, "
+        "or 'none'.",
+    ),
+]
 ProgressOption = Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show progress bars.")]
 
 CONFIG_SECTIONS = {"data", "train", "search", "strategy"}
@@ -175,6 +191,30 @@ def _print_cross_validation(result: CrossValResult) -> None:
     kept = ", ".join(result.postprocessing.keep_largest) if result.postprocessing else ""
     console.print(f"postprocessing: keep the largest component of {kept or 'no class'} (chosen on validation)")
     console.print(f"registered [bold]{result.record.ref}[/] ({len(result.folds)} folds, parent {result.record.parent})")
+
+
+def model_refs(ref: str | None, ensemble: str | None) -> list[str]:
+    """REF, or the members of ``--ensemble`` (exactly one of the two)."""
+    if ref is not None and ensemble is not None:
+        raise ConfigError("give REF or --ensemble REF,REF,..., not both")
+    if ensemble is not None:
+        refs = [r.strip() for r in ensemble.split(",") if r.strip()]
+        if len(refs) < 2:
+            raise ConfigError(f"--ensemble {ensemble!r} names {len(refs)} model(s); give at least two: REF,REF")
+        return refs
+    if ref is None:
+        raise ConfigError("give the model: REF, or --ensemble REF,REF,...")
+    return [ref]
+
+
+def keep_largest_override(text: str | None, registry: Any, refs: list[str]) -> Any:
+    """``--keep-largest`` as a ``Postprocessing`` checked against the first model's classes (None: stored)."""
+    if text is None:
+        return None
+    from automl_seg.engine.model import record_plan
+    from automl_seg.engine.postprocess import parse_keep_largest
+
+    return parse_keep_largest(text, record_plan(registry.get(refs[0])))
 
 
 def search(
@@ -334,7 +374,8 @@ def train(
 
 
 def evaluate(
-    ref: RefArgument,
+    ref: OptionalRefArgument = None,
+    ensemble: EnsembleOption = None,
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Evaluate on this dataset's validation split.")
     ] = None,
@@ -345,6 +386,10 @@ def evaluate(
     device: DeviceOption = None,
     max_cases: MaxCasesOption = None,
     tta: TtaOption = False,
+    split: Annotated[
+        str, typer.Option("--split", help="val, or test: the cases held out by data.test_fraction.")
+    ] = "val",
+    keep_largest: KeepLargestOption = None,
     progress: ProgressOption = True,
     as_json: JsonFlag = False,
 ) -> None:
@@ -356,21 +401,28 @@ def evaluate(
         raise ConfigError("give both --images and --labels (or neither, to use --dataset's validation split)")
     if images is not None and dataset is not None:
         raise ConfigError("give either --dataset or --images/--labels, not both")
+    if split not in ("val", "test"):
+        raise ConfigError(f"unknown --split {split!r}; use val or test")
+    refs = model_refs(ref, ensemble)
     with _open_registry(registry) as reg:
         report = evaluate_reference(
-            reg, ref, load_plugins(), device=device or "auto", dataset=dataset, data_root=data_root,
-            images=images, labels=labels, max_cases=max_cases, tta=tta, progress=progress,
+            reg, refs, load_plugins(), device=device or "auto", dataset=dataset, data_root=data_root,
+            images=images, labels=labels, max_cases=max_cases, tta=tta, progress=progress, split=split,  # type: ignore[arg-type]
+            postprocessing=keep_largest_override(keep_largest, reg, refs),
         )  # fmt: skip
+    shown = ",".join(refs)
     if as_json:
-        print_json({"ref": ref, "tta": tta, **report.model_dump(mode="json")})
+        print_json({"ref": shown, "tta": tta, "split": split, **report.model_dump(mode="json")})
         return
-    console.print(_dice_table(report, f"evaluation of {ref}" + (" (test-time mirroring)" if tta else "")))
+    console.print(_dice_table(report, f"evaluation of {shown}" + (" (test-time mirroring)" if tta else "")))
 
 
 def predict(
-    ref: RefArgument,
     input: Annotated[Path, typer.Option("--input", "-i", help="A NIfTI file or a folder of them.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the label maps.")],
+    ref: OptionalRefArgument = None,
+    ensemble: EnsembleOption = None,
+    keep_largest: KeepLargestOption = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
     backend: Annotated[
         str, typer.Option("--backend", help="torch, or onnxruntime (needs `automl-seg export REF --format onnx`).")
@@ -393,10 +445,13 @@ def predict(
     if providers and backend != "onnxruntime":
         raise ConfigError("--providers picks onnxruntime's providers; add --backend onnxruntime (torch uses --device)")
     provider_list = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
+    refs = model_refs(ref, ensemble)
+    ref = ",".join(refs)
     with _open_registry(registry) as reg:
         predictions, used = predict_reference(
-            reg, ref, load_plugins(), input, output, device=device or "auto", backend=backend,
+            reg, refs, load_plugins(), input, output, device=device or "auto", backend=backend,
             providers=provider_list, overwrite=overwrite, tta=tta, progress=progress,
+            postprocessing=keep_largest_override(keep_largest, reg, refs),
         )  # fmt: skip
     if as_json:
         print_json(

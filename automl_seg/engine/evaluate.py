@@ -7,10 +7,12 @@ file's own grid first, so the score is in the original space).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -31,7 +33,10 @@ from automl_seg.errors import DataError
 if TYPE_CHECKING:
     from automl_seg_registry import Registry
 
+    from automl_seg.engine.postprocess import Postprocessing
     from automl_seg.plugins import PluginHost
+
+log = logging.getLogger(__name__)
 
 
 class CaseScore(BaseModel):
@@ -158,12 +163,13 @@ def evaluate_files(
     device: torch.device,
     sw_batch_size: int = 4,
     progress: Callable[[], None] = lambda: None,
+    postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> EvalReport:
     """Predict every image, map it back onto its label file's grid and score it there."""
     names = foreground_names(plan)
     rows = []
     for image, label_path in pairs:
-        prediction = predict_file_labels(window, image, plan, device, sw_batch_size)
+        prediction = predict_file_labels(window, image, plan, device, sw_batch_size, postprocess)
         label = read_label(label_path, reference=image)
         unknown = sorted(set(np.unique(label).tolist()) - set(range(plan.num_classes)))
         if unknown:
@@ -180,7 +186,7 @@ def evaluate_files(
 
 def evaluate_reference(
     registry: Registry,
-    ref: str,
+    ref: str | Sequence[str],
     host: PluginHost,
     *,
     device: str = "auto",
@@ -191,28 +197,36 @@ def evaluate_reference(
     max_cases: int | None = None,
     tta: bool = False,
     progress: bool = True,
+    split: Literal["val", "test"] = "val",
+    postprocessing: Postprocessing | None = None,
 ) -> EvalReport:
-    """Evaluate the trained model ``ref`` on image/label folders, else on a dataset's validation split
-    (default: the dataset it was trained on, preprocessed with its plan); with test-time mirroring
-    when ``tta``."""
+    """Evaluate the trained model ``ref`` (or the ensemble of several refs; a cross-validated record is
+    the ensemble of its folds) on image/label folders, else on a dataset's validation or held-out test
+    split (default: the dataset it was trained on, preprocessed with its plan); with test-time mirroring
+    when ``tta``, and its stored postprocessing (or ``postprocessing``) applied to the label maps."""
     from automl_seg.config import DataSettings, build_settings
     from automl_seg.data import prepare_data
     from automl_seg.engine.devices import resolve_device
-    from automl_seg.engine.model import load_trained_model, record_plan
+    from automl_seg.engine.ensemble import load_model
+    from automl_seg.engine.folds import FOLDS_KEY
+    from automl_seg.engine.pipeline import record_split
     from automl_seg.engine.progress import progress_bar
 
     torch_device = resolve_device(device)
-    network, record = load_trained_model(registry, ref, host, torch_device)
-    window = mirrored(network) if tta else network
-    plan = record_plan(record)
+    model = load_model(registry, [ref] if isinstance(ref, str) else list(ref), host, torch_device, postprocessing)
+    window = mirrored(model.network) if tta else model.network
+    plan, record = model.plan, model.records[0]
+    post = partial(model.postprocessing.apply, plan=plan) if model.postprocessing.keep_largest else None
     with progress_bar(progress) as bar:
         if images is not None and labels is not None:
             pairs = paired_files(images, labels)
             task = bar.add_task("evaluating", total=len(pairs))
-            return evaluate_files(window, pairs, plan, torch_device, progress=lambda: bar.advance(task))
+            return evaluate_files(
+                window, pairs, plan, torch_device, progress=lambda: bar.advance(task), postprocess=post
+            )
         same = dataset is None or dataset == record.dataset.name  # then its validation cases, not its training ones
         settings = build_settings(
-            DataSettings, record.dataset.split if same else {},
+            DataSettings, record_split(record) if same else {},
             {"dataset": dataset or record.dataset.name, "data_root": data_root, "max_cases": max_cases,
              "patch_size": plan.patch_size},
             source="evaluation data settings",
@@ -223,5 +237,15 @@ def evaluate_reference(
                 f"{settings.dataset} has {data.plan.in_channels} channel(s) and {data.plan.num_classes} classes but "
                 f"{record.ref} expects {plan.in_channels} and {plan.num_classes}; evaluate it on a matching dataset"
             )
-        task = bar.add_task("evaluating", total=len(data.val_cases))
-        return evaluate_loader(window, data.val_loader(), plan, torch_device, progress=lambda: bar.advance(task))
+        cases = data.test_cases if split == "test" else data.val_cases
+        if not cases:
+            raise DataError(
+                f"{settings.dataset} has no held-out test cases under these data settings; train with "
+                "data.test_fraction (e.g. 0.2) to hold some out, or evaluate --split val"
+            )
+        if split == "val" and same and any(r.provenance.get(FOLDS_KEY) for r in model.records):
+            log.warning("a cross-validated model trained on these validation cases (in all but one fold)")
+        task = bar.add_task("evaluating", total=len(cases))
+        return evaluate_loader(
+            window, data.val_loader(cases), plan, torch_device, progress=lambda: bar.advance(task), postprocess=post
+        )

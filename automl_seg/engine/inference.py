@@ -102,16 +102,25 @@ def load_preprocessed(path: Path, plan: Plan) -> tuple[dict, object]:
 
 
 def predict_file_labels(
-    window: Window, path: Path, plan: Plan, device: torch.device, sw_batch_size: int = 4
+    window: Window,
+    path: Path,
+    plan: Plan,
+    device: torch.device,
+    sw_batch_size: int = 4,
+    postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """The label map (uint8) of one NIfTI file on the file's own voxel grid (preprocessing inverted)."""
+    """The label map (uint8) of one NIfTI file on the file's own voxel grid (preprocessing inverted);
+    ``postprocess`` maps the label map on the plan's grid, before it is inverted."""
     from monai.data import MetaTensor
     from monai.transforms import Invertd
 
     data, transforms = load_preprocessed(path, plan)
     image = data["image"]
     logits = sliding_window_logits(window, image[None].to(device), plan, sw_batch_size)
-    labels = logits.argmax(1).to(torch.float32).cpu()
+    labels = logits.argmax(1).cpu()
+    if postprocess is not None:
+        labels = torch.from_numpy(postprocess(labels.numpy()))
+    labels = labels.to(torch.float32)
     prediction = MetaTensor(labels, meta=dict(image.meta), applied_operations=list(image.applied_operations))
     invert = Invertd(keys="pred", transform=transforms, orig_keys="image", nearest_interp=True)
     restored = invert({"pred": prediction, "image": image})["pred"]

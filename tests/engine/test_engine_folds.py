@@ -117,3 +117,26 @@ def test_an_interrupted_fold_resumes_to_the_same_weights(trained_registry, tiny_
     a = torch.load(tmp_path / "a" / "fold0" / "weights.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "fold0" / "weights.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.cli_in_process
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--folds", "1"], "--folds 1: cross-validation needs at least 2 folds"),
+        (["--folds", "9"], "--folds 9 is more than the 5 cases to split"),
+        (["--folds", "5", "--fold", "7"], "--fold 7 does not exist with --folds 5"),
+        (["--fold", "1"], "--fold 1 needs --folds N"),
+    ],
+)
+def test_cli_bad_folds_are_one_line_and_register_nothing(cli, trained_registry, flags, message) -> None:
+    from automl_seg_registry import Registry
+
+    with Registry.open(trained_registry.root) as registry:
+        before = len(registry.list())
+    result = cli("train", trained_registry.architecture, "--registry", trained_registry.root, "--data-root",
+                 trained_registry.data_root, "--device", "cpu", *flags)  # fmt: skip
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and message in errors[0], result.stderr
+    with Registry.open(trained_registry.root) as registry:
+        assert len(registry.list()) == before
