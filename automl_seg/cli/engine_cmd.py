@@ -387,7 +387,7 @@ def evaluate(
     max_cases: MaxCasesOption = None,
     tta: TtaOption = False,
     split: Annotated[
-        str, typer.Option("--split", help="val, or test: the cases held out by data.test_fraction.")
+        str, typer.Option("--split", help="val, or test: the cases held out by data.holdout_fraction.")
     ] = "val",
     keep_largest: KeepLargestOption = None,
     progress: ProgressOption = True,
@@ -425,7 +425,12 @@ def predict(
     keep_largest: KeepLargestOption = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
     backend: Annotated[
-        str, typer.Option("--backend", help="torch, or onnxruntime (needs `automl-seg export REF --format onnx`).")
+        str,
+        typer.Option(
+            "--backend",
+            help="torch; onnxruntime (needs `automl-seg export REF --format onnx`); or torch-export "
+            "(needs `automl-seg export REF --format torch-export`, runs on --device).",
+        ),
     ] = "torch",
     providers: Annotated[
         str | None, typer.Option("--providers", help="onnxruntime providers, comma separated, in order.")
@@ -440,10 +445,12 @@ def predict(
     from automl_seg.engine.predict import predict_reference
     from automl_seg.plugins import load_plugins
 
-    if backend not in ("torch", "onnxruntime"):
-        raise ConfigError(f"unknown --backend {backend!r}; use torch or onnxruntime")
+    if backend not in ("torch", "onnxruntime", "torch-export"):
+        raise ConfigError(f"unknown --backend {backend!r}; use torch, onnxruntime or torch-export")
     if providers and backend != "onnxruntime":
-        raise ConfigError("--providers picks onnxruntime's providers; add --backend onnxruntime (torch uses --device)")
+        raise ConfigError(
+            "--providers picks onnxruntime's providers; add --backend onnxruntime (torch and torch-export use --device)"
+        )
     provider_list = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
     refs = model_refs(ref, ensemble)
     ref = ",".join(refs)

@@ -146,8 +146,8 @@ def _run(
     from automl_seg.config import build_settings, section
     from automl_seg.engine.budgets import check_search_budget
     from automl_seg.engine.devices import resolve_device
-    from automl_seg.engine.progress import progress_bar
     from automl_seg.plugins import load_plugins
+    from automl_seg.progress import progress_bar
     from automl_seg.tune.run import run_tune, tuning_space
     from automl_seg.tune.runner import EngineTrialRunner, EngineTrialSettings
     from automl_seg.tune.storage import open_storage

@@ -72,7 +72,7 @@ class IntensityStats(BaseModel):
 
 
 class Split(BaseModel):
-    """A deterministic train/validation split of the case ids, with an optional held-out test set."""
+    """A deterministic train/validation split of the case ids."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -80,8 +80,6 @@ class Split(BaseModel):
     val_fraction: float
     train: list[str]
     val: list[str]
-    test_fraction: float = 0.0
-    test: list[str] = Field(default_factory=list, description="held out of training and validation")
 
 
 class Fingerprint(BaseModel):

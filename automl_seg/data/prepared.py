@@ -16,9 +16,9 @@ from automl_seg.data.fingerprint import fingerprint_dataset
 from automl_seg.data.models import Augmentation, Fingerprint, Plan
 from automl_seg.data.msd import DatasetInfo, load_dataset_info
 from automl_seg.data.plan import check_patch_size, derive_plan
-from automl_seg.data.progress import track
-from automl_seg.data.split import split_cases
+from automl_seg.data.split import holdout_cases, split_cases
 from automl_seg.errors import DataError
+from automl_seg.progress import track
 
 if TYPE_CHECKING:
     from monai.data import DataLoader
@@ -41,8 +41,9 @@ class PreparedData:
     plan: Plan
     train_cases: list[str]
     val_cases: list[str]
-    test_cases: list[str] = field(default_factory=list)  #: held out: no training or validation run sees them
     progress: bool = True
+    #: cases held out of the fingerprint, plan and split (``DataSettings.holdout_fraction``): scored, never trained on
+    test_cases: list[str] = field(default_factory=list)
     loader_workers: int = 0  #: worker processes of ``train_loader`` (its batches depend on the count)
     _volumes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
@@ -128,18 +129,19 @@ def prepare_data(settings: DataSettings, *, progress: bool = True, use_cache: bo
     info = load_dataset_info(settings.dataset, settings.data_root, download=True, progress=progress)
     if settings.max_cases is not None:
         info = info.model_copy(update={"cases": info.cases[: settings.max_cases]})
-    fingerprint = fingerprint_dataset(info, progress=progress, use_cache=use_cache)
-    split = split_cases(
-        [case.id for case in info.cases], settings.val_fraction, settings.split_seed, settings.test_fraction
-    )
+    held_out = holdout_cases([case.id for case in info.cases], settings.holdout_fraction, settings.split_seed)
+    visible = info.model_copy(update={"cases": [case for case in info.cases if case.id not in set(held_out)]})
+    fingerprint = fingerprint_dataset(visible, progress=progress, use_cache=use_cache)
+    split = split_cases([case.id for case in visible.cases], settings.val_fraction, settings.split_seed)
     fingerprint = fingerprint.model_copy(update={"split": split})
     plan = derive_plan(fingerprint, settings.patch_size)
     log.info(
-        "%s: %d cases (%d train, %d val), patch %s",
+        "%s: %d cases (%d train, %d val%s), patch %s",
         info.name,
         fingerprint.num_cases,
         len(split.train),
         len(split.val),
+        f", {len(held_out)} held out" if held_out else "",
         "x".join(map(str, plan.patch_size)),
     )
     return PreparedData(
@@ -148,6 +150,6 @@ def prepare_data(settings: DataSettings, *, progress: bool = True, use_cache: bo
         plan=plan,
         train_cases=list(split.train),
         val_cases=list(split.val),
-        test_cases=list(split.test),
         progress=progress,
+        test_cases=held_out,
     )

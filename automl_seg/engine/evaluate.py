@@ -210,7 +210,7 @@ def evaluate_reference(
     from automl_seg.engine.ensemble import load_model
     from automl_seg.engine.folds import FOLDS_KEY
     from automl_seg.engine.pipeline import record_split
-    from automl_seg.engine.progress import progress_bar
+    from automl_seg.progress import progress_bar
 
     torch_device = resolve_device(device)
     model = load_model(registry, [ref] if isinstance(ref, str) else list(ref), host, torch_device, postprocessing)
@@ -241,7 +241,7 @@ def evaluate_reference(
         if not cases:
             raise DataError(
                 f"{settings.dataset} has no held-out test cases under these data settings; train with "
-                "data.test_fraction (e.g. 0.2) to hold some out, or evaluate --split val"
+                "data.holdout_fraction (e.g. 0.2) to hold some out, or evaluate --split val"
             )
         if split == "val" and same and any(r.provenance.get(FOLDS_KEY) for r in model.records):
             log.warning("a cross-validated model trained on these validation cases (in all but one fold)")

@@ -27,8 +27,8 @@ from automl_seg.engine.inference import (
     predict_file_labels,
     predictor_window,
 )
-from automl_seg.engine.progress import progress_bar
 from automl_seg.errors import UserError
+from automl_seg.progress import progress_bar
 
 if TYPE_CHECKING:
     from automl_seg_registry import ArchitectureRecord, Registry
@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from automl_seg.engine.postprocess import Postprocessing
     from automl_seg.plugins import PluginHost
 
-Backend = Literal["torch", "onnxruntime"]
-ONNX_ARTIFACT = "onnx"
+Backend = Literal["torch", "onnxruntime", "torch-export"]
+#: backends that run an export of the record, with the exporter (and artifact) each needs
+EXPORT_BACKENDS: dict[str, str] = {"onnxruntime": "onnx", "torch-export": "torch-export"}
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,15 @@ class Prediction:
     labels_present: tuple[int, ...]
 
 
-def onnx_window(
-    registry: Registry, record: ArchitectureRecord, host: PluginHost, providers: Sequence[str] | None
+def export_window(
+    registry: Registry, record: ArchitectureRecord, host: PluginHost, fmt: str, providers: Sequence[str] | None
 ) -> tuple[Window, list[str]]:
-    """A window predictor running the record's ONNX export on ONNX Runtime, and the providers it uses."""
-    if not any(a.name == ONNX_ARTIFACT for a in record.artifacts):
-        raise UserError(f"{record.ref} has no ONNX export; run `automl-seg export {record.ref} --format onnx` first")
-    path = registry.artifact_path(record.ref, ONNX_ARTIFACT, verify=True)
-    predictor = host.exporter("onnx").load(path, list(providers) if providers else None)
+    """A window predictor running the record's ``fmt`` export (ONNX on ONNX Runtime, a torch.export program),
+    and the providers (or torch device) it really uses."""
+    if not any(a.name == fmt for a in record.artifacts):
+        raise UserError(f"{record.ref} has no {fmt} export; run `automl-seg export {record.ref} --format {fmt}` first")
+    path = registry.artifact_path(record.ref, fmt, verify=True)
+    predictor = host.exporter(fmt).load(path, list(providers) if providers else None)
     return predictor_window(predictor), list(predictor.providers)
 
 
@@ -145,6 +147,16 @@ def predict_files(
     return done
 
 
+def export_record(records: Sequence[ArchitectureRecord], backend: str) -> ArchitectureRecord:
+    """The one record whose export a backend runs; an explicit ensemble has no single export."""
+    if len(records) > 1:
+        raise UserError(
+            f"--backend {backend} runs one exported model: cross-validate (train --folds N) and export that record, "
+            "whose exported graph holds every fold, or predict this ensemble with --backend torch"
+        )
+    return records[0]
+
+
 def predict_reference(
     registry: Registry,
     ref: str | Sequence[str],
@@ -160,11 +172,12 @@ def predict_reference(
     progress: bool = True,
     postprocessing: Postprocessing | None = None,
 ) -> tuple[list[Prediction], list[str]]:
-    """Predict with the registered model ``ref`` (torch, or its ONNX export on ONNX Runtime), or the
-    ensemble of several refs (torch), with test-time mirroring when ``tta`` and the model's stored
-    postprocessing (or ``postprocessing``) applied on either backend.
+    """Predict with the registered model ``ref`` (torch, its ONNX export on ONNX Runtime, or its
+    torch.export program on ``device``), or the ensemble of several refs (torch), with test-time
+    mirroring when ``tta`` and the model's stored postprocessing (or ``postprocessing``) applied on
+    every backend.
 
-    Returns the predictions and, for onnxruntime, the execution providers really used."""
+    Returns the predictions and, for exports, the providers (torch devices) really used."""
     from automl_seg.engine.devices import resolve_device
     from automl_seg.engine.ensemble import check_members, load_model, stored_postprocessing
 
@@ -172,13 +185,9 @@ def predict_reference(
     records = [registry.get(r) for r in refs]
     plan = check_members(records)
     list_nifti(source)  # bad input fails before any model is loaded
-    if backend == "onnxruntime":
-        if len(records) > 1:
-            raise UserError(
-                "--backend onnxruntime runs one exported model: cross-validate (train --folds N) and export that "
-                "record, whose ONNX graph holds every fold, or predict this ensemble with --backend torch"
-            )
-        window, used = onnx_window(registry, records[0], host, providers)
+    if backend in EXPORT_BACKENDS:
+        on = [str(resolve_device(device))] if backend == "torch-export" else providers
+        window, used = export_window(registry, export_record(records, backend), host, EXPORT_BACKENDS[backend], on)
         torch_device = torch.device("cpu")
         chosen = postprocessing.check(plan) if postprocessing is not None else stored_postprocessing(records, plan)
     else:

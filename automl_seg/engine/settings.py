@@ -12,6 +12,8 @@ from automl_seg.config import Budget, Device, Seed, Settings, build_settings
 from automl_seg.data.models import Augmentation
 from automl_seg.errors import ConfigError
 
+Schedule = Literal["poly", "cosine", "constant"]
+
 
 class TrainSettings(Settings):
     """How a network is trained from scratch. An epoch is ``iterations`` optimizer steps (or one pass
@@ -24,7 +26,7 @@ class TrainSettings(Settings):
     lr: float = Field(default=0.01, gt=0)
     momentum: float = Field(default=0.99, ge=0, lt=1)
     weight_decay: float = Field(default=3e-5, ge=0)
-    schedule: Literal["poly", "cosine", "constant"] = "poly"
+    schedule: Schedule = "poly"
     warmup_steps: NonNegativeInt = Field(
         default=0, description="optimizer steps of linear learning-rate warm-up before the schedule"
     )

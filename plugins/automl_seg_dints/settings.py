@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from automl_seg.config import build_settings
+from automl_seg.api import build_settings
 from automl_seg.errors import ConfigError
 from automl_seg_dints.budget import MemoryBudget, parse_memory_budget
 

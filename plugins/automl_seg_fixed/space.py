@@ -12,10 +12,8 @@ from typing import Any
 from monai.networks.nets import DynUNet
 from torch import nn
 
-from automl_seg.data.models import Plan
+from automl_seg.api import Plan, channels_last_on_cpu, onednn_conv3d
 from automl_seg.interfaces import Budget
-from automl_seg.layout import channels_last_on_cpu
-from automl_seg.onednn import onednn_conv3d
 
 #: Feature maps of the first level per budget; each level doubles them up to ``MAX_FILTERS``. ``standard``
 #: doubles quick's width: a DynUNet step at 16 filters measured about 1.5x the 8-filter one on a CPU.

@@ -119,16 +119,3 @@ def test_content_hash_does_not_depend_on_location(tmp_path):
         fp = prepare_data(DataSettings(dataset="Task99_Synthetic", data_root=tmp_path / where), progress=False)
         hashes.add(fp.fingerprint.content_hash)
     assert len(hashes) == 1
-
-
-def test_test_set_is_held_out_of_train_and_validation() -> None:
-    from automl_seg.data.split import split_cases
-
-    ids = [f"c{i:03d}" for i in range(208)]
-    plain = split_cases(ids, 0.2, seed=0)
-    assert plain.test == [] and plain == split_cases(ids, 0.2, seed=0, test_fraction=0.0)
-    held = split_cases(ids, 0.2, seed=0, test_fraction=0.2)
-    assert len(held.test) == 42 and held == split_cases(ids, 0.2, seed=0, test_fraction=0.2)
-    assert not set(held.test) & (set(held.train) | set(held.val))
-    assert sorted(held.train + held.val + held.test) == ids
-    assert split_cases(ids, 0.2, seed=1, test_fraction=0.2).test != held.test
