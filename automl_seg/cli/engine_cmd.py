@@ -6,6 +6,7 @@ imported inside the commands so ``automl-seg --help`` stays fast.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -78,6 +79,14 @@ KeepLargestOption = Annotated[
     ),
 ]
 ProgressOption = Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+NprocOption = Annotated[
+    int | None,
+    typer.Option(
+        "--nproc",
+        help="Run as a DDP job of N processes on this node (one GPU each on CUDA); several nodes: torchrun.",
+    ),
+]
+RESUME_HINT = "rerun it with --resume to continue"
 
 CONFIG_SECTIONS = {"data", "train", "search", "strategy"}
 
@@ -140,6 +149,21 @@ def _dice_table(report: EvalReport, title: str, per_case: bool = True) -> Table:
         *(fmt(report.hd95_per_class[n]) for n in names),
     )
     return table
+
+
+def _launched(ctx: typer.Context, nproc: int | None, device: str, hint: str | None) -> bool:
+    """With ``--nproc N`` (N > 1) run this command again as a job of N processes, wait for it and
+    say so; the processes themselves then run without ``--nproc``."""
+    if nproc is None:
+        return False
+    from automl_seg.engine.launch import check_nproc, launch_local, without_nproc
+
+    check_nproc(nproc, device)
+    if nproc == 1:
+        return False
+    argv = (ctx.obj or {}).get("argv", sys.argv[1:])
+    launch_local(without_nproc(argv), nproc, hint=hint)
+    return True
 
 
 def _summary(result: Any) -> dict[str, Any]:
@@ -218,6 +242,7 @@ def keep_largest_override(text: str | None, registry: Any, refs: list[str]) -> A
 
 
 def search(
+    ctx: typer.Context,
     strategy: Annotated[
         str | None, typer.Option("--strategy", help="Search strategy (default dints; see `automl-seg plugins list`).")
     ] = None,
@@ -249,10 +274,12 @@ def search(
     folds: FoldsOption = None,
     fold: FoldOption = None,
     progress: ProgressOption = None,
+    nproc: NprocOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Search an architecture, register it, retrain and evaluate it, register the trained model."""
     from automl_seg.engine.budgets import check_search_budget
+    from automl_seg.engine.distributed import process_group
     from automl_seg.engine.pipeline import run_search
     from automl_seg.engine.settings import SearchRunSettings, train_settings
     from automl_seg.plugins import load_plugins
@@ -287,8 +314,12 @@ def search(
             if v is not None
         },
     }
-    with _open_registry(registry) as reg:
-        result = run_search(run, data, train, overrides, registry=reg, host=host)
+    if _launched(ctx, nproc, run.device, RESUME_HINT):
+        return
+    with process_group(run.device) as dist, _open_registry(registry) as reg:
+        result = run_search(run, data, train, overrides, registry=reg, host=host, dist=dist)
+    if not dist.is_main:
+        return
     if as_json:
         print_json(
             {
@@ -314,6 +345,7 @@ def search(
 
 
 def train(
+    ctx: typer.Context,
     ref: RefArgument,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Training epochs (default: the budget's).")] = None,
     budget: BudgetOption = None,
@@ -329,9 +361,11 @@ def train(
     folds: FoldsOption = None,
     fold: FoldOption = None,
     progress: ProgressOption = None,
+    nproc: NprocOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Retrain a registered architecture from scratch; register it as a new version (parent REF)."""
+    from automl_seg.engine.distributed import process_group
     from automl_seg.engine.folds import CrossValResult
     from automl_seg.engine.pipeline import retrain
     from automl_seg.engine.settings import RunSettings, SearchRunSettings, train_settings
@@ -355,8 +389,12 @@ def train(
             f"config file {config}: train takes {' and '.join(from_record)} from the registered record; "
             "remove it from section 'data'"
         )
-    with _open_registry(registry) as reg:
-        result = retrain(ref, run, settings, registry=reg, host=load_plugins(), data_options=data)
+    if _launched(ctx, nproc, run.device, RESUME_HINT):
+        return
+    with process_group(run.device) as dist, _open_registry(registry) as reg:
+        result = retrain(ref, run, settings, registry=reg, host=load_plugins(), data_options=data, dist=dist)
+    if not dist.is_main:
+        return
     if isinstance(result, CrossValResult):
         if as_json:
             print_json(_cv_summary(result))
@@ -374,6 +412,7 @@ def train(
 
 
 def evaluate(
+    ctx: typer.Context,
     ref: OptionalRefArgument = None,
     ensemble: EnsembleOption = None,
     dataset: Annotated[
@@ -391,9 +430,11 @@ def evaluate(
     ] = "val",
     keep_largest: KeepLargestOption = None,
     progress: ProgressOption = True,
+    nproc: NprocOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Dice and HD95 per class and per case, on a dataset's validation split or on image/label folders."""
+    from automl_seg.engine.distributed import process_group
     from automl_seg.engine.evaluate import evaluate_reference
     from automl_seg.plugins import load_plugins
 
@@ -404,12 +445,16 @@ def evaluate(
     if split not in ("val", "test"):
         raise ConfigError(f"unknown --split {split!r}; use val or test")
     refs = model_refs(ref, ensemble)
-    with _open_registry(registry) as reg:
+    if _launched(ctx, nproc, device or "auto", None):
+        return
+    with process_group(device or "auto") as dist, _open_registry(registry) as reg:
         report = evaluate_reference(
             reg, refs, load_plugins(), device=device or "auto", dataset=dataset, data_root=data_root,
             images=images, labels=labels, max_cases=max_cases, tta=tta, progress=progress, split=split,  # type: ignore[arg-type]
-            postprocessing=keep_largest_override(keep_largest, reg, refs),
+            postprocessing=keep_largest_override(keep_largest, reg, refs), dist=dist,
         )  # fmt: skip
+    if not dist.is_main:
+        return
     shown = ",".join(refs)
     if as_json:
         print_json({"ref": shown, "tta": tta, "split": split, **report.model_dump(mode="json")})

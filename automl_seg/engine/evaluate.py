@@ -33,6 +33,8 @@ from automl_seg.errors import DataError
 if TYPE_CHECKING:
     from automl_seg_registry import Registry
 
+    from automl_seg.data.prepared import PreparedData
+    from automl_seg.engine.distributed import Distributed
     from automl_seg.engine.postprocess import Postprocessing
     from automl_seg.plugins import PluginHost
 
@@ -144,6 +146,36 @@ def evaluate_loader(
     return summarise(rows, names)
 
 
+def evaluate_cases(
+    window: Window,
+    data: PreparedData,
+    device: torch.device,
+    sw_batch_size: int = 4,
+    *,
+    cases: Sequence[str] | None = None,
+    dist: Distributed | None = None,
+    progress: Callable[[], None] = lambda: None,
+    postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> EvalReport:
+    """Score ``cases`` of ``data`` (default: its validation cases) in its plan's space, label maps through
+    ``postprocess``. In a DDP job every rank scores its share of the cases and every rank gets the
+    report of all of them, in case order (the same report as one process makes)."""
+    cases = list(data.val_cases if cases is None else cases)
+    mine = cases if dist is None else dist.shard(cases, pad=False)
+    report = evaluate_loader(
+        window, data.val_loader(mine), data.plan, device, sw_batch_size, progress, postprocess=postprocess
+    )
+    return report if dist is None else gathered(report, cases, foreground_names(data.plan), dist)
+
+
+def gathered(report: EvalReport, order: Sequence[str], names: Sequence[str], dist: Distributed) -> EvalReport:
+    """Every rank's rows of a sharded evaluation, in ``order`` (case names), summarised on every rank."""
+    if not dist.enabled:
+        return report
+    rows = {row.case: row for part in dist.gather(report.cases) for row in part}
+    return summarise([rows[case] for case in order], names)
+
+
 def paired_files(images: Path, labels: Path) -> list[tuple[Path, Path]]:
     """(image, label) pairs with the same file name in two folders; a clear error when they don't match."""
 
@@ -199,31 +231,38 @@ def evaluate_reference(
     progress: bool = True,
     split: Literal["val", "test"] = "val",
     postprocessing: Postprocessing | None = None,
+    dist: Distributed | None = None,
 ) -> EvalReport:
     """Evaluate the trained model ``ref`` (or the ensemble of several refs; a cross-validated record is
     the ensemble of its folds) on image/label folders, else on a dataset's validation or held-out test
     split (default: the dataset it was trained on, preprocessed with its plan); with test-time mirroring
-    when ``tta``, and its stored postprocessing (or ``postprocessing``) applied to the label maps."""
+    when ``tta``, and its stored postprocessing (or ``postprocessing``) applied to the label maps. In a
+    DDP job (``dist``) every rank scores its share of the cases; rank 0 shows progress."""
     from automl_seg.config import DataSettings, build_settings
     from automl_seg.data import prepare_data
     from automl_seg.engine.devices import resolve_device
+    from automl_seg.engine.distributed import Distributed
     from automl_seg.engine.ensemble import load_model
     from automl_seg.engine.folds import FOLDS_KEY
     from automl_seg.engine.pipeline import record_split
     from automl_seg.progress import progress_bar
 
-    torch_device = resolve_device(device)
+    dist = dist or Distributed()
+    torch_device = dist.device(resolve_device(device))
     model = load_model(registry, [ref] if isinstance(ref, str) else list(ref), host, torch_device, postprocessing)
     window = mirrored(model.network) if tta else model.network
     plan, record = model.plan, model.records[0]
     post = partial(model.postprocessing.apply, plan=plan) if model.postprocessing.keep_largest else None
+    progress = progress and dist.is_main
     with progress_bar(progress) as bar:
         if images is not None and labels is not None:
             pairs = paired_files(images, labels)
-            task = bar.add_task("evaluating", total=len(pairs))
-            return evaluate_files(
-                window, pairs, plan, torch_device, progress=lambda: bar.advance(task), postprocess=post
+            mine = dist.shard(pairs, pad=False)
+            task = bar.add_task("evaluating", total=len(mine))
+            report = evaluate_files(
+                window, mine, plan, torch_device, progress=lambda: bar.advance(task), postprocess=post
             )
+            return gathered(report, [case_name(image) for image, _ in pairs], foreground_names(plan), dist)
         same = dataset is None or dataset == record.dataset.name  # then its validation cases, not its training ones
         settings = build_settings(
             DataSettings, record_split(record) if same else {},
@@ -231,7 +270,8 @@ def evaluate_reference(
              "patch_size": plan.patch_size},
             source="evaluation data settings",
         )  # fmt: skip
-        data = prepare_data(settings, progress=progress)
+        with dist.main_first():  # rank 0 fills the fingerprint cache the others read
+            data = prepare_data(settings, progress=progress)
         if (data.plan.in_channels, data.plan.num_classes) != (plan.in_channels, plan.num_classes):
             raise DataError(
                 f"{settings.dataset} has {data.plan.in_channels} channel(s) and {data.plan.num_classes} classes but "
@@ -245,7 +285,7 @@ def evaluate_reference(
             )
         if split == "val" and same and any(r.provenance.get(FOLDS_KEY) for r in model.records):
             log.warning("a cross-validated model trained on these validation cases (in all but one fold)")
-        task = bar.add_task("evaluating", total=len(cases))
-        return evaluate_loader(
-            window, data.val_loader(cases), plan, torch_device, progress=lambda: bar.advance(task), postprocess=post
+        task = bar.add_task("evaluating", total=len(dist.shard(cases, pad=False)))
+        return evaluate_cases(
+            window, data, torch_device, cases=cases, dist=dist, progress=lambda: bar.advance(task), postprocess=post
         )

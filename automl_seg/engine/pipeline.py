@@ -26,14 +26,15 @@ from automl_seg.compute import Spent, Stopwatch
 from automl_seg.config import SPLIT_KEYS, DataSettings, build_settings, describe_validation_error
 from automl_seg.engine.budgets import check_budget
 from automl_seg.engine.devices import loader_workers, resolve_device
-from automl_seg.engine.evaluate import EvalReport, evaluate_loader
+from automl_seg.engine.distributed import Distributed
+from automl_seg.engine.evaluate import EvalReport, evaluate_cases
 from automl_seg.engine.folds import CrossValResult, check_folds, cross_validate
 from automl_seg.engine.history import plot_history, save_history_json
 from automl_seg.engine.model import WEIGHTS_ARTIFACT, WEIGHTS_FILE, WEIGHTS_KIND, fresh_network, save_weights
 from automl_seg.engine.precision import mixed_precision
 from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings, budget_patch
 from automl_seg.engine.train import TrainResult, train_network
-from automl_seg.errors import ConfigError, RegistryError, UserError
+from automl_seg.errors import ConfigError, RegistryError, RunStopped, UserError
 from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome
 from automl_seg.paths import work_folder
 
@@ -164,11 +165,30 @@ def _notify_ended(
     host.notify("on_search_ended", run=info, result=result)
 
 
-def _notify_epoch(host: PluginHost, info: RunInfo, phase: str):  # noqa: ANN202 - a callback
+def _notify_epoch(host: PluginHost, info: RunInfo, phase: str, dist: Distributed):  # noqa: ANN202 - a callback
+    """``on_epoch_ended`` (observed on rank 0 only); an observer's ``RunStopped`` stops every rank."""
+
     def callback(epoch: int, metrics: Mapping[str, float]) -> None:
-        host.notify("on_epoch_ended", run=info, phase=phase, epoch=epoch, metrics=dict(metrics))
+        stopped: RunStopped | None = None
+        try:
+            host.notify("on_epoch_ended", run=info, phase=phase, epoch=epoch, metrics=dict(metrics))
+        except RunStopped as exc:
+            stopped = exc
+        if dist.enabled:
+            reason = dist.broadcast(None if stopped is None else str(stopped))
+            stopped = stopped or (RunStopped(reason) if reason is not None else None)
+        if stopped is not None:
+            raise stopped
 
     return callback
+
+
+def _rank_view(host: PluginHost, run: RunSettings, dist: Distributed) -> tuple[PluginHost, RunSettings]:
+    """What a rank other than 0 works with: no observers notified, no progress shown (rank 0 alone
+    reports a run)."""
+    if dist.is_main:
+        return host, run
+    return dataclasses.replace(host, observing=False), run.model_copy(update={"progress": False})
 
 
 # -- search -----------------------------------------------------------------------------------------
@@ -185,17 +205,22 @@ def run_search(
     space_overrides: Mapping[str, Any] | None = None,
     record_overrides: Mapping[str, Any] | None = None,
     promote: bool = True,
+    dist: Distributed | None = None,
 ) -> SearchRunResult:
     """Search with ``run.strategy``, register the architecture, then (unless ``no_train``) retrain,
     evaluate, register the trained model and promote it to ``best`` when it beats the previous best.
 
     For tuning: ``space_overrides`` update the space's default arguments; ``record_overrides`` set
-    the records' ``name``/``tags`` and add to their ``provenance``; ``promote=False`` leaves ``best``."""
+    the records' ``name``/``tags`` and add to their ``provenance``; ``promote=False`` leaves ``best``.
+    In a DDP job (``dist``) every rank searches and trains; rank 0 alone registers, and the others
+    get its records."""
+    dist = dist or Distributed()
+    host, run = _rank_view(host, run, dist)
     strategy = host.strategy(run.strategy)
     space = host.space(strategy.space)
     check_budget(run.budget, strategy=strategy, space=space)
     settings = strategy_settings(strategy, run.budget, strategy_overrides)
-    device = resolve_device(run.device)
+    device = dist.device(resolve_device(run.device))
     warn_gpu_budget_on_cpu(run.budget, device)
     key = run_key(
         kind="search", strategy=strategy.name, seed=run.seed, budget=run.budget,
@@ -204,29 +229,33 @@ def run_search(
         **({"folds": run.folds} if run.folds else {}),
     )  # fmt: skip
     workdir = _search_workdir(run, key)
-    data = prepare(data_settings, run, device)
-    check_run_folds(run, data)
+    with dist.main_first():  # rank 0 fills the fingerprint cache the others read
+        data = prepare(data_settings, run, device)
+    check_run_folds(run, data, dist)
     if data_settings.patch_size is None:
         data = with_budget_patch(data, run.budget)
     info = RunInfo(run_id=key, kind="search", dataset=data.plan.dataset, strategy=strategy.name, workdir=workdir)
     host.notify("on_run_started", run=info)
 
-    architecture = _resumed_architecture(registry, workdir) if run.resume else None
+    architecture = _resumed_architecture(registry, workdir) if run.resume and dist.is_main else None
+    architecture = dist.broadcast(architecture)
     if architecture is None:
         space_args = {**space.default_args(data.plan, run.budget), **(space_overrides or {})}
         ctx = SearchContext(
             space=space, space_args=space_args, data=data, settings=settings, seed=run.seed, device=device,
-            workdir=workdir / "search", resume=run.resume, run=info, epoch_ended=_notify_epoch(host, info, "search"),
-            progress=run.progress,
+            workdir=workdir / "search", resume=run.resume, run=info,
+            epoch_ended=_notify_epoch(host, info, "search", dist), progress=run.progress, dist=dist,
         )  # fmt: skip
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         clock = Stopwatch(device)
         outcome = strategy.search(ctx)
-        record = _architecture_record(outcome, ctx, data_settings, host, budget=run.budget, spent=clock.spent())
-        record = _with_overrides(record, record_overrides)
-        architecture = registry.register(record, files=_outcome_files(outcome, workdir))
-        (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
-        log.info("registered architecture %s", architecture.ref)
+        if dist.is_main:
+            record = _architecture_record(outcome, ctx, data_settings, host, budget=run.budget, spent=clock.spent())
+            record = _with_overrides(record, record_overrides)
+            architecture = registry.register(record, files=_outcome_files(outcome, workdir))
+            (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
+            log.info("registered architecture %s", architecture.ref)
+        architecture = dist.broadcast(architecture)
 
     trained, cross_validated = None, None
     if not run.no_train and run.folds is not None:
@@ -236,10 +265,10 @@ def run_search(
             split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
         )  # fmt: skip
     elif not run.no_train:
+        resume_training = dist.broadcast(run.resume and (workdir / "train").is_dir())
         trained = _train_and_register(
             architecture, data, train, run, registry=registry, host=host, device=device,
-            workdir=workdir / "train", resume=run.resume and (workdir / "train").is_dir(), info=info,
-            promote=promote,
+            workdir=workdir / "train", resume=resume_training, info=info, promote=promote, dist=dist,
         )  # fmt: skip
     _notify_ended(host, info, trained, architecture, cross_validated)
     return SearchRunResult(architecture=architecture, trained=trained, workdir=workdir, cross_validated=cross_validated)
@@ -329,13 +358,17 @@ def retrain(
     registry: Registry,
     host: PluginHost,
     data_options: Mapping[str, Any] | None = None,
+    dist: Distributed | None = None,
 ) -> TrainRunResult | CrossValResult:
     """Train the architecture of ``ref`` from scratch on its dataset (with its plan's patch size) and
     register the result as the next version of its name, with ``ref`` as parent. ``data_options``
     are the other ``DataSettings`` (data root, split, ``max_cases``). With ``run.folds``: cross-validate
-    (``automl_seg.engine.folds``), the record is registered once every fold is done."""
+    (``automl_seg.engine.folds``), the record is registered once every fold is done. In a DDP job
+    (``dist``) every rank trains; rank 0 alone registers."""
+    dist = dist or Distributed()
+    host, run = _rank_view(host, run, dist)
     record = registry.get(ref)
-    device = resolve_device(run.device)
+    device = dist.device(resolve_device(run.device))
     warn_gpu_budget_on_cpu(run.budget, device)
     plan = record.dataset.plan
     data_settings = build_settings(
@@ -349,8 +382,9 @@ def retrain(
         **({"folds": run.folds} if run.folds else {}),
     )  # fmt: skip
     workdir = work_folder(Path(run.workdir) if run.workdir else default_workdir(key))
-    data = prepare(data_settings, run, device)
-    check_run_folds(run, data)
+    with dist.main_first():
+        data = prepare(data_settings, run, device)
+    check_run_folds(run, data, dist)
     if data.fingerprint.content_hash != record.dataset.fingerprint_hash:
         log.warning("%s was searched on other data than %s holds now (fingerprints differ)", record.ref, data.info.name)
     info = RunInfo(
@@ -367,7 +401,7 @@ def retrain(
         return folds
     result = _train_and_register(
         record, data, train, run, registry=registry, host=host, device=device,
-        workdir=workdir, resume=run.resume, info=info, split=split,
+        workdir=workdir, resume=run.resume, info=info, split=split, dist=dist,
     )  # fmt: skip
     _notify_ended(host, info, result)
     return result
@@ -378,10 +412,13 @@ def record_split(record: ArchitectureRecord) -> dict[str, Any]:
     return {k: v for k, v in record.dataset.split.items() if k in SPLIT_KEYS}
 
 
-def check_run_folds(run: RunSettings, data: PreparedData) -> None:
-    """``--folds``/``--fold`` against the cases there are to split: one error line before any work."""
+def check_run_folds(run: RunSettings, data: PreparedData, dist: Distributed) -> None:
+    """``--folds``/``--fold`` against the cases there are to split: one error line before any work.
+    Folds train one process each (spread them with ``--fold K``), not in a DDP job."""
     if run.folds is not None:
         check_folds(run.folds, run.fold, len(set(data.train_cases) | set(data.val_cases)))
+        if dist.enabled:
+            raise ConfigError("--folds trains each fold in one process: spread folds with --fold K, not --nproc")
 
 
 def _train_and_register(
@@ -398,19 +435,25 @@ def _train_and_register(
     info: RunInfo,
     promote: bool = True,
     split: Mapping[str, Any] | None = None,
+    dist: Distributed | None = None,
 ) -> TrainRunResult:
     """Train ``parent``'s architecture from scratch, evaluate it on the validation cases and register it
-    (weights, history, curves, evaluation) as the next version of its name; promote it when asked."""
+    (weights, history, curves, evaluation) as the next version of its name; promote it when asked.
+    In a DDP job rank 0 alone registers; the others return its record."""
+    dist = dist or Distributed()
     network = fresh_network(parent, host, run.seed)
     clock = Stopwatch(device)
     result = train_network(
         network, data, train, device=device, seed=run.seed, workdir=workdir, resume=resume,
-        epoch_ended=_notify_epoch(host, info, "train"), progress=run.progress,
+        epoch_ended=_notify_epoch(host, info, "train", dist), progress=run.progress, dist=dist,
     )  # fmt: skip
     spent = clock.spent()
     network.eval()
     with mixed_precision(device, train.amp):
-        evaluation = evaluate_loader(network, data.val_loader(), data.plan, device, train.sw_batch_size)
+        evaluation = evaluate_cases(network, data, device, train.sw_batch_size, dist=dist)
+    if not dist.is_main:
+        stored, promoted = dist.broadcast(None)
+        return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)
     metrics = _trained_metrics(parent, evaluation, result, train, val_cases=len(data.val_cases), spent=spent)
     payload = parent.model_dump(exclude={"version", "artifacts", "created"})
     if split is not None:  # retrained on other cases than the parent's
@@ -434,6 +477,7 @@ def _train_and_register(
         stored = registry.register(record, files=files)
     promoted = promote_if_comparable(registry, stored) if promote else False
     log.info("registered %s (val Dice %.3f)%s", stored.ref, evaluation.dice_mean, ", now best" if promoted else "")
+    dist.broadcast((stored, promoted))
     return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)
 
 
