@@ -513,7 +513,13 @@ def predict(
                 "providers": used,
                 "tta": tta,
                 "outputs": [
-                    {"case": p.case, "input": str(p.source), "output": str(p.output), "shape": list(p.shape)}
+                    {
+                        "case": p.case,
+                        "input": str(p.source),
+                        "output": str(p.output),
+                        "shape": list(p.shape),
+                        "resampling": p.resampling,
+                    }  # fmt: skip
                     for p in predictions
                 ],
             }
@@ -524,6 +530,8 @@ def predict(
         table.add_column(column)
     for p in predictions:
         table.add_row(p.case, "x".join(map(str, p.shape)), ",".join(map(str, p.labels_present)), str(p.output))
+    if predictions:
+        table.caption = f"resampling: {predictions[0].resampling}"
     console.print(table)
 
 

@@ -23,6 +23,7 @@ from automl_seg.engine.inference import (
     Window,
     case_name,
     list_nifti,
+    logits_on_grid,
     mirrored,
     predict_file_labels,
     read_label,
@@ -125,7 +126,8 @@ def evaluate_loader(
     postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
     observe: Callable[[str, np.ndarray, np.ndarray], None] | None = None,
 ) -> EvalReport:
-    """Score whole preprocessed volumes ({"image", "label", "case"}, batch 1) in the plan's space.
+    """Score whole preprocessed volumes ({"image", "label", "case"}, batch 1) in the plan's space, or on the
+    case's own grid where the batch carries it (``native_label``: the logits are resampled onto it linearly).
 
     ``postprocess`` maps each label map before it is scored; ``observe(case, prediction, label)`` sees
     each prediction (before ``postprocess``) and its label as numpy arrays."""
@@ -134,8 +136,12 @@ def evaluate_loader(
     for batch in batches:
         image = torch.as_tensor(batch["image"]).to(device)
         logits = sliding_window_logits(window, image, plan, sw_batch_size)
+        if "native_label" in batch:
+            label = torch.as_tensor(batch["native_label"])[:, 0].cpu()
+            logits = logits_on_grid(logits[0], batch["affine"][0], batch["native_affine"][0], label.shape[1:])[None]
+        else:
+            label = torch.as_tensor(batch["label"])[:, 0].cpu()
         prediction = logits.argmax(1).cpu()
-        label = torch.as_tensor(batch["label"])[:, 0].cpu()
         case = batch["case"][0] if isinstance(batch["case"], (list, tuple)) else str(batch["case"])
         if observe is not None:
             observe(case, prediction[0].numpy(), label[0].numpy())
@@ -271,12 +277,7 @@ def evaluate_reference(
             source="evaluation data settings",
         )  # fmt: skip
         with dist.main_first():  # rank 0 fills the fingerprint cache the others read
-            data = prepare_data(settings, progress=progress)
-        if (data.plan.in_channels, data.plan.num_classes) != (plan.in_channels, plan.num_classes):
-            raise DataError(
-                f"{settings.dataset} has {data.plan.in_channels} channel(s) and {data.plan.num_classes} classes but "
-                f"{record.ref} expects {plan.in_channels} and {plan.num_classes}; evaluate it on a matching dataset"
-            )
+            data = prepare_data(settings, progress=progress, plan=plan)  # the model's plan, checked against the data
         cases = data.test_cases if split == "test" else data.val_cases
         if not cases:
             raise DataError(

@@ -30,9 +30,16 @@ from automl_seg.engine.distributed import Distributed
 from automl_seg.engine.evaluate import EvalReport, evaluate_cases
 from automl_seg.engine.folds import CrossValResult, check_folds, cross_validate
 from automl_seg.engine.history import plot_history, save_history_json
-from automl_seg.engine.model import WEIGHTS_ARTIFACT, WEIGHTS_FILE, WEIGHTS_KIND, fresh_network, save_weights
+from automl_seg.engine.model import (
+    WEIGHTS_ARTIFACT,
+    WEIGHTS_FILE,
+    WEIGHTS_KIND,
+    fresh_network,
+    record_plan,
+    save_weights,
+)
 from automl_seg.engine.precision import mixed_precision
-from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings, budget_patch
+from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings, plan_limits
 from automl_seg.engine.train import TrainResult, train_network
 from automl_seg.errors import ConfigError, RegistryError, RunStopped, UserError
 from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome
@@ -41,6 +48,7 @@ from automl_seg.paths import work_folder
 if TYPE_CHECKING:
     from automl_seg_registry import ArchitectureRecord, Metrics, PhaseCompute, Registry
 
+    from automl_seg.data.models import Plan
     from automl_seg.data.prepared import PreparedData
     from automl_seg.plugins import PluginHost
 
@@ -117,11 +125,14 @@ def artifact_kind(path: Path, name: str) -> str:
     return "report"
 
 
-def prepare(data_settings: DataSettings, run: RunSettings, device: torch.device) -> PreparedData:
-    """The run's data, its training batches prepared by the run's worker processes."""
+def prepare(
+    data_settings: DataSettings, run: RunSettings, device: torch.device, plan: Plan | None = None
+) -> PreparedData:
+    """The run's data, planned within the run's budget (or with a trained model's ``plan``), its training
+    batches prepared by the run's worker processes."""
     from automl_seg.data import prepare_data
 
-    data = prepare_data(data_settings, progress=run.progress)
+    data = prepare_data(data_settings, progress=run.progress, limits=plan_limits(run.budget), plan=plan)
     workers = loader_workers(run.workers, device)
     if workers:
         log.info("training batches prepared by %d worker process(es)", workers)
@@ -135,15 +146,6 @@ def warn_gpu_budget_on_cpu(budget: str, device: torch.device) -> None:
             "the full budget is sized for a GPU (a paper-length search, nnU-Net-length training): on the CPU it "
             "runs for days; use --budget quick here, or --device cuda on a GPU machine"
         )
-
-
-def with_budget_patch(data: PreparedData, budget: str) -> PreparedData:
-    """``data`` with the budget's training patch in its plan (the cached volumes are shared, not re-read)."""
-    patch = budget_patch(data.plan.patch_size, budget, data.plan.divisor)  # type: ignore[arg-type]
-    if patch == data.plan.patch_size:
-        return data
-    log.info("%s budget: patch %s", budget, "x".join(map(str, patch)))
-    return dataclasses.replace(data, plan=data.plan.model_copy(update={"patch_size": patch}))
 
 
 def _notify_ended(
@@ -232,8 +234,6 @@ def run_search(
     with dist.main_first():  # rank 0 fills the fingerprint cache the others read
         data = prepare(data_settings, run, device)
     check_run_folds(run, data, dist)
-    if data_settings.patch_size is None:
-        data = with_budget_patch(data, run.budget)
     info = RunInfo(run_id=key, kind="search", dataset=data.plan.dataset, strategy=strategy.name, workdir=workdir)
     host.notify("on_run_started", run=info)
 
@@ -383,7 +383,7 @@ def retrain(
     )  # fmt: skip
     workdir = work_folder(Path(run.workdir) if run.workdir else default_workdir(key))
     with dist.main_first():
-        data = prepare(data_settings, run, device)
+        data = prepare(data_settings, run, device, plan=record_plan(record))
     check_run_folds(run, data, dist)
     if data.fingerprint.content_hash != record.dataset.fingerprint_hash:
         log.warning("%s was searched on other data than %s holds now (fingerprints differ)", record.ref, data.info.name)
