@@ -210,6 +210,7 @@ def run_search(
             progress=run.progress,
         )  # fmt: skip
         ctx.workdir.mkdir(parents=True, exist_ok=True)
+        preprocess_all(data)
         clock = Stopwatch(device)
         outcome = strategy.search(ctx)
         record = _architecture_record(outcome, ctx, data_settings, host, budget=run.budget, spent=clock.spent())
@@ -365,6 +366,7 @@ def _train_and_register(
     """Train ``parent``'s architecture from scratch, evaluate it on the validation cases and register it
     (weights, history, curves, evaluation) as the next version of its name; promote it when asked."""
     network = fresh_network(parent, host, run.seed)
+    preprocess_all(data)
     clock = Stopwatch(device)
     result = train_network(
         network, data, train, device=device, seed=run.seed, workdir=workdir, resume=resume,
@@ -398,6 +400,12 @@ def _train_and_register(
     promoted = promote_if_comparable(registry, stored) if promote else False
     log.info("registered %s (val Dice %.3f)%s", stored.ref, evaluation.dice_mean, ", now best" if promoted else "")
     return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)
+
+
+def preprocess_all(data: PreparedData) -> None:
+    """Preprocess the training and validation cases now (a no-op for cached ones), so that the search's and the
+    retraining's compute count their own work, not the one-off data preparation of whichever phase reads first."""
+    data.preprocessed(list(dict.fromkeys([*data.train_cases, *data.val_cases])))
 
 
 def phase_compute(spent: Spent) -> PhaseCompute:
