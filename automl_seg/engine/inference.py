@@ -115,7 +115,8 @@ def logits_on_grid(
     from monai.data import MetaTensor
     from monai.transforms import SpatialResample
 
-    source = MetaTensor(logits.detach().float().cpu(), affine=affine.detach().cpu().double())
+    plain = logits.as_tensor() if isinstance(logits, MetaTensor) else logits  # its own meta would clash
+    source = MetaTensor(plain.detach().float().cpu(), affine=affine.detach().cpu().double())
     resample = SpatialResample(mode="bilinear", padding_mode="border", dtype=torch.float32)
     resampled = resample(source, dst_affine=target_affine.detach().cpu().double(), spatial_size=tuple(shape))
     return torch.as_tensor(resampled)
