@@ -17,8 +17,10 @@ from automl_seg.cli.common import (
     ConfigOption,
     DataRootOption,
     JsonFlag,
+    MlflowOption,
     RegistryOption,
     console,
+    mlflow_tracking,
     print_json,
 )
 from automl_seg.config import Budget, DataSettings, Device, build_settings, check_sections, read_config_file, section
@@ -154,6 +156,7 @@ def search(
     max_cases: MaxCasesOption = None,
     patch_size: PatchOption = None,
     progress: ProgressOption = None,
+    mlflow: MlflowOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Search an architecture, register it, retrain and evaluate it, register the trained model."""
@@ -189,7 +192,7 @@ def search(
         },
     }
     host = load_plugins()
-    with _open_registry(registry) as reg:
+    with mlflow_tracking(mlflow), _open_registry(registry) as reg:
         result = run_search(run, data, train, overrides, registry=reg, host=host)
     if as_json:
         print_json(
@@ -226,6 +229,7 @@ def train(
     workdir: WorkdirOption = None,
     max_cases: MaxCasesOption = None,
     progress: ProgressOption = None,
+    mlflow: MlflowOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Retrain a registered architecture from scratch; register it as a new version (parent REF)."""
@@ -251,7 +255,7 @@ def train(
             f"config file {config}: train takes {' and '.join(from_record)} from the registered record; "
             "remove it from section 'data'"
         )
-    with _open_registry(registry) as reg:
+    with mlflow_tracking(mlflow), _open_registry(registry) as reg:
         result = retrain(ref, run, settings, registry=reg, host=load_plugins(), data_options=data)
     if as_json:
         print_json(_summary(result))

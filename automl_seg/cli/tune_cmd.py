@@ -13,9 +13,11 @@ from automl_seg.cli.common import (
     ConfigOption,
     DataRootOption,
     JsonFlag,
+    MlflowOption,
     RegistryOption,
     console,
     err_console,
+    mlflow_tracking,
     print_json,
 )
 from automl_seg.tune.study import Objective, PrunerName, SamplerName
@@ -89,6 +91,7 @@ def tune(
     registry: RegistryOption = None,
     registry_index: RegistryIndexOption = None,
     config: ConfigOption = None,
+    mlflow: MlflowOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run an Optuna study: each trial is a short search + retrain; validation Dice per epoch lets the
@@ -121,7 +124,8 @@ def tune(
         params=section(tune_section, "params"), params_source=f"config file {config}",
     ), source="tune settings")  # fmt: skip
     request.check()
-    result = _run(request, file, search, budget, device, epochs, train_epochs, max_cases, data_root)
+    with mlflow_tracking(mlflow):
+        result = _run(request, file, search, budget, device, epochs, train_epochs, max_cases, data_root)
     if as_json:
         print_json(result.model_dump(mode="json"))
         return

@@ -142,17 +142,34 @@ def with_budget_patch(data: PreparedData, budget: str) -> PreparedData:
     return dataclasses.replace(data, plan=data.plan.model_copy(update={"patch_size": patch}))
 
 
-def _notify_ended(
-    host: PluginHost, info: RunInfo, trained: TrainRunResult | None, architecture: ArchitectureRecord | None = None
-) -> None:
-    """``on_search_ended`` with the run's refs (a retrain has no new architecture) and the trained model's Dice."""
-    result: dict[str, Any] = {} if architecture is None else {"architecture": architecture.ref}
-    result.update(
+def _ended_summary(trained: TrainRunResult | None, architecture: ArchitectureRecord | None = None) -> dict[str, Any]:
+    """The end hook's summary: the run's refs (a retrain has no new architecture) and the trained model's Dice."""
+    summary: dict[str, Any] = {} if architecture is None else {"architecture": architecture.ref}
+    summary.update(
         trained=trained.record.ref if trained else None,
         dice_mean=trained.evaluation.dice_mean if trained else None,
         promoted=trained.promoted if trained else False,
     )
-    host.notify("on_search_ended", run=info, result=result)
+    return summary
+
+
+def _notify_registered(host: PluginHost, info: RunInfo, registry: Registry, record: ArchitectureRecord) -> None:
+    """``on_model_registered`` with the record's stored files and its aliases."""
+    folder = registry.record_dir(record.ref)
+    files = {artifact.name: folder / artifact.path for artifact in record.artifacts}
+    aliases = registry.aliases().get(record.ref, [])
+    host.notify("on_model_registered", run=info, record=record, files=files, aliases=aliases)
+
+
+def _json_settings(**sections: BaseModel | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run's settings for observers: each section as JSON-able data (the data root left out)."""
+    out: dict[str, Any] = {}
+    for name, value in sections.items():
+        if isinstance(value, BaseModel):
+            out[name] = value.model_dump(mode="json", exclude={"data_root"} & set(type(value).model_fields))
+        elif value:
+            out[name] = json.loads(json.dumps(dict(value), default=str))
+    return out
 
 
 def _notify_epoch(host: PluginHost, info: RunInfo, phase: str):  # noqa: ANN202 - a callback
@@ -176,12 +193,14 @@ def run_search(
     space_overrides: Mapping[str, Any] | None = None,
     record_overrides: Mapping[str, Any] | None = None,
     promote: bool = True,
+    parent_run: str | None = None,
 ) -> SearchRunResult:
     """Search with ``run.strategy``, register the architecture, then (unless ``no_train``) retrain,
     evaluate, register the trained model and promote it to ``best`` when it beats the previous best.
 
     For tuning: ``space_overrides`` update the space's default arguments; ``record_overrides`` set
-    the records' ``name``/``tags`` and add to their ``provenance``; ``promote=False`` leaves ``best``."""
+    the records' ``name``/``tags`` and add to their ``provenance``; ``promote=False`` leaves ``best``;
+    ``parent_run`` is the ``run_id`` of the run this one is part of (a tuning study's)."""
     strategy = host.strategy(run.strategy)
     space = host.space(strategy.space)
     settings = strategy_settings(strategy, run.budget, strategy_overrides)
@@ -196,35 +215,40 @@ def run_search(
     data = prepare(data_settings, run, device)
     if data_settings.patch_size is None:
         data = with_budget_patch(data, run.budget)
-    info = RunInfo(run_id=key, kind="search", dataset=data.plan.dataset, strategy=strategy.name, workdir=workdir)
-    host.notify("on_run_started", run=info)
+    info = RunInfo(
+        run_id=key, kind="search", dataset=data.plan.dataset, strategy=strategy.name, workdir=workdir,
+        parent=parent_run, settings=_json_settings(
+            run=run, data=data_settings, train=train, strategy=settings, space=space_overrides, record=record_overrides
+        ),
+    )  # fmt: skip
+    with host.observed(info) as summary:
+        architecture = _resumed_architecture(registry, workdir) if run.resume else None
+        if architecture is None:
+            space_args = {**space.default_args(data.plan, run.budget), **(space_overrides or {})}
+            ctx = SearchContext(
+                space=space, space_args=space_args, data=data, settings=settings, seed=run.seed, device=device,
+                workdir=workdir / "search", resume=run.resume, run=info,
+                epoch_ended=_notify_epoch(host, info, "search"), progress=run.progress,
+            )  # fmt: skip
+            ctx.workdir.mkdir(parents=True, exist_ok=True)
+            began = time.perf_counter()
+            outcome = strategy.search(ctx)
+            search_time = time.perf_counter() - began
+            record = _architecture_record(outcome, ctx, data_settings, host, budget=run.budget, search_time=search_time)
+            record = _with_overrides(record, record_overrides)
+            architecture = registry.register(record, files=_outcome_files(outcome, workdir))
+            (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
+            log.info("registered architecture %s", architecture.ref)
+            _notify_registered(host, info, registry, architecture)
 
-    architecture = _resumed_architecture(registry, workdir) if run.resume else None
-    if architecture is None:
-        space_args = {**space.default_args(data.plan, run.budget), **(space_overrides or {})}
-        ctx = SearchContext(
-            space=space, space_args=space_args, data=data, settings=settings, seed=run.seed, device=device,
-            workdir=workdir / "search", resume=run.resume, run=info, epoch_ended=_notify_epoch(host, info, "search"),
-            progress=run.progress,
-        )  # fmt: skip
-        ctx.workdir.mkdir(parents=True, exist_ok=True)
-        began = time.perf_counter()
-        outcome = strategy.search(ctx)
-        search_time = time.perf_counter() - began
-        record = _architecture_record(outcome, ctx, data_settings, host, budget=run.budget, search_time=search_time)
-        record = _with_overrides(record, record_overrides)
-        architecture = registry.register(record, files=_outcome_files(outcome, workdir))
-        (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
-        log.info("registered architecture %s", architecture.ref)
-
-    trained = None
-    if not run.no_train:
-        trained = _train_and_register(
-            architecture, data, train, run, registry=registry, host=host, device=device,
-            workdir=workdir / "train", resume=run.resume and (workdir / "train").is_dir(), info=info,
-            promote=promote,
-        )  # fmt: skip
-    _notify_ended(host, info, trained, architecture)
+        trained = None
+        if not run.no_train:
+            trained = _train_and_register(
+                architecture, data, train, run, registry=registry, host=host, device=device,
+                workdir=workdir / "train", resume=run.resume and (workdir / "train").is_dir(), info=info,
+                promote=promote,
+            )  # fmt: skip
+        summary.update(_ended_summary(trained, architecture))
     return SearchRunResult(architecture=architecture, trained=trained, workdir=workdir)
 
 
@@ -332,15 +356,16 @@ def retrain(
     if data.fingerprint.content_hash != record.dataset.fingerprint_hash:
         log.warning("%s was searched on other data than %s holds now (fingerprints differ)", record.ref, data.info.name)
     info = RunInfo(
-        run_id=key, kind="train", dataset=record.dataset.name, strategy=record.strategy.name, workdir=workdir
-    )
-    host.notify("on_run_started", run=info)
-    result = _train_and_register(
-        record, data, train, run, registry=registry, host=host, device=device,
-        workdir=workdir, resume=run.resume, info=info,
-        split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
+        run_id=key, kind="train", dataset=record.dataset.name, strategy=record.strategy.name, workdir=workdir,
+        settings=_json_settings(architecture={"ref": record.ref}, run=run, data=data_settings, train=train),
     )  # fmt: skip
-    _notify_ended(host, info, result)
+    with host.observed(info) as summary:
+        result = _train_and_register(
+            record, data, train, run, registry=registry, host=host, device=device,
+            workdir=workdir, resume=run.resume, info=info,
+            split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
+        )  # fmt: skip
+        summary.update(_ended_summary(result))
     return result
 
 
@@ -391,6 +416,7 @@ def _train_and_register(
         files = _trained_artifacts(result, evaluation, Path(tmp), title=parent.name)
         stored = registry.register(record, files=files)
     promoted = promote_if_comparable(registry, stored) if promote else False
+    _notify_registered(host, info, registry, stored)
     log.info("registered %s (val Dice %.3f)%s", stored.ref, evaluation.dice_mean, ", now best" if promoted else "")
     return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)
 

@@ -115,7 +115,7 @@ class EngineTrialRunner:
                     run, data, train, strategy_overrides,
                     registry=registry, host=host, space_overrides=dict(values.get("space", {})),
                     record_overrides={"name": s.study, "tags": [f"tune:{s.study}"], "provenance": provenance},
-                    promote=False,
+                    promote=False, parent_run=s.study,  # the study's run (``run_tune``'s run_id)
                 )  # fmt: skip
         if result.trained is None:
             raise UserError("the search run trained no model; tuning needs the retrain step")
