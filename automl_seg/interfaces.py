@@ -66,7 +66,10 @@ class SearchSpace(Protocol):
     Optional methods, offered where they make sense (callers check with ``getattr``):
     ``build_supernet(args) -> nn.Module``, every candidate at once with its architecture parameters
     (what gradient-based strategies search); ``sample_arch(args, rng) -> dict``, a random member;
-    ``estimate_memory(args, arch, plan) -> {"fraction", "mb"}``, an architecture's memory estimate."""
+    ``estimate_memory(args, arch, plan) -> {"fraction", "mb"}``, an architecture's memory estimate.
+
+    Optional attribute ``budgets``: the names of the budgets ``default_args`` has presets for (a
+    space without it accepts every budget); a run refuses a budget the space does not declare."""
 
     name: str
     version: str
@@ -111,7 +114,10 @@ class SearchOutcome:
 
 @runtime_checkable
 class SearchStrategy(Protocol):
-    """Finds an architecture in a search space."""
+    """Finds an architecture in a search space.
+
+    Optional attribute ``budgets``: the names of the budgets ``settings`` has presets for (a strategy
+    without it accepts every budget); a run refuses a budget the strategy does not declare."""
 
     name: str
     space: str  # name of the search space this strategy searches

@@ -1,14 +1,11 @@
 """Channels-last on the CPU for 3D networks: same function, same state dict, faster training.
 
-oneDNN's 3D convolutions with few channels run about 2x faster forward and backward in the
-channels-last layout, and a 1x1x1 convolution fed the standard layout takes a slow path (8 to 3
-channels, batch 4 of 48x64x48: 37 ms forward and 125 ms forward + backward, against 1.3 and 7 ms).
-PyTorch carries the layout from one convolution to the next, but instance norms hand back the
-standard layout, so this switches their outputs back as well. Measured on a 2-core CPU at batch 4
-of 48x64x48 (fastest of 6 training steps): the ``fixed`` space's quick DynUNet 836 -> 478 ms; the
-full-resolution stems of DiNTS (``automl_seg_dints.stems``) 755 -> 488 ms. Inference (batch 1,
-no gradients) gains little either way. On other devices, and in traced or exported graphs, the
-hooks do nothing.
+oneDNN's 3D convolutions with few channels run faster forward and backward in the channels-last
+layout, and a 1x1x1 convolution fed the standard layout takes a slow path. PyTorch carries the
+layout from one convolution to the next, but instance norms hand back the standard layout, so this
+switches their outputs back as well. Training gains (``benchmarks/bench_fixed.py`` measures the
+``fixed`` space's DynUNet against plain MONAI); inference (batch 1, no gradients) gains little
+either way. On other devices, and in traced or exported graphs, the hooks do nothing.
 """
 
 from __future__ import annotations

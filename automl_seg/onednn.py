@@ -2,9 +2,8 @@
 
 PyTorch's heuristic (``use_mkldnn`` in ATen's ``Convolution.cpp``) sends a float32 3D convolution
 whose batch is 1, whose kernel is no larger than 3 and whose N*C*D*H is at most 20480 to its native
-im2col kernel, which runs it several times slower than oneDNN does (2 threads, 16 channels at
-24x32x24: 3x3x3 8.0 -> 1.1 ms, 3x3x1 2.3 -> 0.5 ms, 3x1x1 0.7 -> 0.25 ms; a batch of 4 of the same
-already goes to oneDNN and takes 5.9 ms). A batch of 1 is what sliding-window inference runs when a
+im2col kernel, which runs it several times slower than oneDNN does (a batch of 4 of the same
+already goes to oneDNN). A batch of 1 is what sliding-window inference runs when a
 volume fits in one window (``predict``, ``evaluate``, the export parity check) and in the last,
 partial batch of windows. Those convolutions call oneDNN directly; 1x1x1 kernels keep PyTorch's
 choice (its native kernel is the faster one there), as do traced and exported graphs

@@ -20,6 +20,7 @@ from typing import Any
 import pluggy
 
 from automl_seg import API_VERSION, hookspecs
+from automl_seg.engine.budgets import budget_declaration_problem
 from automl_seg.errors import PluginError, RunStopped
 from automl_seg.interfaces import Exporter, RunInfo, SearchSpace, SearchStrategy
 
@@ -145,6 +146,9 @@ class PluginHost:
             return f"registered a {kind} with invalid name {obj_name!r} (use [a-z0-9_-])"
         if not isinstance(obj, protocol):
             return f"{kind} '{obj_name}' does not follow the {protocol.__name__} interface"
+        budgets_problem = budget_declaration_problem(obj)
+        if budgets_problem:
+            return f"{kind} '{obj_name}': {budgets_problem}"
         owner = self.owners.get((kind, obj_name))
         if owner is not None and owner != info.name:
             self.collisions.setdefault((kind, obj_name), [owner]).append(info.name)

@@ -23,7 +23,7 @@ from automl_seg.cli.common import (
     mlflow_tracking,
     print_json,
 )
-from automl_seg.config import Budget, DataSettings, Device, build_settings, check_sections, read_config_file, section
+from automl_seg.config import DataSettings, Device, build_settings, check_sections, read_config_file, section
 from automl_seg.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -31,7 +31,12 @@ if TYPE_CHECKING:
 
 RefArgument = Annotated[str, typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest'.")]
 BudgetOption = Annotated[
-    Budget | None, typer.Option("--budget", help="Preset: quick (2-core CPU; the default) or full (GPU).")
+    str | None,
+    typer.Option(
+        "--budget",
+        help="Preset by name: quick (2-core CPU, minutes; the default), standard (2-core CPU, up to an hour), "
+        "full (GPU); plugins may offer more.",
+    ),
 ]
 SeedOption = Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")]
 DeviceOption = Annotated[Device | None, typer.Option("--device", help="auto picks CUDA when available.")]
@@ -160,6 +165,7 @@ def search(
     as_json: JsonFlag = False,
 ) -> None:
     """Search an architecture, register it, retrain and evaluate it, register the trained model."""
+    from automl_seg.engine.budgets import check_search_budget
     from automl_seg.engine.pipeline import run_search
     from automl_seg.engine.settings import SearchRunSettings, train_settings
     from automl_seg.plugins import load_plugins
@@ -178,6 +184,8 @@ def search(
         {"dataset": dataset, "data_root": data_root, "max_cases": max_cases, "patch_size": parse_patch(patch_size)},
         source="data settings",
     )
+    host = load_plugins()
+    check_search_budget(host, run.budget, run.strategy)
     train = train_settings(run.budget, section(cfg, "train"), {"epochs": train_epochs})
     overrides = {
         **section(cfg, "strategy"),
@@ -191,7 +199,6 @@ def search(
             if v is not None
         },
     }
-    host = load_plugins()
     with mlflow_tracking(mlflow), _open_registry(registry) as reg:
         result = run_search(run, data, train, overrides, registry=reg, host=host)
     if as_json:
@@ -307,7 +314,12 @@ def predict(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the label maps.")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
     backend: Annotated[
-        str, typer.Option("--backend", help="torch, or onnxruntime (needs `automl-seg export REF --format onnx`).")
+        str,
+        typer.Option(
+            "--backend",
+            help="torch; onnxruntime (needs `automl-seg export REF --format onnx`); or torch-export "
+            "(needs `automl-seg export REF --format torch-export`, runs on --device).",
+        ),
     ] = "torch",
     providers: Annotated[
         str | None, typer.Option("--providers", help="onnxruntime providers, comma separated, in order.")
@@ -322,10 +334,12 @@ def predict(
     from automl_seg.engine.predict import predict_reference
     from automl_seg.plugins import load_plugins
 
-    if backend not in ("torch", "onnxruntime"):
-        raise ConfigError(f"unknown --backend {backend!r}; use torch or onnxruntime")
+    if backend not in ("torch", "onnxruntime", "torch-export"):
+        raise ConfigError(f"unknown --backend {backend!r}; use torch, onnxruntime or torch-export")
     if providers and backend != "onnxruntime":
-        raise ConfigError("--providers picks onnxruntime's providers; add --backend onnxruntime (torch uses --device)")
+        raise ConfigError(
+            "--providers picks onnxruntime's providers; add --backend onnxruntime (torch and torch-export use --device)"
+        )
     provider_list = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
     with _open_registry(registry) as reg:
         predictions, used = predict_reference(

@@ -15,7 +15,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from automl_seg import __version__
-from automl_seg.cli import data_cmd, engine_cmd, export_cmd, plugins_cmd, registry_cmd, tune_cmd
+from automl_seg.cli import compare_cmd, data_cmd, engine_cmd, export_cmd, plugins_cmd, registry_cmd, tune_cmd
 from automl_seg.cli.common import err_console, fit_consoles
 from automl_seg.errors import Terminated, UserError
 
@@ -28,7 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for _module in (plugins_cmd, data_cmd, engine_cmd, registry_cmd, export_cmd, tune_cmd):
+for _module in (plugins_cmd, data_cmd, engine_cmd, compare_cmd, registry_cmd, export_cmd, tune_cmd):
     _module.register(app)
 
 
@@ -62,6 +62,7 @@ CONTINUE_HINTS = {
     "search": "rerun it with --resume to continue",
     "train": "rerun it with --resume to continue",
     "tune": "finished trials are stored; rerun the same tune command to continue the study",
+    "compare": "finished runs are registered; rerun the same compare command to continue",
 }
 
 

@@ -81,7 +81,7 @@ def tune(
         ),
     ] = 0,
     budget: Annotated[
-        str | None, typer.Option("--budget", help="Preset of every trial: quick (default) or full.")
+        str | None, typer.Option("--budget", help="Preset of every trial by name: quick (default), standard, full, ...")
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto (default), cpu or cuda.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Search epochs per trial (strategy).")] = None,
@@ -148,9 +148,10 @@ def _run(
     data_root: Path | None,
 ) -> TuneResult:
     from automl_seg.config import build_settings, section
+    from automl_seg.engine.budgets import check_search_budget
     from automl_seg.engine.devices import resolve_device
-    from automl_seg.engine.progress import progress_bar
     from automl_seg.plugins import load_plugins
+    from automl_seg.progress import progress_bar
     from automl_seg.tune.run import run_tune, tuning_space
     from automl_seg.tune.runner import EngineTrialRunner, EngineTrialSettings
     from automl_seg.tune.storage import open_storage
@@ -164,8 +165,9 @@ def _run(
         train_section=section(file, "train"), strategy_section=section(file, "strategy"),
     ), source="tune settings")  # fmt: skip
     resolve_device(settings.device)  # CUDA asked where there is none: one line now, not a study of failed trials
-    storage = open_storage(request.storage_url)  # an unreachable storage: one line before anything is printed
     host = load_plugins()
+    check_search_budget(host, settings.budget, settings.strategy)
+    storage = open_storage(request.storage_url)  # an unreachable storage: one line before anything is printed
     _quiet_optuna()
     specs = tuning_space(host, request)[1]
     _print_space(specs)

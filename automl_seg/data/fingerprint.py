@@ -21,9 +21,9 @@ from pydantic import ValidationError
 
 from automl_seg.data.models import Fingerprint, IntensityStats, ShapeSummary
 from automl_seg.data.msd import DatasetInfo
-from automl_seg.data.progress import track
 from automl_seg.data.scan import CaseStats, scan_case
 from automl_seg.errors import DataError
+from automl_seg.progress import track
 
 log = logging.getLogger(__name__)
 

@@ -32,6 +32,22 @@ class Plan(BaseModel):
     sw_overlap: float = Field(default=0.5, ge=0, lt=1, description="sliding-window overlap at inference")
 
 
+class Augmentation(BaseModel):
+    """How training patches are drawn and augmented (``transforms.training_transforms``); the defaults
+    are the light recipe (half the patches on foreground, flips, intensity scale and shift).
+
+    Probabilities are per patch. The spatial and intensity ranges are nnU-Net's: rotation up to 30
+    degrees about every axis, scaling 0.7-1.4, gamma 0.7-1.5, noise sd 0.1, blur sigma 0.5-1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    foreground_ratio: float = Field(default=0.5, ge=0, le=1, description="share of patches centred on foreground")
+    mirror: bool = True
+    spatial: float = Field(default=0.0, ge=0, le=1, description="probability of rotation and scaling")
+    gamma: float = Field(default=0.0, ge=0, le=1, description="probability of a gamma change")
+    noise_blur: float = Field(default=0.0, ge=0, le=1, description="probability of noise, and of blur")
+
+
 class ShapeSummary(BaseModel):
     """Per-axis minimum, median and maximum over the cases (in the plan's RAS orientation)."""
 

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from automl_seg.config import DataSettings
 from automl_seg.data.fingerprint import fingerprint_dataset
-from automl_seg.data.models import Fingerprint, Plan
+from automl_seg.data.models import Augmentation, Fingerprint, Plan
 from automl_seg.data.msd import DatasetInfo, load_dataset_info
 from automl_seg.data.plan import check_patch_size, derive_plan
-from automl_seg.data.progress import track
-from automl_seg.data.split import split_cases
+from automl_seg.data.split import holdout_cases, split_cases
 from automl_seg.errors import DataError
+from automl_seg.progress import track
 
 if TYPE_CHECKING:
     from monai.data import DataLoader
@@ -42,6 +42,8 @@ class PreparedData:
     train_cases: list[str]
     val_cases: list[str]
     progress: bool = True
+    #: cases held out of the fingerprint, plan and split (``DataSettings.holdout_fraction``): scored, never trained on
+    test_cases: list[str] = field(default_factory=list)
     loader_workers: int = 0  #: worker processes of ``train_loader`` (its batches depend on the count)
     _volumes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
@@ -74,12 +76,14 @@ class PreparedData:
                 self._volumes[case_id] = volume
         return [self._volumes[c] for c in cases]
 
-    def train_dataset(self, cases: list[str] | None = None, *, seed: int = 0) -> Dataset:
-        """Random patches (pos/neg crops, flips, intensity augmentation) from the cached volumes."""
+    def train_dataset(
+        self, cases: list[str] | None = None, *, seed: int = 0, augmentation: Augmentation | None = None
+    ) -> Dataset:
+        """Random patches (foreground/background crops, then ``augmentation``) from the cached volumes."""
         from automl_seg.data.loaders import CachedVolumes
         from automl_seg.data.transforms import training_transforms
 
-        transform = training_transforms(self.plan)
+        transform = training_transforms(self.plan, augmentation=augmentation)
         transform.set_random_state(seed=seed)
         return CachedVolumes(self.preprocessed(self.train_cases if cases is None else cases), transform)
 
@@ -99,12 +103,13 @@ class PreparedData:
         shuffle: bool = True,
         seed: int = 0,
         num_workers: int | None = None,
+        augmentation: Augmentation | None = None,
     ) -> DataLoader:
         """Batches of ``batch_size`` (default ``plan.batch_size``) volumes' patches, prepared by
         ``num_workers`` processes (default ``loader_workers``); same seed and workers, same batches."""
         from automl_seg.data.loaders import seeded_loader
 
-        dataset = self.train_dataset(cases, seed=seed)
+        dataset = self.train_dataset(cases, seed=seed, augmentation=augmentation)
         workers = self.loader_workers if num_workers is None else num_workers
         return seeded_loader(dataset, batch_size or self.plan.batch_size, shuffle, seed, workers)
 
@@ -124,16 +129,19 @@ def prepare_data(settings: DataSettings, *, progress: bool = True, use_cache: bo
     info = load_dataset_info(settings.dataset, settings.data_root, download=True, progress=progress)
     if settings.max_cases is not None:
         info = info.model_copy(update={"cases": info.cases[: settings.max_cases]})
-    fingerprint = fingerprint_dataset(info, progress=progress, use_cache=use_cache)
-    split = split_cases([case.id for case in info.cases], settings.val_fraction, settings.split_seed)
+    held_out = holdout_cases([case.id for case in info.cases], settings.holdout_fraction, settings.split_seed)
+    visible = info.model_copy(update={"cases": [case for case in info.cases if case.id not in set(held_out)]})
+    fingerprint = fingerprint_dataset(visible, progress=progress, use_cache=use_cache)
+    split = split_cases([case.id for case in visible.cases], settings.val_fraction, settings.split_seed)
     fingerprint = fingerprint.model_copy(update={"split": split})
     plan = derive_plan(fingerprint, settings.patch_size)
     log.info(
-        "%s: %d cases (%d train, %d val), patch %s",
+        "%s: %d cases (%d train, %d val%s), patch %s",
         info.name,
         fingerprint.num_cases,
         len(split.train),
         len(split.val),
+        f", {len(held_out)} held out" if held_out else "",
         "x".join(map(str, plan.patch_size)),
     )
     return PreparedData(
@@ -143,4 +151,5 @@ def prepare_data(settings: DataSettings, *, progress: bool = True, use_cache: bo
         train_cases=list(split.train),
         val_cases=list(split.val),
         progress=progress,
+        test_cases=held_out,
     )

@@ -15,6 +15,7 @@ file's grid.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from monai.transforms import (
@@ -23,8 +24,12 @@ from monai.transforms import (
     MapTransform,
     NormalizeIntensityd,
     Orientationd,
+    RandAdjustContrastd,
+    RandAffined,
     RandCropByPosNegLabeld,
     RandFlipd,
+    RandGaussianNoised,
+    RandGaussianSmoothd,
     RandScaleIntensityd,
     RandShiftIntensityd,
     ScaleIntensityRanged,
@@ -32,9 +37,13 @@ from monai.transforms import (
     SpatialPadd,
 )
 
-from automl_seg.data.models import Plan
+from automl_seg.data.models import Augmentation, Plan
 
 IMAGE, LABEL = "image", "label"
+ROTATION = math.pi / 6  #: radians about every axis, either way (nnU-Net: 30 degrees)
+SCALING = (-0.3, 0.4)  #: MONAI's scale_range is added to 1: zoom 0.7-1.4 (nnU-Net)
+GAMMA = (0.7, 1.5)
+BLUR = (0.5, 1.0)
 
 
 def normalisation(plan: Plan) -> list[MapTransform]:
@@ -70,27 +79,49 @@ def validation_transforms(plan: Plan) -> Compose:
     return Compose([])
 
 
-def training_transforms(plan: Plan, patch_size: Sequence[int] | None = None) -> Compose:
+def training_transforms(
+    plan: Plan, patch_size: Sequence[int] | None = None, augmentation: Augmentation | None = None
+) -> Compose:
     """Applied to cached preprocessed volumes: ``samples_per_image`` random patches per volume.
 
-    Half the patches are centred on foreground (pos/neg 1:1). Volumes smaller than the patch are
-    padded first, so every patch has exactly the patch shape. Then flips on every axis and a
-    random intensity scale and shift."""
+    ``augmentation.foreground_ratio`` of the patches are centred on foreground, the rest on
+    background. Volumes smaller than the patch are padded first, so every patch has exactly the
+    patch shape. Then, as ``augmentation`` says: rotation and scaling (zero padding, nearest
+    neighbour for labels), flips on every axis, Gaussian noise and blur, gamma, and always a random
+    intensity scale and shift."""
+    aug = augmentation or Augmentation()
     patch = tuple(patch_size or plan.patch_size)
     keys = (IMAGE, LABEL)
-    return Compose(
-        [
-            SpatialPadd(keys, spatial_size=patch),
-            RandCropByPosNegLabeld(
+    steps: list[MapTransform] = [
+        SpatialPadd(keys, spatial_size=patch),
+        RandCropByPosNegLabeld(
+            keys,
+            label_key=LABEL,
+            spatial_size=patch,
+            pos=aug.foreground_ratio,
+            neg=1.0 - aug.foreground_ratio,
+            num_samples=plan.samples_per_image,
+        ),
+    ]
+    if aug.spatial:
+        steps.append(
+            RandAffined(
                 keys,
-                label_key=LABEL,
+                prob=aug.spatial,
+                rotate_range=(ROTATION,) * 3,
+                scale_range=(SCALING,) * 3,
+                mode=("bilinear", "nearest"),
+                padding_mode="zeros",
                 spatial_size=patch,
-                pos=1.0,
-                neg=1.0,
-                num_samples=plan.samples_per_image,
-            ),
-            *(RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in range(3)),
-            RandScaleIntensityd(IMAGE, factors=0.1, prob=0.5),
-            RandShiftIntensityd(IMAGE, offsets=0.1, prob=0.5),
-        ]
-    )
+            )  # fmt: skip
+        )
+    if aug.mirror:
+        steps.extend(RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in range(3))
+    if aug.noise_blur:
+        steps.append(RandGaussianNoised(IMAGE, prob=aug.noise_blur, std=0.1))
+        steps.append(RandGaussianSmoothd(IMAGE, prob=aug.noise_blur, sigma_x=BLUR, sigma_y=BLUR, sigma_z=BLUR))
+    if aug.gamma:
+        steps.append(RandAdjustContrastd(IMAGE, prob=aug.gamma, gamma=GAMMA))
+    steps.append(RandScaleIntensityd(IMAGE, factors=0.1, prob=0.5))
+    steps.append(RandShiftIntensityd(IMAGE, offsets=0.1, prob=0.5))
+    return Compose(steps)

@@ -190,7 +190,7 @@ def evaluate_reference(
     from automl_seg.data import prepare_data
     from automl_seg.engine.devices import resolve_device
     from automl_seg.engine.model import load_trained_model, record_plan
-    from automl_seg.engine.progress import progress_bar
+    from automl_seg.progress import progress_bar
 
     torch_device = resolve_device(device)
     network, record = load_trained_model(registry, ref, host, torch_device)

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import BaseModel, ValidationError
 
+from automl_seg.compute import Spent, Stopwatch
 from automl_seg.config import SPLIT_KEYS, DataSettings, build_settings, describe_validation_error
+from automl_seg.engine.budgets import check_budget
 from automl_seg.engine.devices import loader_workers, resolve_device
 from automl_seg.engine.evaluate import EvalReport, evaluate_loader
 from automl_seg.engine.history import plot_history, save_history_json
@@ -36,7 +37,7 @@ from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome
 from automl_seg.paths import work_folder
 
 if TYPE_CHECKING:
-    from automl_seg_registry import ArchitectureRecord, Metrics, Registry
+    from automl_seg_registry import ArchitectureRecord, Metrics, PhaseCompute, Registry
 
     from automl_seg.data.prepared import PreparedData
     from automl_seg.plugins import PluginHost
@@ -203,6 +204,7 @@ def run_search(
     ``parent_run`` is the ``run_id`` of the run this one is part of (a tuning study's)."""
     strategy = host.strategy(run.strategy)
     space = host.space(strategy.space)
+    check_budget(run.budget, strategy=strategy, space=space)
     settings = strategy_settings(strategy, run.budget, strategy_overrides)
     device = resolve_device(run.device)
     warn_gpu_budget_on_cpu(run.budget, device)
@@ -231,10 +233,9 @@ def run_search(
                 epoch_ended=_notify_epoch(host, info, "search"), progress=run.progress,
             )  # fmt: skip
             ctx.workdir.mkdir(parents=True, exist_ok=True)
-            began = time.perf_counter()
+            clock = Stopwatch(device)
             outcome = strategy.search(ctx)
-            search_time = time.perf_counter() - began
-            record = _architecture_record(outcome, ctx, data_settings, host, budget=run.budget, search_time=search_time)
+            record = _architecture_record(outcome, ctx, data_settings, host, budget=run.budget, spent=clock.spent())
             record = _with_overrides(record, record_overrides)
             architecture = registry.register(record, files=_outcome_files(outcome, workdir))
             (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
@@ -267,10 +268,10 @@ def _architecture_record(
     host: PluginHost,
     *,
     budget: str,
-    search_time: float,
+    spent: Spent,
 ) -> ArchitectureRecord:
     """The record of a searched architecture: what was searched, on which data, how, and its search metrics."""
-    from automl_seg_registry import ArchitectureRecord, DatasetRef, Metrics, SpaceRef, StrategyRef
+    from automl_seg_registry import ArchitectureRecord, Compute, DatasetRef, Metrics, SpaceRef, StrategyRef
 
     plan, info = ctx.data.plan, ctx.run
     memory, extra = split_outcome_metrics(outcome.metrics)
@@ -287,7 +288,9 @@ def _architecture_record(
         ),
         seed=ctx.seed,
         versions=package_versions(host),
-        metrics=Metrics(search_time_s=search_time, memory=memory, extra=extra),
+        metrics=Metrics(
+            search_time_s=spent.wall_s, memory=memory, extra=extra, compute=Compute(search=phase_compute(spent))
+        ),
         provenance={"run": info.run_id, "budget": budget, "device": ctx.device.type},
     )
 
@@ -387,14 +390,16 @@ def _train_and_register(
     """Train ``parent``'s architecture from scratch, evaluate it on the validation cases and register it
     (weights, history, curves, evaluation) as the next version of its name; promote it when asked."""
     network = fresh_network(parent, host, run.seed)
+    clock = Stopwatch(device)
     result = train_network(
         network, data, train, device=device, seed=run.seed, workdir=workdir, resume=resume,
         epoch_ended=_notify_epoch(host, info, "train"), progress=run.progress,
     )  # fmt: skip
+    spent = clock.spent()
     network.eval()
     with mixed_precision(device, train.amp):
         evaluation = evaluate_loader(network, data.val_loader(), data.plan, device, train.sw_batch_size)
-    metrics = _trained_metrics(parent, evaluation, result, train, val_cases=len(data.val_cases))
+    metrics = _trained_metrics(parent, evaluation, result, train, val_cases=len(data.val_cases), spent=spent)
     payload = parent.model_dump(exclude={"version", "artifacts", "created"})
     if split is not None:  # retrained on other cases than the parent's
         payload["dataset"]["split"] = dict(split)
@@ -421,11 +426,27 @@ def _train_and_register(
     return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)
 
 
+def phase_compute(spent: Spent) -> PhaseCompute:
+    """A phase's measured cost as the registry stores it."""
+    from automl_seg_registry import PhaseCompute
+
+    return PhaseCompute(wall_s=spent.wall_s, device_s=spent.device_s, device=spent.device)
+
+
 def _trained_metrics(
-    parent: ArchitectureRecord, evaluation: EvalReport, result: TrainResult, train: TrainSettings, *, val_cases: int
+    parent: ArchitectureRecord,
+    evaluation: EvalReport,
+    result: TrainResult,
+    train: TrainSettings,
+    *,
+    val_cases: int,
+    spent: Spent,
 ) -> Metrics:
-    """The trained model's metrics: its validation scores and training cost, with the parent's search metrics."""
-    from automl_seg_registry import Metrics
+    """The trained model's metrics: its validation scores and training cost, with the parent's search metrics.
+
+    The retraining's compute is measured around the training alone (not the evaluation after it); a
+    resumed training counts the process that finished it."""
+    from automl_seg_registry import Compute, Metrics
 
     return Metrics(
         dice_per_class=evaluation.dice_per_class,
@@ -438,6 +459,7 @@ def _trained_metrics(
         params=result.params,
         memory=dict(parent.metrics.memory),
         extra={**parent.metrics.extra, "train_epochs": float(train.epochs), "val_cases": float(val_cases)},
+        compute=Compute(search=parent.metrics.compute.search, retrain=phase_compute(spent)),
     )
 
 

@@ -26,16 +26,17 @@ from automl_seg.engine.inference import (
     predict_file_labels,
     predictor_window,
 )
-from automl_seg.engine.progress import progress_bar
 from automl_seg.errors import UserError
+from automl_seg.progress import progress_bar
 
 if TYPE_CHECKING:
     from automl_seg_registry import ArchitectureRecord, Registry
 
     from automl_seg.plugins import PluginHost
 
-Backend = Literal["torch", "onnxruntime"]
-ONNX_ARTIFACT = "onnx"
+Backend = Literal["torch", "onnxruntime", "torch-export"]
+#: backends that run an export of the record, with the exporter (and artifact) each needs
+EXPORT_BACKENDS: dict[str, str] = {"onnxruntime": "onnx", "torch-export": "torch-export"}
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,15 @@ class Prediction:
     labels_present: tuple[int, ...]
 
 
-def onnx_window(
-    registry: Registry, record: ArchitectureRecord, host: PluginHost, providers: Sequence[str] | None
+def export_window(
+    registry: Registry, record: ArchitectureRecord, host: PluginHost, fmt: str, providers: Sequence[str] | None
 ) -> tuple[Window, list[str]]:
-    """A window predictor running the record's ONNX export on ONNX Runtime, and the providers it uses."""
-    if not any(a.name == ONNX_ARTIFACT for a in record.artifacts):
-        raise UserError(f"{record.ref} has no ONNX export; run `automl-seg export {record.ref} --format onnx` first")
-    path = registry.artifact_path(record.ref, ONNX_ARTIFACT, verify=True)
-    predictor = host.exporter("onnx").load(path, list(providers) if providers else None)
+    """A window predictor running the record's ``fmt`` export (ONNX on ONNX Runtime, a torch.export program),
+    and the providers (or torch device) it really uses."""
+    if not any(a.name == fmt for a in record.artifacts):
+        raise UserError(f"{record.ref} has no {fmt} export; run `automl-seg export {record.ref} --format {fmt}` first")
+    path = registry.artifact_path(record.ref, fmt, verify=True)
+    predictor = host.exporter(fmt).load(path, list(providers) if providers else None)
     return predictor_window(predictor), list(predictor.providers)
 
 
@@ -156,10 +158,10 @@ def predict_reference(
     tta: bool = False,
     progress: bool = True,
 ) -> tuple[list[Prediction], list[str]]:
-    """Predict with the registered model ``ref`` (torch, or its ONNX export on ONNX Runtime), with
-    test-time mirroring when ``tta``.
+    """Predict with the registered model ``ref`` (torch, its ONNX export on ONNX Runtime, or its
+    torch.export program on ``device``), with test-time mirroring when ``tta``.
 
-    Returns the predictions and, for onnxruntime, the execution providers really used."""
+    Returns the predictions and, for exports, the providers (torch devices) really used."""
     from automl_seg.engine.devices import resolve_device
     from automl_seg.engine.model import load_trained_model, record_plan
 
@@ -167,7 +169,11 @@ def predict_reference(
     plan = record_plan(record)
     list_nifti(source)  # bad input fails before any model is loaded
     if backend == "onnxruntime":
-        window, used = onnx_window(registry, record, host, providers)
+        window, used = export_window(registry, record, host, EXPORT_BACKENDS[backend], providers)
+        torch_device = torch.device("cpu")
+    elif backend == "torch-export":
+        program_device = [str(resolve_device(device))]
+        window, used = export_window(registry, record, host, EXPORT_BACKENDS[backend], program_device)
         torch_device = torch.device("cpu")
     else:
         torch_device = resolve_device(device)

@@ -1,4 +1,4 @@
-"""Typed settings of the engine: training (with quick/full presets) and one search run."""
+"""Typed settings of the engine: training (with a preset per budget) and one search run."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeInt, PositiveInt
 
 from automl_seg.config import Budget, Device, Seed, Settings, build_settings
+from automl_seg.data.models import Augmentation
+from automl_seg.errors import ConfigError
+
+Schedule = Literal["poly", "cosine", "constant"]
 
 
 class TrainSettings(Settings):
@@ -22,17 +26,56 @@ class TrainSettings(Settings):
     lr: float = Field(default=0.01, gt=0)
     momentum: float = Field(default=0.99, ge=0, lt=1)
     weight_decay: float = Field(default=3e-5, ge=0)
-    schedule: Literal["poly", "cosine", "constant"] = "poly"
+    schedule: Schedule = "poly"
+    warmup_steps: NonNegativeInt = Field(
+        default=0, description="optimizer steps of linear learning-rate warm-up before the schedule"
+    )
     grad_clip: float | None = Field(default=12.0, gt=0, description="max gradient norm; None = no clipping")
     val_every: PositiveInt = Field(default=1, description="validate every N epochs (and always after the last)")
     val_cases: PositiveInt | None = Field(default=None, description="validate on the first N validation cases only")
     amp: bool = Field(default=True, description="mixed precision: float16 on CUDA; the CPU stays float32")
     sw_batch_size: PositiveInt = 4
+    foreground_ratio: float = Field(
+        default=0.5, ge=0, le=1, description="share of patches centred on a foreground voxel (nnU-Net: 0.33)"
+    )
+    mirror: bool = Field(default=True, description="random flips along every axis")
+    spatial_aug: float = Field(
+        default=0.0, ge=0, le=1, description="probability of a random rotation (up to 30 degrees) and scaling per patch"
+    )
+    gamma_aug: float = Field(default=0.0, ge=0, le=1, description="probability of a random gamma (0.7-1.5) per patch")
+    noise_blur_aug: float = Field(
+        default=0.0, ge=0, le=1, description="probability of Gaussian noise and, independently, of blur per patch"
+    )
+
+    def augmentation(self) -> Augmentation:
+        """The training patches' sampling and augmentation, for ``PreparedData.train_loader``."""
+        return Augmentation(
+            foreground_ratio=self.foreground_ratio,
+            mirror=self.mirror,
+            spatial=self.spatial_aug,
+            gamma=self.gamma_aug,
+            noise_blur=self.noise_blur_aug,
+        )
 
 
-#: Presets per budget. ``quick`` fits a 2-core CPU on small tasks (Hippocampus in minutes): 4000 steps of
-#: one volume's two patches (capped at ``QUICK_MAX_PATCH_SIDE``) with AdamW, which converges faster than
-#: SGD when steps are few. ``full`` is nnU-Net-like for a GPU (75k steps of poly SGD, the plan's patch).
+#: Presets per budget (the engine's budgets are these keys; ``automl_seg.engine.budgets``).
+#:
+#: ``quick`` fits a 2-core CPU on small tasks (Hippocampus in minutes): 4000 steps of one volume's two
+#: patches (capped at 32^3 by ``MAX_PATCH_SIDE``) with AdamW, which converges faster than SGD when steps
+#: are few.
+#:
+#: ``standard`` is sized for the whole ``search --strategy dints --budget standard`` on Hippocampus within
+#: an hour on a 2-core CPU. Arithmetic, from per-step timings: the quick preset trains 4000 steps of two
+#: 32^3 patches (65k voxels) in about 5.5 minutes, 0.08 s a step. ``standard`` trains on the plan's patch
+#: (48x64x48, which holds a whole Hippocampus case: nnU-Net's context), two patches a step (295k voxels):
+#: 4.5x the voxels, and a step of the same network measured 4.5-6x slower, so about 0.37 s. 40 epochs of
+#: 160 steps = 6400 steps = about 40 minutes, plus the spatial and intensity augmentation (rotation
+#: and scaling cost about 20 ms a patch: up to 4 minutes), the search (about 8 minutes at this patch,
+#: ``automl_seg_dints.settings``), preprocessing and evaluation (about 2 minutes): 54 minutes. The
+#: recipe is nnU-Net's where the ablation (``benchmarks/bench_quality.py``) keeps it: a third of the
+#: patches on foreground, rotation/scaling, gamma, noise/blur, a warm-up, then cosine decay.
+#:
+#: ``full`` is nnU-Net-like for a GPU (75k steps of poly SGD, the plan's patch).
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "epochs": 40,
@@ -44,6 +87,22 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
         "schedule": "cosine",
         "val_every": 20,
         "val_cases": 10,
+    },
+    "standard": {
+        "epochs": 40,
+        "iterations": 160,
+        "batch_size": 1,
+        "optimizer": "adamw",
+        "lr": 3e-3,
+        "weight_decay": 1e-5,
+        "schedule": "cosine",
+        "warmup_steps": 200,
+        "val_every": 10,
+        "val_cases": 20,
+        "foreground_ratio": 0.33,
+        "spatial_aug": 0.2,
+        "gamma_aug": 0.3,
+        "noise_blur_aug": 0.1,
     },
     "full": {
         "epochs": 300,
@@ -57,16 +116,17 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-#: The quick budget caps the plan's patch sides at this (unless a patch size is given explicitly):
-#: a 32^3 patch costs about a quarter of Hippocampus' 48x64x48 per step on a CPU.
-QUICK_MAX_PATCH_SIDE = 32
+#: The patch side cap per budget (unless a patch size is given explicitly); a budget not named here
+#: trains on the plan's patch. A 32^3 patch costs about a quarter of Hippocampus' 48x64x48 per step
+#: on a CPU.
+MAX_PATCH_SIDE: dict[str, int] = {"quick": 32}
 
 
 def budget_patch(patch: tuple[int, int, int], budget: Budget, divisor: int) -> tuple[int, int, int]:
-    """The training patch a budget uses for a plan's patch: ``quick`` caps each side, ``full`` keeps it."""
-    if budget != "quick":
+    """The training patch a budget uses for a plan's patch: its ``MAX_PATCH_SIDE`` caps each side."""
+    if budget not in MAX_PATCH_SIDE:
         return patch
-    cap = max(divisor, QUICK_MAX_PATCH_SIDE // divisor * divisor)
+    cap = max(divisor, MAX_PATCH_SIDE[budget] // divisor * divisor)
     return tuple(min(side, cap) for side in patch)  # type: ignore[return-value]
 
 
@@ -74,6 +134,8 @@ def train_settings(
     budget: Budget, file_section: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> TrainSettings:
     """The budget's preset < the config file's ``train`` section < flags."""
+    if budget not in TRAIN_PRESETS:
+        raise ConfigError(f"unknown budget '{budget}'; known: {', '.join(TRAIN_PRESETS)}")
     return build_settings(TrainSettings, file_section, overrides, source="train settings", base=TRAIN_PRESETS[budget])
 
 

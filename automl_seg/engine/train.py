@@ -24,10 +24,10 @@ from automl_seg.engine.checkpoint import has_checkpoint, load_checkpoint, save_c
 from automl_seg.engine.devices import rng_states, seed_everything, set_rng_states
 from automl_seg.engine.evaluate import EvalReport, evaluate_loader
 from automl_seg.engine.precision import grad_scaler, mixed_precision
-from automl_seg.engine.progress import progress_bar
-from automl_seg.engine.settings import TrainSettings
+from automl_seg.engine.settings import Schedule, TrainSettings
 from automl_seg.errors import UserError
 from automl_seg.memory import device_peak_mb, reset_peak
+from automl_seg.progress import progress_bar
 
 if TYPE_CHECKING:
     from automl_seg.data.prepared import PreparedData
@@ -65,18 +65,32 @@ def make_optimizer(network: nn.Module, settings: TrainSettings) -> torch.optim.O
     )
 
 
+#: nnU-Net's poly schedule exponent
+POLY_POWER = 0.9
+
+
+def lr_factor(schedule: Schedule, progress: float) -> float:
+    """The learning rate's factor at ``progress`` (0 at the start, 1 at the end) of a run: poly
+    (nnU-Net, power 0.9), cosine to zero, or constant. The one schedule of the engine and plugins."""
+    progress = min(max(progress, 0.0), 1.0)
+    if schedule == "poly":
+        return (1 - progress) ** POLY_POWER
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
+
+
 def make_scheduler(
     optimizer: torch.optim.Optimizer, settings: TrainSettings, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-step learning-rate factor: poly (nnU-Net, power 0.9), cosine to zero, or constant."""
+    """Per-step learning-rate factor: a linear warm-up over ``warmup_steps``, then ``lr_factor`` of
+    the schedule over the remaining steps."""
+    warmup = min(settings.warmup_steps, max(total_steps - 1, 0))
 
     def factor(step: int) -> float:
-        progress = min(step / max(total_steps, 1), 1.0)
-        if settings.schedule == "poly":
-            return (1 - progress) ** 0.9
-        if settings.schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * progress))
-        return 1.0
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return lr_factor(settings.schedule, (step - warmup) / max(total_steps - warmup, 1))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
@@ -87,7 +101,10 @@ def epoch_batches(
     """``steps`` training batches for ``epoch``, from loaders seeded by (seed, epoch, pass)."""
     produced, passes = 0, 0
     while produced < steps:
-        loader = data.train_loader(batch_size=settings.batch_size, shuffle=True, seed=_mix(seed, epoch, passes))
+        loader = data.train_loader(
+            batch_size=settings.batch_size, shuffle=True, seed=_mix(seed, epoch, passes),
+            augmentation=settings.augmentation(),
+        )  # fmt: skip
         for batch in loader:
             yield batch
             produced += 1

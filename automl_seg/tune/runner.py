@@ -77,9 +77,11 @@ class EngineTrialRunner:
 
     def check(self, host: PluginHost, specs: list[ParameterSpec]) -> None:
         """Refuse a study whose ranges the strategy or training settings reject at an end (``check_extremes``)."""
+        from automl_seg.engine.budgets import check_search_budget
         from automl_seg.engine.pipeline import strategy_settings  # torch: only when a study runs
 
         s = self.settings
+        check_search_budget(host, s.budget, s.strategy)
         strategy = host.strategy(s.strategy)
 
         def settings_with(values: dict[str, Any]) -> object:

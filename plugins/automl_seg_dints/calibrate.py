@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
+from automl_seg_dints.args import DintsSpaceArgs
 from automl_seg_dints.measure import measure_training_memory_mb
-from automl_seg_dints.space import DintsSpaceArgs
 from automl_seg_dints.supernet import MemoryEstimator
 from automl_seg_dints.topology import OPS, DecodedArch, Topology, decode
 

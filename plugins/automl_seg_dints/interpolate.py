@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from automl_seg.layout import exporting
+from automl_seg.api import exporting
 
 
 def interpolation_matrix(size_in: int, size_out: int, like: torch.Tensor) -> torch.Tensor:

@@ -21,8 +21,9 @@ from typing import Any
 
 import torch
 
+from automl_seg.api import current_rss_mb, exact_rss_environment, peak_rss_mb, reset_peak_rss
 from automl_seg.errors import UserError
-from automl_seg.memory import exact_rss_environment
+from automl_seg_dints.space import build_discrete_network
 
 _STEPS = 2
 _TIMEOUT_S = 900
@@ -30,8 +31,6 @@ _TIMEOUT_S = 900
 
 def _trainer(args: Mapping[str, Any], arch: Mapping[str, Any], device: torch.device) -> tuple[Any, Any]:
     """The discrete network and a function running ``steps`` SGD steps on random data of a given size."""
-    from automl_seg_dints.space import build_discrete_network
-
     torch.manual_seed(0)
     net = build_discrete_network(args, arch).to(device)
     optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
@@ -87,8 +86,6 @@ def measure_training_memory_mb(
 
 
 def _main() -> None:
-    from automl_seg.memory import current_rss_mb, peak_rss_mb, reset_peak_rss
-
     request = json.loads(sys.stdin.read())
     torch.set_num_threads(1)  # the figure does not depend on threads; shared CPUs make extra ones slow
     args = request["args"]

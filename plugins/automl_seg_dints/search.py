@@ -24,18 +24,25 @@ from monai.losses import DiceCELoss
 from monai.networks.nets import DiNTS
 from rich.progress import Progress
 
-from automl_seg.engine.checkpoint import atomic_torch_save, read_checkpoint
-from automl_seg.engine.devices import rng_states, seed_everything, set_rng_states
-from automl_seg.engine.precision import grad_scaler, mixed_precision
-from automl_seg.engine.progress import progress_bar
+from automl_seg.api import (
+    atomic_torch_save,
+    grad_scaler,
+    lr_factor,
+    mixed_precision,
+    progress_bar,
+    read_checkpoint,
+    rng_states,
+    seed_everything,
+    set_rng_states,
+)
 from automl_seg.errors import ConfigError
 from automl_seg.interfaces import SearchContext, SearchOutcome
+from automl_seg_dints.args import check_patch, parse_space_args
 from automl_seg_dints.calibrate import MemoryCalibration, calibrate
 from automl_seg_dints.losses import arch_loss_terms
 from automl_seg_dints.measure import measure_training_memory_mb
 from automl_seg_dints.plots import plot_search_curves, plot_topology
 from automl_seg_dints.settings import DintsSettings
-from automl_seg_dints.space import check_patch, parse_space_args
 from automl_seg_dints.supernet import FastTopologySearch, MemoryEstimator
 from automl_seg_dints.topology import DecodedArch, decode, decode_within_budget
 
@@ -46,7 +53,7 @@ CALIBRATION = "memory_calibration.json"
 #: the budget is a soft loss term: a decode above it by less than this share of the supernet (or, for small
 #: budgets, by less than half the budget) is DiNTS working as intended, not worth a warning
 OVER_BUDGET_SLACK = 0.05
-_MOMENTUM, _WEIGHT_DECAY, _POLY_POWER = 0.9, 4e-5, 0.9
+_MOMENTUM, _WEIGHT_DECAY = 0.9, 4e-5
 
 
 def split_halves(cases: Sequence[str], seed: int) -> tuple[list[str], list[str]]:
@@ -249,7 +256,7 @@ class DintsSearch:
 
     def _run_epoch(self, state: _State, epoch: int, progress: Progress) -> dict[str, Any]:
         settings = self.settings
-        lr = settings.weight_lr * (1 - epoch / settings.epochs) ** _POLY_POWER
+        lr = settings.weight_lr * lr_factor("poly", epoch / settings.epochs)
         for group in state.weight_opt.param_groups:
             group["lr"] = lr
         searching = epoch >= settings.warmup_epochs

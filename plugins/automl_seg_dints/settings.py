@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from automl_seg.config import build_settings
+from automl_seg.api import build_settings
 from automl_seg.errors import ConfigError
 from automl_seg_dints.budget import MemoryBudget, parse_memory_budget
 
@@ -69,6 +69,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         "arch_lr": 0.01,
         "topology_loss_weight": 0.001,
         "max_steps_per_epoch": 12,
+    },
+    # 2 CPU cores, about 8 of the standard budget's 60 minutes: the standard budget searches on the
+    # plan's whole patch (4.5x the quick patch's voxels), so the quick search's 72 steps already cost
+    # 4.5x; 8 epochs of 10 steps keep it there (automl_seg.engine.settings: the whole budget's arithmetic)
+    "standard": {
+        "epochs": 8,
+        "warmup_epochs": 3,
+        "memory_budget": 0.5,
+        "weight_lr": 0.05,
+        "arch_lr": 0.01,
+        "topology_loss_weight": 0.001,
+        "max_steps_per_epoch": 10,
     },
     # paper-like, for a GPU (DiNTS tutorial: equal warm-up and search halves)
     "full": {

@@ -5,98 +5,37 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import json
 import logging
 import random
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import torch
+from monai.networks.nets import DiNTS
+from torch import nn
 
-from automl_seg.config import describe_validation_error
+from automl_seg.api import onednn_conv3d
 from automl_seg.errors import ConfigError
-
-if TYPE_CHECKING:  # torch is imported only when a network is built (keeps `plugins list` fast)
-    from torch import nn
-
-    from automl_seg_dints.topology import DecodedArch
+from automl_seg_dints.args import PRESET_ARGS, DintsSpaceArgs, check_arch, check_patch, parse_space_args
+from automl_seg_dints.interpolate import use_separable_trilinear
+from automl_seg_dints.static_topology import StaticTopologyInstance
+from automl_seg_dints.stems import fast_stems
+from automl_seg_dints.supernet import FastTopologySearch, MemoryEstimator, build_supernet
+from automl_seg_dints.topology import OPS, DecodedArch, Topology, decode
 
 log = logging.getLogger(__name__)
 
 SPACE_VERSION = "1"
 
 
-class DintsSpaceArgs(BaseModel):
-    """Constructor arguments of a DiNTS network (search supernet and discrete instance alike)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    in_channels: int = Field(gt=0)
-    num_classes: int = Field(gt=1)
-    num_blocks: int = Field(gt=0)
-    num_depths: int = Field(ge=2, le=5)
-    channel_mul: float = Field(gt=0)
-    use_downsample: bool = True
-
-    @property
-    def divisor(self) -> int:
-        """Every input side must be a multiple of this (stem /2, then D-1 more halvings, then /2 again)."""
-        return 2 ** (self.num_depths + 1)
-
-
-PRESET_ARGS: dict[str, dict[str, Any]] = {
-    "quick": {"num_blocks": 4, "num_depths": 3, "channel_mul": 0.25},
-    "full": {"num_blocks": 12, "num_depths": 4, "channel_mul": 0.5},
-}
-
-
-def parse_space_args(args: Mapping[str, Any]) -> DintsSpaceArgs:
-    try:
-        return DintsSpaceArgs.model_validate(dict(args))
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, "dints space arguments")) from exc
-
-
-def check_patch(args: DintsSpaceArgs, patch_size: Sequence[int]) -> None:
-    """A clear error when a patch cannot go through the network's 2^(D+1) halvings."""
-    bad = [int(s) for s in patch_size if int(s) % args.divisor]
-    if bad:
-        raise ConfigError(
-            f"patch size {tuple(int(s) for s in patch_size)} is not divisible by {args.divisor} "
-            f"(2^(num_depths+1) with num_depths={args.num_depths}); use sides that are multiples of {args.divisor}"
-        )
-
-
-def check_arch(args: DintsSpaceArgs, arch: DecodedArch) -> None:
-    from automl_seg_dints.topology import OPS, Topology
-
-    paths = Topology(args.num_depths).num_paths
-    shapes = {
-        "arch_code_a": (arch.arch_code_a.shape, (args.num_blocks, paths)),
-        "arch_code_c": (arch.arch_code_c.shape, (args.num_blocks, paths)),
-        "node_a": (arch.node_a.shape, (args.num_blocks + 1, args.num_depths)),
-    }
-    for key, (got, want) in shapes.items():
-        if tuple(got) != want:
-            raise ConfigError(f"architecture '{key}' has shape {tuple(got)}, expected {want} for these space arguments")
-    if arch.arch_code_c.min() < 0 or arch.arch_code_c.max() >= len(OPS):
-        raise ConfigError(f"architecture 'arch_code_c' holds operation indices outside 0..{len(OPS) - 1}")
-    if not arch.arch_code_a.any(axis=1).all():
-        raise ConfigError("architecture 'arch_code_a' has a block without any active path")
-
-
 def build_discrete_network(args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
-    """MONAI's ``DiNTS`` around a ``TopologyInstance`` of the architecture (MONAI's own classes), with
+    """MONAI's ``DiNTS`` around a ``TopologyInstance`` of the architecture (MONAI's own classes; its active
+    paths fixed at construction so exporters follow them, ``automl_seg_dints.static_topology``), with
     the stems' CPU speed-ups (``automl_seg_dints.stems``), separable trilinear resizing
     (``automl_seg_dints.interpolate``) and batch-1 convolutions on oneDNN (``automl_seg.onednn``):
     same function, same state dict."""
-    from monai.networks.nets import DiNTS, TopologyInstance
-
-    from automl_seg.onednn import onednn_conv3d
-    from automl_seg_dints.interpolate import use_separable_trilinear
-    from automl_seg_dints.stems import fast_stems
-    from automl_seg_dints.topology import DecodedArch
-
     space_args = parse_space_args(args)
     try:
         decoded = DecodedArch.from_payload(dict(arch))
@@ -106,7 +45,7 @@ def build_discrete_network(args: Mapping[str, Any], arch: Mapping[str, Any]) -> 
         ) from exc
     check_arch(space_args, decoded)
     with contextlib.redirect_stdout(io.StringIO()):  # MONAI prints a patch-size hint on construction
-        instance = TopologyInstance(
+        instance = StaticTopologyInstance(
             arch_code=[decoded.arch_code_a.astype(np.float32), decoded.arch_code_c],
             channel_mul=space_args.channel_mul,
             num_blocks=space_args.num_blocks,
@@ -124,12 +63,8 @@ def build_discrete_network(args: Mapping[str, Any], arch: Mapping[str, Any]) -> 
 
 
 @functools.lru_cache(maxsize=8)
-def _estimator(args_json: str, batch_size: int, patch_size: tuple[int, int, int]) -> Any:
+def _estimator(args_json: str, batch_size: int, patch_size: tuple[int, int, int]) -> MemoryEstimator:
     """One memory estimator per (space arguments, batch, patch): building its supernet is not free."""
-    import json
-
-    from automl_seg_dints.supernet import FastTopologySearch, MemoryEstimator
-
     a = DintsSpaceArgs.model_validate(json.loads(args_json))
     supernet = FastTopologySearch(a.num_blocks, a.num_depths, a.channel_mul, a.use_downsample)
     return MemoryEstimator(supernet, batch_size, patch_size)
@@ -140,6 +75,7 @@ class DintsSpace:
 
     name = "dints"
     version = SPACE_VERSION
+    budgets = tuple(PRESET_ARGS)
 
     def default_args(self, plan: Any, budget: str) -> dict[str, Any]:
         if budget not in PRESET_ARGS:
@@ -164,16 +100,10 @@ class DintsSpace:
     def build_supernet(self, args: Mapping[str, Any]) -> nn.Module:
         """Every path and operation, weighted by the architecture parameters (``.dints_space``): the
         network a gradient-based strategy searches (MONAI's ``DiNTS`` around our faster space)."""
-        from automl_seg_dints.supernet import build_supernet
-
         return build_supernet(parse_space_args(args))
 
     def sample_arch(self, args: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
         """A random valid architecture (the decode of random probabilities); same rng state, same arch."""
-        import torch
-
-        from automl_seg_dints.topology import OPS, Topology, decode
-
         space_args = parse_space_args(args)
         topology = Topology(space_args.num_depths)
         generator = torch.Generator().manual_seed(rng.getrandbits(31))
@@ -184,10 +114,6 @@ class DintsSpace:
     def estimate_memory(self, args: Mapping[str, Any], arch: Mapping[str, Any], plan: Any) -> dict[str, float]:
         """The estimator's figures for a discrete arch: ``fraction`` of the full supernet (the scale of
         ``--memory-budget``) and ``mb`` at the plan's batch and patch."""
-        import json
-
-        from automl_seg_dints.topology import DecodedArch
-
         space_args = parse_space_args(args)
         decoded = DecodedArch.from_payload(dict(arch))
         check_arch(space_args, decoded)

@@ -9,9 +9,8 @@ are where a CPU spends time it need not:
 - The finest stem's trilinear "resize" by a factor of 1 is an exact identity (``align_corners=True``
   samples the grid points themselves) but costs a full-resolution interpolation each way.
 
-Measured on a 2-core CPU, batch 4 of 48x64x48, the quick preset (``num_blocks=4``, ``num_depths=3``,
-``channel_mul=0.25``): a training step of a discrete network 0.75 -> 0.52 s against plain MONAI
-(``benchmarks/bench_dints.py``); a 1-patch inference 96 -> 92 ms.
+``benchmarks/bench_dints.py`` measures the discrete network's training step and inference against
+plain MONAI.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from __future__ import annotations
 from monai.networks.nets import DiNTS
 from torch import nn
 
-from automl_seg.layout import channels_last_on_cpu
+from automl_seg.api import channels_last_on_cpu
 
 
 def fast_stems(model: DiNTS) -> DiNTS:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from automl_seg.interfaces import SearchContext, SearchOutcome
-from automl_seg_dints.settings import DintsSettings, dints_settings
+from automl_seg_dints.settings import PRESETS, DintsSettings, dints_settings
 
 
 class DintsStrategy:
@@ -14,6 +14,7 @@ class DintsStrategy:
 
     name = "dints"
     space = "dints"
+    budgets = tuple(PRESETS)
 
     def settings(self, budget: str, overrides: Mapping[str, Any]) -> DintsSettings:
         return dints_settings(budget, overrides)

@@ -16,20 +16,18 @@ is the forward pass, where MONAI spends time and memory it does not need to:
   intermediates are not kept: the search's peak memory falls by a sixth (``_operations_sum``).
 - ``3x1x1`` and ``1x1x1`` convolutions run as the equivalent 2D convolutions over a ``(D, H*W)``
   view: PyTorch sends 3D kernels whose last two sizes are 1 to its slow convolution path on the
-  CPU (3x1x1: about 4x slower forward and backward).
+  CPU.
 - The 2x down-sampling preprocess (ReLU, then two 1x1 convolutions with stride 2, one on the input
   shifted by a voxel) slices the two sub-sampled grids first and runs ReLU and 1x1 convolutions on
   them: a quarter of the activation memory, and MONAI's strided convolution on a sliced,
   non-contiguous tensor falls back to PyTorch's slow convolution path.
 - Each path's preprocess (ReLU, 1x1 convolution, instance norm, up- or down-sampling) is recomputed
-  in backward from the path's input instead of keeping its intermediates: about a tenth less peak
-  memory for a few percent more time (``benchmarks/bench_dints.py``).
+  in backward from the path's input instead of keeping its intermediates: less peak memory for a
+  little more time.
 
-Together: 0.54-0.58x of MONAI's peak memory for the search iteration, 1.0-1.5x faster on a 2-core
-CPU (the machine's neighbours move the figure). Convolutions are most of the time there: the
-benchmark's profiler row shows ours spend 1.2-1.7 s of a 2.2-2.9 s iteration in them, against
-MONAI's 1.6-2.0 s of 2.4-3.4 s, so a rewrite of the rest could reach the 2x goal on that CPU only
-where the neighbours happen to slow MONAI's run.
+Together these cut the search iteration's peak memory and time against MONAI's; on a CPU most of
+the remaining time is in the convolutions themselves. ``benchmarks/bench_dints.py`` measures both
+against MONAI in the same run (current figures: the README; history: ``benchmarks/RESULTS.md``).
 
 ``build_supernet`` adds the stem-level changes (``automl_seg_dints.stems``) and separable
 trilinear resizing.
@@ -40,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -51,12 +48,10 @@ from monai.networks.nets.dints import Cell
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from automl_seg_dints.args import DintsSpaceArgs
 from automl_seg_dints.interpolate import use_separable_trilinear
 from automl_seg_dints.stems import fast_stems
 from automl_seg_dints.topology import OPS, Topology
-
-if TYPE_CHECKING:
-    from automl_seg_dints.space import DintsSpaceArgs
 
 BYTES_PER_ELEMENT = 4
 FUSED_OPS_MAX_CHANNELS = 16  # see _operations_sum
@@ -70,8 +65,8 @@ def filter_numbers(num_depths: int, channel_mul: float) -> list[int]:
 def _conv3d(x: torch.Tensor, weight: torch.Tensor, padding: Sequence[int]) -> torch.Tensor:
     """``F.conv3d(x, weight, padding=padding)``; a ``k x 1 x 1`` kernel (``1 x 1 x 1`` included) runs
     as the equivalent ``k x 1`` 2D convolution on the ``(D, H*W)`` view (same result). PyTorch sends
-    such 3D kernels to its slow convolution path on the CPU (3x1x1: 4x slower forward and backward;
-    1x1x1: 1.1-1.7x). Only contiguous inputs: on others the view would cost a copy."""
+    such 3D kernels to its slow convolution path on the CPU. Only contiguous inputs: on others the
+    view would cost a copy."""
     kd, kh, kw = weight.shape[2:]
     if (kh, kw) != (1, 1) or tuple(padding[1:]) != (0, 0) or not x.is_contiguous():
         return F.conv3d(x, weight, padding=tuple(padding))
@@ -131,12 +126,11 @@ def _operations_sum(cell: Cell, activated: torch.Tensor, weights: torch.Tensor) 
     When the convolution weights need gradients (the weight step, where the search peaks in memory)
     and the cell is narrow, the four convolutions run as one 3x3x3 convolution with four times the
     output channels (each pseudo-3D pair composed into its kernel) and one instance norm: the three
-    pseudo-3D intermediates, kept for the weight gradients otherwise, are not kept. The 1.7x
-    arithmetic costs little where oneDNN's 3D convolutions are inefficient, with few channels
-    (weight step, forward + backward of a cell, 1 thread: 8 channels 1.15x faster, 16 channels
-    0-9 % slower, 32 and more 7-30 % slower: those keep separate convolutions). When only input
-    gradients are needed (the architecture step) the separate convolutions are 1.4x faster at 16
-    channels and keep nothing extra, so they run.
+    pseudo-3D intermediates, kept for the weight gradients otherwise, are not kept. The extra
+    arithmetic of the composed kernel costs little where oneDNN's 3D convolutions are inefficient,
+    with few channels (``FUSED_OPS_MAX_CHANNELS``); wider cells keep separate convolutions. When
+    only input gradients are needed (the architecture step) the separate convolutions are faster
+    and keep nothing extra, so they run.
     """
     blocks = cell.op.ops[1:]
     eps = blocks[0].norm.eps

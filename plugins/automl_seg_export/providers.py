@@ -62,7 +62,7 @@ def session_options() -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     # the sliding window runs torch code (padding, blending) between session runs: onnxruntime's
-    # threads spinning for more work would take the CPU from it (bench_onnx: p90 179 -> 78 ms/volume)
+    # threads spinning for more work would take the CPU from it (slow tail latencies in bench_onnx)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 

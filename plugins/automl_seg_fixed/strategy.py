@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from automl_seg.config import build_settings
+from automl_seg.api import build_settings
 from automl_seg.interfaces import Budget, SearchContext, SearchOutcome
 
 

@@ -3,14 +3,16 @@
 It is a store and knows nothing about strategies: the engine and plugins hand it records and files.
 """
 
-from automl_seg_registry.maintenance import Problem
+from automl_seg_registry.maintenance import Problem, Reindexed
 from automl_seg_registry.refs import Ref, parse_ref
 from automl_seg_registry.schema import (
     SCHEMA_VERSION,
     ArchitectureRecord,
     Artifact,
+    Compute,
     DatasetRef,
     Metrics,
+    PhaseCompute,
     SpaceRef,
     StrategyRef,
     load_record,
@@ -23,11 +25,14 @@ __all__ = [
     "SCHEMA_VERSION",
     "ArchitectureRecord",
     "Artifact",
+    "Compute",
     "DatasetRef",
     "Metrics",
+    "PhaseCompute",
     "Problem",
     "Ref",
     "Registry",
+    "Reindexed",
     "SpaceRef",
     "StrategyRef",
     "load_record",

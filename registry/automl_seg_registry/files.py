@@ -2,7 +2,10 @@
 
 A record's files are written into a private staging directory under ``<root>/tmp``, flushed to disk,
 then renamed into place in one step, so a reader never sees half a record. Staging directories
-carry the writer's host and pid in their name: one whose writer is gone is garbage.
+carry the writer's host and pid in their name: one whose writer is gone is garbage. Each also holds
+a marker file written when it was made: only a directory with that marker (or an empty one) is ever
+deleted by a sweep, so nothing the registry did not write is removed, and symbolic links are never
+followed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ CHUNK = 1 << 20
 #: Staging directories of writers on *other* hosts (shared file store) are only removed this old.
 #: Same-host ones go as soon as their writer's pid is gone.
 FOREIGN_STAGING_MAX_AGE_S = 24 * 3600
+#: Written into every staging directory as it is made: proof that the registry wrote the directory.
+STAGING_MARKER = ".automl-seg-staging"
+_MARKER_TEXT = "written by the automl-seg registry; this directory may be deleted by its sweeps\n"
 
 
 def sha256_file(path: Path) -> str:
@@ -59,10 +65,16 @@ def copy_and_hash(source: Path, target: Path) -> tuple[int, str]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically: a flushed temporary sibling renamed over ``path``."""
+    """Write JSON atomically (see :func:`write_text`)."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` atomically: a flushed temporary sibling renamed over ``path`` (a link there is
+    replaced, never written through)."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=str)
+    with open(tmp, "x", encoding="utf-8") as handle:
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
@@ -92,7 +104,37 @@ def new_staging_dir(tmp_root: Path, purpose: str) -> Path:
     tmp_root.mkdir(parents=True, exist_ok=True)
     path = tmp_root / f"{purpose}-{_host_tag()}_{os.getpid()}_{uuid.uuid4().hex[:12]}"
     path.mkdir()
+    with open(path / STAGING_MARKER, "x", encoding="utf-8") as handle:
+        handle.write(_MARKER_TEXT)
     return path
+
+
+def is_own_staging(path: Path) -> bool:
+    """Whether ``path`` is a real directory (no link) holding the registry's staging marker."""
+    marker = path / STAGING_MARKER
+    try:
+        return (
+            not path.is_symlink()
+            and path.is_dir()
+            and not marker.is_symlink()
+            and marker.is_file()
+            and marker.read_text(encoding="utf-8") == _MARKER_TEXT
+        )
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def remove_own(path: Path) -> bool:
+    """Delete ``path`` only where the registry can prove it wrote it: a staging directory with its
+    marker, or an empty real directory (``rmdir`` removes nothing else). Returns whether it went."""
+    if is_own_staging(path):
+        remove_tree(path)
+        return True
+    if path.is_dir() and not path.is_symlink():
+        with contextlib.suppress(OSError):
+            path.rmdir()
+            return True
+    return False
 
 
 def _pid_alive(pid: int) -> bool:
@@ -125,8 +167,10 @@ def sweep_staging(tmp_root: Path) -> list[Path]:
     for path in sorted(tmp_root.iterdir()):
         with contextlib.suppress(FileNotFoundError):
             if _staging_is_stale(path, host, now):
-                remove_tree(path)
-                removed.append(path)
+                if remove_own(path):
+                    removed.append(path)
+                else:
+                    log.warning("left %s alone: the registry did not write it (no staging marker)", path)
     if removed:
         log.info("removed %d incomplete write(s) left by stopped writers", len(removed))
     return removed

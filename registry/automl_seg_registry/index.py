@@ -12,7 +12,9 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
+from urllib.parse import quote
 
 from sqlalchemy import (
     BigInteger,
@@ -105,12 +107,22 @@ def describe_url(url: str) -> str:
         return "<invalid URL>"
 
 
-class Index:
-    """One registry index database; ``read()`` and ``write(fn)`` give transactions."""
+def sqlite_url(path: Path, read_only: bool = False) -> str:
+    """The URL of the SQLite index file ``path``; ``read_only`` opens it read-only and immutable (no
+    lock or WAL files are made: for a folder this process cannot write to)."""
+    if not read_only:
+        return f"sqlite:///{path}"
+    return f"sqlite:///file:{quote(str(path))}?mode=ro&immutable=1&uri=true"
 
-    def __init__(self, url: str) -> None:
+
+class Index:
+    """One registry index database; ``read()`` and ``write(fn)`` give transactions. A ``read_only``
+    index refuses writes with a RegistryError (its folder cannot be written to)."""
+
+    def __init__(self, url: str, read_only: bool = False) -> None:
         self.url = url
-        self.engine = _create_engine(url)
+        self.read_only = read_only
+        self.engine = _create_engine(url, read_only)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._ensure_schema()
 
@@ -128,6 +140,11 @@ class Index:
 
         ``work`` may run more than once, so it must undo its own side effects on failure.
         """
+        if self.read_only:
+            raise RegistryError(
+                f"the registry index {describe_url(self.url)} is read-only here (no write permission on its "
+                "folder): reading works; pass a --registry you can write to for changes"
+            )
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 with self._connect() as conn:
@@ -165,6 +182,11 @@ class Index:
             raise
         except DBAPIError:
             found = None  # no tables yet
+        if found is None and self.read_only:
+            raise RegistryError(
+                f"the registry index {describe_url(self.url)} is missing or empty and its folder is read-only; "
+                "pass a --registry you can write to"
+            )
         if found is None:
             found = self.write(_create_schema)
         if int(found) > INDEX_SCHEMA_VERSION:
@@ -183,12 +205,12 @@ def _create_schema(conn: Connection) -> str:
     return found
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, read_only: bool = False) -> Engine:
     try:
         parsed = with_installed_driver(make_url(url))
         if parsed.get_backend_name() == "sqlite":
             engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-            _configure_sqlite(engine)
+            _configure_sqlite(engine, read_only)
             return engine
         return create_engine(parsed, pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
@@ -198,16 +220,18 @@ def _create_engine(url: str) -> Engine:
         ) from exc
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    """Take over transaction control from pysqlite so writes can start with BEGIN IMMEDIATE."""
+def _configure_sqlite(engine: Engine, read_only: bool = False) -> None:
+    """Take over transaction control from pysqlite so writes can start with BEGIN IMMEDIATE (a
+    read-only index sets no journal mode: that would be a write)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI objects
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = FULL")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 

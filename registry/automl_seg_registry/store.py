@@ -31,9 +31,9 @@ from automl_seg.paths import registry_root
 from automl_seg_registry import files as fs
 from automl_seg_registry import maintenance, rows
 from automl_seg_registry.card import render_card
-from automl_seg_registry.index import Index, aliases, describe_url, names, records
+from automl_seg_registry.index import Index, aliases, describe_url, names, records, sqlite_url
 from automl_seg_registry.layout import FILES_DIR, RECORD_FILE, Layout, check_artifact
-from automl_seg_registry.maintenance import Problem
+from automl_seg_registry.maintenance import Problem, Reindexed
 from automl_seg_registry.refs import LATEST, check_alias, check_name, check_record_name, parse_ref
 from automl_seg_registry.schema import SCHEMA_VERSION, ArchitectureRecord, Artifact, load_record
 
@@ -58,13 +58,22 @@ class Registry:
         """Open (creating if needed) the registry at ``root`` (default: ``--registry``/env/user dir).
 
         The index is ``index_url``, else ``$AUTOML_SEG_REGISTRY_INDEX``, else ``<root>/index.sqlite``.
+        An existing folder this process cannot write to (another user's, a read-only share) opens for
+        reading only: nothing is created or swept, the SQLite index is opened read-only and immutable,
+        and any change is a RegistryError saying so.
         """
         folder = registry_root(root).resolve()
-        Layout(folder).create()
-        url = index_url or os.environ.get(INDEX_ENV) or f"sqlite:///{folder / INDEX_FILE}"
-        registry = cls(folder, Index(url))
-        registry.layout.sweep_staging()
-        log.debug("opened registry %s (index %s)", folder, describe_url(url))
+        read_only = folder.is_dir() and not _writable(folder)
+        layout = Layout(folder)
+        if read_only:
+            layout.check_own_folders()
+        else:
+            layout.create()
+        url = index_url or os.environ.get(INDEX_ENV) or sqlite_url(folder / INDEX_FILE, read_only)
+        registry = cls(folder, Index(url, read_only=read_only))
+        if not read_only:
+            registry.layout.sweep_staging()
+        log.debug("opened registry %s (index %s%s)", folder, describe_url(url), ", read-only" if read_only else "")
         return registry
 
     def close(self) -> None:
@@ -179,6 +188,7 @@ class Registry:
         def work(conn: Connection) -> tuple[str, int]:
             name, version = self._resolve(conn, ref)
             rows.delete_record(conn, name, version)
+            self.layout.raise_high_water(name, version)  # records older than the mark get one before they go
             return name, version
 
         name, version = self.index.write(work)
@@ -269,7 +279,7 @@ class Registry:
         """See :func:`automl_seg_registry.maintenance.unindexed`."""
         return maintenance.unindexed(self.index, self.layout)
 
-    def reindex(self) -> list[str]:
+    def reindex(self) -> Reindexed:
         """See :func:`automl_seg_registry.maintenance.reindex`."""
         return maintenance.reindex(self.index, self.layout)
 
@@ -291,7 +301,8 @@ class Registry:
         """Inside the write transaction: allocate the version, move the files into place, index them."""
         if not staging.is_dir():
             raise RegistryError(f"registering {template.name!r} was interrupted mid-commit; register it again")
-        version = rows.next_version(conn, template.name, self.layout.disk_versions(template.name))
+        on_disk = [*self.layout.disk_versions(template.name), self.layout.high_water(template.name)]
+        version = rows.next_version(conn, template.name, on_disk)
         stored = template.model_copy(update={"version": version})
         fs.write_json(staging / RECORD_FILE, stored.model_dump(mode="json"))
         target = self.layout.pending_dir(stored.name, version)
@@ -304,6 +315,9 @@ class Registry:
             rows.insert(conn, stored)
             for alias in alias_list:
                 rows.set_alias(conn, stored.name, alias, version)
+            # under the write lock (never lowered by a racing writer); a number burnt by a failed commit
+            # leaves a gap, which is fine: a version is never given out twice
+            self.layout.raise_high_water(stored.name, version)
         except BaseException:
             os.rename(target, staging)  # the transaction rolls back: so do the files
             raise
@@ -315,7 +329,7 @@ class Registry:
         if any(existing.name == artifact.name for existing in record.artifacts):
             raise RegistryError(_exists_message(exact, artifact.name))
         updated = record.model_copy(update={"artifacts": [*record.artifacts, artifact]})
-        target = self.layout.record_dir(record) / artifact.path
+        target = self.layout.artifact_file(record, artifact)  # refuses a record folder reached through a link
         target.parent.mkdir(exist_ok=True)
         if target.exists():  # an unindexed leftover of an interrupted attach
             fs.remove_tree(target)
@@ -330,6 +344,12 @@ class Registry:
         # failed commit leaves the mirror ahead of the index: verify rewrites and reports it)
         self.layout.refresh_mirror(updated)
         return updated
+
+
+def _writable(folder: Path) -> bool:
+    """Whether this process may create and delete entries in ``folder`` (and its index, if present)."""
+    index = folder / INDEX_FILE
+    return os.access(folder, os.W_OK | os.X_OK) and (not index.exists() or os.access(index, os.W_OK))
 
 
 def _revalidated(record: ArchitectureRecord) -> ArchitectureRecord:

@@ -49,3 +49,41 @@ def test_ct_normalisation_clips_to_the_window(tmp_path):
     low, high = values[0].mean(), values[1].mean()
     clipped = (np.clip(image, -100, 250) - np.clip(image, -100, 250).mean()) / np.clip(image, -100, 250).std()
     assert low == pytest.approx(clipped[0].mean(), abs=1e-4) and high == pytest.approx(clipped[1].mean(), abs=1e-4)
+
+
+def _volume(rng: np.random.Generator) -> dict:
+    """A 24^3 volume whose label has a small foreground cube in one corner."""
+    label = np.zeros((1, 24, 24, 24), dtype=np.float32)
+    label[:, 2:6, 2:6, 2:6] = 1
+    return {"image": rng.normal(size=(1, 24, 24, 24)).astype(np.float32), "label": label}
+
+
+@pytest.mark.parametrize(("ratio", "low", "high"), [(1.0, 1.0, 1.0), (0.0, 0.0, 0.25), (0.33, 0.2, 0.55)])
+def test_foreground_ratio_decides_how_many_patches_hold_foreground(ratio: float, low: float, high: float) -> None:
+    from automl_seg.data.models import Augmentation
+    from automl_seg.data.transforms import training_transforms
+
+    plan = tiny_plan((16, 16, 16)).model_copy(update={"samples_per_image": 4})
+    transform = training_transforms(plan, (8, 8, 8), Augmentation(foreground_ratio=ratio, mirror=False))
+    transform.set_random_state(seed=0)
+    rng = np.random.default_rng(0)
+    patches = [p for _ in range(20) for p in transform(_volume(rng))]
+    share = np.mean([float(np.asarray(p["label"]).max() > 0) for p in patches])
+    assert low <= share <= high
+
+
+def test_full_augmentation_keeps_patch_shape_and_label_values() -> None:
+    from automl_seg.data.models import Augmentation
+    from automl_seg.data.transforms import training_transforms
+
+    aug = Augmentation(spatial=1.0, gamma=1.0, noise_blur=1.0)
+    transform = training_transforms(tiny_plan((16, 16, 16)), (16, 16, 16), aug)
+    transform.set_random_state(seed=1)
+    plain = training_transforms(tiny_plan((16, 16, 16)), (16, 16, 16))
+    plain.set_random_state(seed=1)
+    volume = _volume(np.random.default_rng(1))
+    augmented, reference = transform(dict(volume))[0], plain(dict(volume))[0]
+    assert tuple(augmented["image"].shape) == (1, 16, 16, 16)
+    assert set(np.unique(np.asarray(augmented["label"]))) <= {0.0, 1.0}  # nearest neighbour for labels
+    assert len(transform.transforms) == len(plain.transforms) + 4  # affine, noise, blur, gamma
+    assert not np.allclose(np.asarray(augmented["image"]), np.asarray(reference["image"]))

@@ -101,3 +101,20 @@ def test_resume_with_other_settings_is_refused(prepared, tiny_train, tmp_path: P
     _train(prepared, tiny_train, tmp_path / "run", epochs=1)
     with pytest.raises(UserError, match="other training settings"):
         _train(prepared, tiny_train, tmp_path / "run", epochs=1, lr=0.5, resume=True)
+
+
+def test_warmup_rises_linearly_then_the_schedule_decays() -> None:
+    from automl_seg.engine.settings import train_settings
+    from automl_seg.engine.train import make_scheduler
+
+    settings = train_settings("quick", overrides={"schedule": "cosine", "warmup_steps": 4})
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = make_scheduler(optimizer, settings, total_steps=14)
+    lrs = []
+    for _ in range(14):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert all(a > b for a, b in zip(lrs[4:], lrs[5:], strict=False))
+    assert lrs[-1] < 0.05

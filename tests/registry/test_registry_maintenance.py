@@ -36,7 +36,7 @@ def test_lost_index_loses_nothing_and_reindex_recovers(registry_dir: Path, sampl
         assert (registry_dir / "records" / "a" / "1" / "files").is_dir()  # reported, not swept
         third = registry.register(sample_record("a", seed=2))
         assert third.version == 3  # above the folders on disk: nothing overwritten
-        assert sorted(registry.reindex()) == ["a:1", "a:2"]
+        assert sorted(registry.reindex().added) == ["a:1", "a:2"]
         assert registry.verify() == []
         assert registry.artifact_path(first.ref, "weights").read_bytes() == weights.read_bytes()
         assert registry.register(sample_record("a", seed=3)).version == 4

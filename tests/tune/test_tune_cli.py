@@ -42,7 +42,8 @@ def test_bad_input_is_one_line(cli, tmp_path: Path, host) -> None:
     registry = tmp_path / "r"
     base = ["tune", "--strategy", "fixed", "--dataset", "Task99_Synthetic", "--registry", str(registry)]
     one_line_error(cli(*base, "--trials", "0"), "--trials must be at least 1 (got 0)")
-    one_line_error(cli(*base, "--budget", "medium"), "budget: Input should be 'quick' or 'full'")
+    known = "known for strategy 'fixed' on space 'fixed': quick, standard, full"
+    one_line_error(cli(*base, "--budget", "medium"), f"unknown budget 'medium'; {known}")
     one_line_error(cli(*base, "--seed", "-5"), "seed: Input should be greater than or equal to 0")
     if not torch.cuda.is_available():
         one_line_error(cli(*base, "--device", "cuda"), "CUDA is not available")
