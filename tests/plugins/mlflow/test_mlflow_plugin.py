@@ -29,16 +29,14 @@ tune:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One SQLite tracking store for the module (creating its tables takes seconds)."""
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    mlflow.MlflowClient(uri).search_experiments()
+    """One SQLite tracking store for the module (creating its tables takes seconds). MLflow fixes its
+    artifact root (./mlruns) when it first opens the store: open it from inside its folder."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        mlflow.MlflowClient(uri).search_experiments()
     return uri
-
-
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """MLflow puts a SQLite store's artifacts in ./mlruns: keep them in the test's folder."""
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="module")
