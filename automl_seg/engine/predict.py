@@ -22,6 +22,7 @@ from automl_seg.data.plan import resampling_note
 from automl_seg.engine.inference import (
     Window,
     case_name,
+    check_input,
     list_nifti,
     mirrored,
     predict_file_labels,
@@ -67,8 +68,15 @@ def output_file(output_dir: Path, source: Path) -> Path:
     return output_dir / source.name
 
 
+def check_output_dir(output_dir: Path) -> None:
+    """A clear error where ``--output`` names an existing file (it must be a folder)."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"--output {output_dir} is a file; give a folder for the label maps (it is created if missing)")
+
+
 def prepare_output_dir(output_dir: Path, sources: Sequence[Path], overwrite: bool) -> list[Path]:
     """Create ``output_dir`` and check it is writable and holds none of the outputs (unless ``overwrite``)."""
+    check_output_dir(output_dir)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write-test-", delete=True)
@@ -170,7 +178,9 @@ def predict_reference(
 
     record = registry.get(ref)
     plan = record_plan(record)
-    list_nifti(source)  # bad input fails before any model is loaded
+    for path in list_nifti(source):  # bad input fails before any model is loaded
+        check_input(path, plan)
+    check_output_dir(output_dir)
     if backend == "onnxruntime":
         window, used = export_window(registry, record, host, EXPORT_BACKENDS[backend], providers)
         torch_device = torch.device("cpu")
