@@ -56,6 +56,13 @@ MlflowOption = Annotated[
         "(default: $MLFLOW_TRACKING_URI; needs automl-seg[mlflow]).",
     ),
 ]
+NprocOption = Annotated[
+    int | None,
+    typer.Option(
+        "--nproc",
+        help="Run as a DDP job of N processes on this node (one GPU each on CUDA); several nodes: torchrun.",
+    ),
+]
 
 
 @contextmanager
@@ -74,6 +81,21 @@ def mlflow_tracking(uri: str | None) -> Iterator[None]:
             os.environ.pop(MLFLOW_ENV, None)
         else:
             os.environ[MLFLOW_ENV] = previous
+
+
+def launched_as_job(ctx: typer.Context, nproc: int | None, device: str, hint: str | None) -> bool:
+    """With ``--nproc N`` (N > 1) run this command again as a job of N processes, wait for it and
+    say so; the processes themselves then run without ``--nproc``."""
+    if nproc is None:
+        return False
+    from automl_seg.engine.launch import check_nproc, launch_local, without_nproc
+
+    check_nproc(nproc, device)
+    if nproc == 1:
+        return False
+    argv = (ctx.obj or {}).get("argv", sys.argv[1:])
+    launch_local(without_nproc(argv), nproc, hint=hint)
+    return True
 
 
 def print_json(data: Any) -> None:

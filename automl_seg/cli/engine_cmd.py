@@ -6,7 +6,6 @@ imported inside the commands so ``automl-seg --help`` stays fast.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,8 +18,10 @@ from automl_seg.cli.common import (
     DataRootOption,
     JsonFlag,
     MlflowOption,
+    NprocOption,
     RegistryOption,
     console,
+    launched_as_job,
     mlflow_tracking,
     print_json,
 )
@@ -57,13 +58,6 @@ PatchOption = Annotated[
     str | None, typer.Option("--patch-size", help="Override the plan's patch, e.g. 32x48x32 (multiples of 16).")
 ]
 ProgressOption = Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show progress bars.")]
-NprocOption = Annotated[
-    int | None,
-    typer.Option(
-        "--nproc",
-        help="Run as a DDP job of N processes on this node (one GPU each on CUDA); several nodes: torchrun.",
-    ),
-]
 RESUME_HINT = "rerun it with --resume to continue"
 
 CONFIG_SECTIONS = {"data", "train", "search", "strategy"}
@@ -127,21 +121,6 @@ def _dice_table(report: EvalReport, title: str, per_case: bool = True) -> Table:
         *(fmt(report.hd95_per_class[n]) for n in names),
     )
     return table
-
-
-def _launched(ctx: typer.Context, nproc: int | None, device: str, hint: str | None) -> bool:
-    """With ``--nproc N`` (N > 1) run this command again as a job of N processes, wait for it and
-    say so; the processes themselves then run without ``--nproc``."""
-    if nproc is None:
-        return False
-    from automl_seg.engine.launch import check_nproc, launch_local, without_nproc
-
-    check_nproc(nproc, device)
-    if nproc == 1:
-        return False
-    argv = (ctx.obj or {}).get("argv", sys.argv[1:])
-    launch_local(without_nproc(argv), nproc, hint=hint)
-    return True
 
 
 def _summary(result: Any) -> dict[str, Any]:
@@ -226,7 +205,7 @@ def search(
             if v is not None
         },
     }
-    if _launched(ctx, nproc, run.device, RESUME_HINT):
+    if launched_as_job(ctx, nproc, run.device, RESUME_HINT):
         return
     with mlflow_tracking(mlflow), process_group(run.device) as dist, _open_registry(registry) as reg:
         result = run_search(run, data, train, overrides, registry=reg, host=host, dist=dist)
@@ -296,7 +275,7 @@ def train(
             f"config file {config}: train takes {' and '.join(from_record)} from the registered record; "
             "remove it from section 'data'"
         )
-    if _launched(ctx, nproc, run.device, RESUME_HINT):
+    if launched_as_job(ctx, nproc, run.device, RESUME_HINT):
         return
     with mlflow_tracking(mlflow), process_group(run.device) as dist, _open_registry(registry) as reg:
         result = retrain(ref, run, settings, registry=reg, host=load_plugins(), data_options=data, dist=dist)
@@ -338,7 +317,7 @@ def evaluate(
         raise ConfigError("give both --images and --labels (or neither, to use --dataset's validation split)")
     if images is not None and dataset is not None:
         raise ConfigError("give either --dataset or --images/--labels, not both")
-    if _launched(ctx, nproc, device or "auto", None):
+    if launched_as_job(ctx, nproc, device or "auto", None):
         return
     with process_group(device or "auto") as dist, _open_registry(registry) as reg:
         report = evaluate_reference(

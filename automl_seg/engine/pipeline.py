@@ -454,6 +454,7 @@ def _train_and_register(
             "train": train.model_dump(mode="json"),
             "device": device.type,
             "val_cases": list(data.val_cases),
+            **({"processes": dist.world_size} if dist.enabled else {}),
         },
     )
     record = type(parent).model_validate(payload)
