@@ -260,6 +260,7 @@ def run_search(
                 epoch_ended=_notify_epoch(host, info, "search", dist), progress=run.progress, dist=dist,
             )  # fmt: skip
             ctx.workdir.mkdir(parents=True, exist_ok=True)
+            preprocess_all(data)
             clock = Stopwatch(device)
             outcome = strategy.search(ctx)
             if dist.is_main:
@@ -427,6 +428,7 @@ def _train_and_register(
     In a DDP job rank 0 alone registers; the others return its record."""
     dist = dist or Distributed()
     network = fresh_network(parent, host, run.seed)
+    preprocess_all(data)
     clock = Stopwatch(device)
     result = train_network(
         network, data, train, device=device, seed=run.seed, workdir=workdir, resume=resume,
@@ -466,6 +468,12 @@ def _train_and_register(
     log.info("registered %s (val Dice %.3f)%s", stored.ref, evaluation.dice_mean, ", now best" if promoted else "")
     dist.broadcast((stored, promoted))
     return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)
+
+
+def preprocess_all(data: PreparedData) -> None:
+    """Preprocess the training and validation cases now (a no-op for cached ones), so that the search's and the
+    retraining's compute count their own work, not the one-off data preparation of whichever phase reads first."""
+    data.preprocessed(list(dict.fromkeys([*data.train_cases, *data.val_cases])))
 
 
 def phase_compute(spent: Spent) -> PhaseCompute:
