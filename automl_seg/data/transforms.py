@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
+import monai.transforms
 from monai.transforms import (
     Compose,
-    LoadImaged,
     MapTransform,
-    NormalizeIntensityd,
-    Orientationd,
     RandAdjustContrastd,
     RandAffined,
     RandCropByPosNegLabeld,
@@ -32,8 +31,6 @@ from monai.transforms import (
     RandGaussianSmoothd,
     RandScaleIntensityd,
     RandShiftIntensityd,
-    ScaleIntensityRanged,
-    Spacingd,
     SpatialPadd,
 )
 
@@ -46,27 +43,45 @@ GAMMA = (0.7, 1.5)
 BLUR = (0.5, 1.0)
 
 
-def normalisation(plan: Plan) -> list[MapTransform]:
+def normalisation_config(plan: Plan) -> list[dict[str, Any]]:
     """Per-image z-score (nonzero voxels for MRI), after a fixed intensity window for CT."""
     if plan.normalization == "ct":
         if plan.ct_clip is None:
             raise ValueError("a CT plan needs ct_clip")
         low, high = plan.ct_clip
-        window = ScaleIntensityRanged(IMAGE, a_min=low, a_max=high, b_min=low, b_max=high, clip=True)
-        return [window, NormalizeIntensityd(IMAGE, channel_wise=True)]
-    return [NormalizeIntensityd(IMAGE, nonzero=True, channel_wise=True)]
+        window = {"a_min": low, "a_max": high, "b_min": low, "b_max": high, "clip": True}
+        return [
+            {"_target_": "ScaleIntensityRanged", "keys": [IMAGE], **window},
+            {"_target_": "NormalizeIntensityd", "keys": [IMAGE], "channel_wise": True},
+        ]
+    return [{"_target_": "NormalizeIntensityd", "keys": [IMAGE], "nonzero": True, "channel_wise": True}]
+
+
+def preprocessing_config(plan: Plan, keys: Sequence[str] = (IMAGE, LABEL)) -> list[dict[str, Any]]:
+    """The deterministic steps from file paths to a normalised volume on the plan's grid, as MONAI bundle
+    config items (``{"_target_": transform name, **arguments}``, JSON-serialisable).
+
+    This is the one definition: ``preprocessing`` instantiates it, and a MONAI bundle export writes it
+    into its ``inference.json``, so both preprocess a file identically."""
+    keys = list(keys)
+    modes = ["nearest" if key == LABEL else "bilinear" for key in keys]
+    return [
+        {"_target_": "LoadImaged", "keys": keys, "ensure_channel_first": True, "image_only": True},
+        {"_target_": "Orientationd", "keys": keys, "axcodes": plan.orientation, "labels": None},
+        {"_target_": "Spacingd", "keys": keys, "pixdim": list(plan.spacing), "mode": modes},
+        *normalisation_config(plan),
+    ]
+
+
+def instantiate(item: dict[str, Any]) -> MapTransform:
+    """A MONAI transform from a config item written by ``preprocessing_config``."""
+    arguments = {key: value for key, value in item.items() if key != "_target_"}
+    return getattr(monai.transforms, item["_target_"])(**arguments)
 
 
 def preprocessing(plan: Plan, keys: Sequence[str] = (IMAGE, LABEL)) -> list[MapTransform]:
     """The deterministic steps from file paths to a normalised volume on the plan's grid."""
-    keys = tuple(keys)
-    modes = tuple("nearest" if key == LABEL else "bilinear" for key in keys)
-    return [
-        LoadImaged(keys, ensure_channel_first=True, image_only=True),
-        Orientationd(keys, axcodes=plan.orientation, labels=None),
-        Spacingd(keys, pixdim=plan.spacing, mode=modes),
-        *normalisation(plan),
-    ]
+    return [instantiate(item) for item in preprocessing_config(plan, keys)]
 
 
 def inference_transforms(plan: Plan) -> Compose:

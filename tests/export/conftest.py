@@ -1,4 +1,4 @@
-"""Small networks and a plan shared by the export tests (built once per module: tracing costs seconds)."""
+"""Small networks, a plan and a registry world shared by the export tests (built once per module)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from torch import nn
 
 from automl_seg.data.models import Plan
 from automl_seg.plugins import PluginHost, load_plugins
+from automl_seg.testing.fixtures import TINY_DATASET, tiny_prepared_data
 from automl_seg.testing.fixtures import tiny_plan as kit_tiny_plan
 
 
@@ -56,3 +57,52 @@ def dynunet() -> nn.Module:
 def tiny_plan() -> Plan:
     labels = {0: "background", 1: "anterior", 2: "posterior"}
     return kit_tiny_plan((16, 16, 16)).model_copy(update={"labels": labels, "sw_overlap": 0.25})
+
+
+def dints_arch(num_blocks: int, num_depths: int) -> dict[str, list]:
+    """Every path active, operation 0 everywhere, in MONAI's arch_code layout."""
+    from monai.networks.nets import TopologyInstance
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "arch_code not provided": we only read the path count
+        paths = TopologyInstance(num_blocks=num_blocks, num_depths=num_depths, arch_code=None).arch_code_a.shape[1]
+    return {
+        "arch_code_a": [[1] * paths] * num_blocks,
+        "arch_code_c": [[0] * paths] * num_blocks,
+        "node_a": [[1] * num_depths] * (num_blocks + 1),
+    }
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A data root with the tiny synthetic task and a registry holding a fixed and a dints model with weights."""
+    from automl_seg_registry import ArchitectureRecord, DatasetRef, Registry, SpaceRef, StrategyRef
+
+    root = tmp_path_factory.mktemp("export-world")
+    data = tiny_prepared_data(root / "data")
+    host = load_plugins()
+    refs = {}
+    with Registry.open(root / "registry") as registry:
+        for space_name in ("fixed", "dints"):
+            space = host.space(space_name)
+            args = space.default_args(data.plan, "quick")
+            arch = dints_arch(args["num_blocks"], args["num_depths"]) if space_name == "dints" else {}
+            torch.manual_seed(0)
+            weights = root / f"{space_name}.pt"
+            torch.save(space.build_network(args, arch).state_dict(), weights)
+            record = ArchitectureRecord(
+                name=f"{space_name}-tiny",
+                space=SpaceRef(name=space.name, version=str(space.version), args=args),
+                arch=arch,
+                strategy=StrategyRef(name=space_name),
+                dataset=DatasetRef(
+                    name=TINY_DATASET,
+                    fingerprint_hash=data.fingerprint.content_hash,
+                    plan=data.plan.model_dump(mode="json"),
+                ),
+                seed=0,
+            )
+            refs[space_name] = registry.register(record, files={"weights": (weights, "weights")}).ref
+        bare = ArchitectureRecord(**{**record.model_dump(exclude={"artifacts", "version"}), "name": "no-weights"})
+        refs["bare"] = registry.register(bare).ref
+    return {"data_root": root / "data", "registry": root / "registry", "refs": refs, "host": host}
