@@ -20,6 +20,8 @@ import pytest
 from automl_seg.export import ExportRequest, export_model
 from automl_seg.testing.fixtures import TINY_DATASET
 
+from .conftest import register_models
+
 pytestmark = pytest.mark.cli_in_process
 
 
@@ -155,3 +157,39 @@ def test_cli_bundle_bad_input_is_one_clear_line(world: dict, bundles: dict, cli,
     assert "is not a bundle folder, so it is kept" in message and (mine / "notes.txt").read_text() == "mine"
     already = error(world["refs"]["dints"], "-o", str(tmp_path / "again"))
     assert "already has an export 'monai-bundle'" in already and not (tmp_path / "again").exists()
+
+
+@pytest.mark.integration
+def test_bundle_run_on_real_hippocampus_equals_predict(real_data_root: Path, host, tmp_path: Path) -> None:
+    """Registered DiNTS (a seeded random architecture) and DynUNet models for Task04_Hippocampus (seeded,
+    untrained weights whose label maps are far from uniform): on three real cases ``monai.bundle run``
+    writes the labels ``automl-seg predict`` writes (agreement >= 0.999 per case; the parity proof runs
+    on synthetic volumes, which keeps the export quick)."""
+    from automl_seg_registry import Registry
+
+    from automl_seg.data.models import Plan
+    from automl_seg.engine.predict import predict_reference
+
+    labels = {0: "background", 1: "Anterior", 2: "Posterior"}
+    plan = Plan(dataset="Task04_Hippocampus", modality="MRI", in_channels=1, num_classes=3, labels=labels,
+                spacing=(1.0, 1.0, 1.0), patch_size=(32, 32, 32), divisor=16)  # fmt: skip
+    refs = register_models(tmp_path, plan, "real-task04", host, arch_seed=0)
+    images = tmp_path / "images"
+    images.mkdir()
+    for case in ("hippocampus_001", "hippocampus_017", "hippocampus_204"):
+        (images / f"{case}.nii.gz").symlink_to(real_data_root / "Task04_Hippocampus" / "imagesTr" / f"{case}.nii.gz")
+    for space in ("fixed", "dints"):
+        request = ExportRequest(
+            ref=refs[space], format="monai-bundle", output=tmp_path, registry=tmp_path / "registry",
+            data_root=tmp_path / "no-data", parity_cases=1,
+        )  # fmt: skip
+        result = export_model(request, host)
+        run_bundle(result.folder, images, tmp_path / space / "bundle")
+        with Registry.open(tmp_path / "registry") as registry:
+            predict_reference(registry, refs[space], host, images, tmp_path / space / "predict", progress=False)
+        bundle, predicted = label_maps(tmp_path / space / "bundle"), label_maps(tmp_path / space / "predict")
+        assert bundle.keys() == predicted.keys() and len(bundle) == 3
+        for case, labels_map in predicted.items():
+            agreement = float((bundle[case] == labels_map).mean())
+            assert bundle[case].shape == labels_map.shape and agreement >= 0.999, (space, case, agreement)
+            assert max(np.bincount(labels_map.ravel(), minlength=3)) < 0.99 * labels_map.size, (space, case)

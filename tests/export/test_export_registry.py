@@ -171,7 +171,7 @@ def test_cli_exports_with_json(world: dict, cli, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--format", "tflite"], "unknown exporter 'tflite'; installed: onnx, torch-export, torchscript"),
+        (["--format", "tflite"], "unknown exporter 'tflite'; installed: monai-bundle, onnx, torch-export, torchscript"),
         (["--opset", "99"], "ONNX opset 99 is not supported"),
         (["-o", "/nonexistent/folder/m.onnx"], "output folder /nonexistent/folder does not exist"),
         (["-o", "/nonexistent/folder/"], "output folder /nonexistent/folder does not exist"),
