@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from automl_seg.data.models import Plan
     from automl_seg.data.prepared import PreparedData
+    from automl_seg.engine.distributed import Distributed
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,9 @@ class SearchContext:
     epoch_ended: Callable[[int, Mapping[str, float]], None] = lambda epoch, metrics: None
     #: show progress bars (the run's ``--progress/--no-progress``)
     progress: bool = True
+    #: the DDP job this process is a rank of (a world of one by default): shard the data, wrap the
+    #: model, average gradients, and let rank 0 alone write (``automl_seg.engine.distributed``)
+    dist: Distributed = field(default_factory=lambda: _single_process())
 
 
 @dataclass
@@ -190,3 +194,9 @@ class Exporter(Protocol):
         ...
 
     def load(self, path: Path, providers: list[str] | None = None) -> Predictor: ...
+
+
+def _single_process() -> Distributed:
+    from automl_seg.engine.distributed import Distributed
+
+    return Distributed()

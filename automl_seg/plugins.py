@@ -60,6 +60,8 @@ class PluginHost:
     registered: dict[str, dict[str, Any]] = field(default_factory=lambda: {kind: {} for kind, _ in KINDS.values()})
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
     collisions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    #: whether lifecycle hooks reach the observers (off on the ranks other than 0 of a DDP job)
+    observing: bool = True
 
     @property
     def problems(self) -> list[str]:
@@ -91,6 +93,8 @@ class PluginHost:
         """Call a lifecycle hook on every observer; a failing observer is logged, never fatal.
 
         Only ``RunStopped`` goes through: it is how an observer (a pruner) ends a run on purpose."""
+        if not self.observing:
+            return
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             try:
                 call_hookimpl(impl, **kwargs)

@@ -6,6 +6,7 @@ imported inside the commands so ``automl-seg --help`` stays fast.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -54,6 +55,14 @@ PatchOption = Annotated[
     str | None, typer.Option("--patch-size", help="Override the plan's patch, e.g. 32x48x32 (multiples of 16).")
 ]
 ProgressOption = Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+NprocOption = Annotated[
+    int | None,
+    typer.Option(
+        "--nproc",
+        help="Run as a DDP job of N processes on this node (one GPU each on CUDA); several nodes: torchrun.",
+    ),
+]
+RESUME_HINT = "rerun it with --resume to continue"
 
 CONFIG_SECTIONS = {"data", "train", "search", "strategy"}
 
@@ -118,6 +127,21 @@ def _dice_table(report: EvalReport, title: str, per_case: bool = True) -> Table:
     return table
 
 
+def _launched(ctx: typer.Context, nproc: int | None, device: str, hint: str | None) -> bool:
+    """With ``--nproc N`` (N > 1) run this command again as a job of N processes, wait for it and
+    say so; the processes themselves then run without ``--nproc``."""
+    if nproc is None:
+        return False
+    from automl_seg.engine.launch import check_nproc, launch_local, without_nproc
+
+    check_nproc(nproc, device)
+    if nproc == 1:
+        return False
+    argv = (ctx.obj or {}).get("argv", sys.argv[1:])
+    launch_local(without_nproc(argv), nproc, hint=hint)
+    return True
+
+
 def _summary(result: Any) -> dict[str, Any]:
     """What --json prints for a trained model."""
     return {
@@ -130,6 +154,7 @@ def _summary(result: Any) -> dict[str, Any]:
 
 
 def search(
+    ctx: typer.Context,
     strategy: Annotated[
         str | None, typer.Option("--strategy", help="Search strategy (default dints; see `automl-seg plugins list`).")
     ] = None,
@@ -159,10 +184,12 @@ def search(
     max_cases: MaxCasesOption = None,
     patch_size: PatchOption = None,
     progress: ProgressOption = None,
+    nproc: NprocOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Search an architecture, register it, retrain and evaluate it, register the trained model."""
     from automl_seg.engine.budgets import check_search_budget
+    from automl_seg.engine.distributed import process_group
     from automl_seg.engine.pipeline import run_search
     from automl_seg.engine.settings import SearchRunSettings, train_settings
     from automl_seg.plugins import load_plugins
@@ -196,8 +223,12 @@ def search(
             if v is not None
         },
     }
-    with _open_registry(registry) as reg:
-        result = run_search(run, data, train, overrides, registry=reg, host=host)
+    if _launched(ctx, nproc, run.device, RESUME_HINT):
+        return
+    with process_group(run.device) as dist, _open_registry(registry) as reg:
+        result = run_search(run, data, train, overrides, registry=reg, host=host, dist=dist)
+    if not dist.is_main:
+        return
     if as_json:
         print_json(
             {
@@ -220,6 +251,7 @@ def search(
 
 
 def train(
+    ctx: typer.Context,
     ref: RefArgument,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Training epochs (default: the budget's).")] = None,
     budget: BudgetOption = None,
@@ -233,9 +265,11 @@ def train(
     workdir: WorkdirOption = None,
     max_cases: MaxCasesOption = None,
     progress: ProgressOption = None,
+    nproc: NprocOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Retrain a registered architecture from scratch; register it as a new version (parent REF)."""
+    from automl_seg.engine.distributed import process_group
     from automl_seg.engine.pipeline import retrain
     from automl_seg.engine.settings import RunSettings, SearchRunSettings, train_settings
     from automl_seg.plugins import load_plugins
@@ -258,8 +292,12 @@ def train(
             f"config file {config}: train takes {' and '.join(from_record)} from the registered record; "
             "remove it from section 'data'"
         )
-    with _open_registry(registry) as reg:
-        result = retrain(ref, run, settings, registry=reg, host=load_plugins(), data_options=data)
+    if _launched(ctx, nproc, run.device, RESUME_HINT):
+        return
+    with process_group(run.device) as dist, _open_registry(registry) as reg:
+        result = retrain(ref, run, settings, registry=reg, host=load_plugins(), data_options=data, dist=dist)
+    if not dist.is_main:
+        return
     if as_json:
         print_json(_summary(result))
         return
@@ -271,6 +309,7 @@ def train(
 
 
 def evaluate(
+    ctx: typer.Context,
     ref: RefArgument,
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Evaluate on this dataset's validation split.")
@@ -283,9 +322,11 @@ def evaluate(
     max_cases: MaxCasesOption = None,
     tta: TtaOption = False,
     progress: ProgressOption = True,
+    nproc: NprocOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Dice and HD95 per class and per case, on a dataset's validation split or on image/label folders."""
+    from automl_seg.engine.distributed import process_group
     from automl_seg.engine.evaluate import evaluate_reference
     from automl_seg.plugins import load_plugins
 
@@ -293,11 +334,15 @@ def evaluate(
         raise ConfigError("give both --images and --labels (or neither, to use --dataset's validation split)")
     if images is not None and dataset is not None:
         raise ConfigError("give either --dataset or --images/--labels, not both")
-    with _open_registry(registry) as reg:
+    if _launched(ctx, nproc, device or "auto", None):
+        return
+    with process_group(device or "auto") as dist, _open_registry(registry) as reg:
         report = evaluate_reference(
             reg, ref, load_plugins(), device=device or "auto", dataset=dataset, data_root=data_root,
-            images=images, labels=labels, max_cases=max_cases, tta=tta, progress=progress,
+            images=images, labels=labels, max_cases=max_cases, tta=tta, progress=progress, dist=dist,
         )  # fmt: skip
+    if not dist.is_main:
+        return
     if as_json:
         print_json({"ref": ref, "tta": tta, **report.model_dump(mode="json")})
         return
@@ -350,7 +395,13 @@ def predict(
                 "providers": used,
                 "tta": tta,
                 "outputs": [
-                    {"case": p.case, "input": str(p.source), "output": str(p.output), "shape": list(p.shape)}
+                    {
+                        "case": p.case,
+                        "input": str(p.source),
+                        "output": str(p.output),
+                        "shape": list(p.shape),
+                        "resampling": p.resampling,
+                    }  # fmt: skip
                     for p in predictions
                 ],
             }
@@ -361,6 +412,8 @@ def predict(
         table.add_column(column)
     for p in predictions:
         table.add_row(p.case, "x".join(map(str, p.shape)), ",".join(map(str, p.labels_present)), str(p.output))
+    if predictions:
+        table.caption = f"resampling: {predictions[0].resampling}"
     console.print(table)
 
 

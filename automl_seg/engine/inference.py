@@ -2,7 +2,9 @@
 
 The window predictor is any callable ``(B, C, *patch) tensor -> (B, classes, *patch) logits``: a torch
 module or an exported model (ONNX Runtime). MONAI's ``sliding_window_inference`` runs the window
-loop; the data layer's ``inference_transforms`` preprocesses, and ``Invertd`` maps the prediction back.
+loop; the data layer's ``inference_transforms`` preprocesses, and ``Invertd`` maps the prediction back:
+the label map by nearest neighbour, or, where the plan resamples coarser or crops (``Plan.maps_back``),
+the logits linearly before the argmax.
 """
 
 from __future__ import annotations
@@ -86,6 +88,21 @@ def sliding_window_logits(window: Window, image: torch.Tensor, plan: Plan, sw_ba
         )  # fmt: skip
 
 
+def logits_on_grid(
+    logits: torch.Tensor, affine: torch.Tensor, target_affine: torch.Tensor, shape: Sequence[int]
+) -> torch.Tensor:
+    """Logits (C, *spatial) on the grid of ``affine`` resampled linearly onto another grid (``target_affine``,
+    ``shape``): a low-resolution plan's prediction on the case's own grid (labels are taken after, by argmax).
+    Outside the source grid the border logits repeat (a cropped-away border is background there)."""
+    from monai.data import MetaTensor
+    from monai.transforms import SpatialResample
+
+    source = MetaTensor(logits.detach().float().cpu(), affine=affine.detach().cpu().double())
+    resample = SpatialResample(mode="bilinear", padding_mode="border", dtype=torch.float32)
+    resampled = resample(source, dst_affine=target_affine.detach().cpu().double(), spatial_size=tuple(shape))
+    return torch.as_tensor(resampled)
+
+
 def load_preprocessed(path: Path, plan: Plan) -> tuple[dict, object]:
     """The file through ``inference_transforms`` (data dict, transforms); clear errors for bad files."""
     from automl_seg.data.transforms import inference_transforms
@@ -111,10 +128,15 @@ def predict_file_labels(
     data, transforms = load_preprocessed(path, plan)
     image = data["image"]
     logits = sliding_window_logits(window, image[None].to(device), plan, sw_batch_size)
-    labels = logits.argmax(1).to(torch.float32).cpu()
-    prediction = MetaTensor(labels, meta=dict(image.meta), applied_operations=list(image.applied_operations))
-    invert = Invertd(keys="pred", transform=transforms, orig_keys="image", nearest_interp=True)
+    if plan.maps_back:  # low resolution or cropped: logits back linearly, then the labels
+        values = logits[0].to(torch.float32).cpu()
+    else:
+        values = logits.argmax(1).to(torch.float32).cpu()
+    prediction = MetaTensor(values, meta=dict(image.meta), applied_operations=list(image.applied_operations))
+    invert = Invertd(keys="pred", transform=transforms, orig_keys="image", nearest_interp=not plan.maps_back)
     restored = invert({"pred": prediction, "image": image})["pred"]
+    if plan.maps_back:
+        return np.asarray(restored.argmax(0).detach().cpu().numpy()).astype(np.uint8)
     return np.asarray(restored[0].detach().cpu().numpy()).round().astype(np.uint8)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from automl_seg.data.models import Plan
+from automl_seg.data.plan import resampling_note
 from automl_seg.engine.inference import (
     Window,
     case_name,
@@ -46,6 +47,7 @@ class Prediction:
     output: Path
     shape: tuple[int, ...]
     labels_present: tuple[int, ...]
+    resampling: str = ""  #: how the input was resampled and the prediction mapped back (``resampling_note``)
 
 
 def export_window(
@@ -138,6 +140,7 @@ def predict_files(
                     output=out,
                     shape=tuple(labels.shape),
                     labels_present=tuple(int(v) for v in np.unique(labels)),
+                    resampling=resampling_note(plan),
                 )
             )
             bar.advance(task)

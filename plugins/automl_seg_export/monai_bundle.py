@@ -74,35 +74,38 @@ def inference_config(subject: ExportSubject, network_config: dict[str, Any]) -> 
             "overlap": plan.sw_overlap,
             "mode": "gaussian",
         },
-        "postprocessing": {
-            "_target_": "Compose",
-            "transforms": [
-                {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
-                {
-                    "_target_": "Invertd",
-                    "keys": "pred",
-                    "transform": "@preprocessing",
-                    "orig_keys": "image",
-                    "nearest_interp": True,
-                },
-                {
-                    "_target_": "SaveImaged",
-                    "keys": "pred",
-                    "output_dir": "@output_dir",
-                    "output_postfix": "",
-                    "separate_folder": False,
-                    "resample": False,
-                    "output_dtype": "$numpy.uint8",
-                    "print_log": False,
-                },
-            ],
-        },
+        "postprocessing": {"_target_": "Compose", "transforms": postprocessing(subject)},
         "predict": predict,
         "checkpoint": "$torch.load(os.path.join(@bundle_root, 'models', 'model.pt'), map_location=@device, "
         "weights_only=True)",
         "initialize": ["$@network.load_state_dict(@checkpoint)", "$@network.eval()"],
         "run": ["$[@postprocessing(@predict(item)) for item in @dataset]"],
     }
+
+
+def postprocessing(subject: ExportSubject) -> list[dict[str, Any]]:
+    """Logits to a uint8 label map on the input's grid, as ``automl-seg predict`` does: labels mapped back
+    (nearest), or for a low-resolution or cropping plan the logits mapped back (linearly), then labels."""
+    argmax = {"_target_": "AsDiscreted", "keys": "pred", "argmax": True}
+    maps_back = subject.plan.maps_back
+    invert = {
+        "_target_": "Invertd",
+        "keys": "pred",
+        "transform": "@preprocessing",
+        "orig_keys": "image",
+        "nearest_interp": not maps_back,
+    }
+    save = {
+        "_target_": "SaveImaged",
+        "keys": "pred",
+        "output_dir": "@output_dir",
+        "output_postfix": "",
+        "separate_folder": False,
+        "resample": False,
+        "output_dtype": "$numpy.uint8",
+        "print_log": False,
+    }
+    return [invert, argmax, save] if maps_back else [argmax, invert, save]
 
 
 def _labels(subject: ExportSubject) -> dict[str, str]:
