@@ -105,7 +105,11 @@ def native_grid_config(plan: Plan, keys: Sequence[str] = (IMAGE, LABEL)) -> list
 def instantiate(item: dict[str, Any]) -> MapTransform:
     """A MONAI transform from a config item written by ``preprocessing_config``; its expressions become
     their module-level functions here (``EXPRESSIONS``), so the transforms stay picklable."""
-    arguments = {key: EXPRESSIONS.get(value, value) for key, value in item.items() if key != "_target_"}
+    arguments = {
+        key: EXPRESSIONS.get(value, value) if isinstance(value, str) else value
+        for key, value in item.items()
+        if key != "_target_"
+    }
     return getattr(monai.transforms, item["_target_"])(**arguments)
 
 
