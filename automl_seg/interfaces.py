@@ -170,6 +170,10 @@ class ExportSubject:
     #: the deterministic preprocessing of a file on key ``"image"`` as MONAI bundle config items
     preprocessing: list[dict[str, Any]]
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: networks whose softmax the model averages (a cross-validated record's folds); 1 for one network
+    members: int = 1
+    #: label values whose largest connected component alone is kept after the argmax (26-connectivity)
+    keep_largest: list[int] = field(default_factory=list)
     #: (min, max) of the preprocessed images the parity proof runs on: z-scored inputs have no fixed range
     input_range: tuple[float, float] | None = None
     #: the record's model card (Markdown)

@@ -118,7 +118,9 @@ class PluginHost:
         try:
             self.pm.register(plugin, name=name)
             self.pm.check_pending()
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a broken plugin never takes the others down
             self.pm.unregister(name=name)
             info.errors.append(f"invalid hooks: {exc}")
             return
@@ -155,7 +157,9 @@ class PluginHost:
 
         try:
             call_hookimpl(impl, register=register)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - e.g. a sys.exit() in a registration hook
             info.errors.append(f"{type(exc).__name__}: {exc}")
 
 
@@ -194,7 +198,9 @@ def load_plugins(
             continue
         try:
             module = ep.load()
-        except Exception as exc:
+        except KeyboardInterrupt:  # Ctrl-C (and SIGTERM) still stop the command
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit & co. from a plugin's import are its failure
             host.plugins[ep.name] = PluginInfo(
                 name=ep.name,
                 version=ep.dist.version if ep.dist else "unknown",

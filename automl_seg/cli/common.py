@@ -44,6 +44,29 @@ ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML or TOML file with run settings; flags override it.")
 ]
 
+NprocOption = Annotated[
+    int | None,
+    typer.Option(
+        "--nproc",
+        help="Run as a DDP job of N processes on this node (one GPU each on CUDA); several nodes: torchrun.",
+    ),
+]
+
+
+def launched_as_job(ctx: typer.Context, nproc: int | None, device: str, hint: str | None) -> bool:
+    """With ``--nproc N`` (N > 1) run this command again as a job of N processes, wait for it and
+    say so; the processes themselves then run without ``--nproc``."""
+    if nproc is None:
+        return False
+    from automl_seg.engine.launch import check_nproc, launch_local, without_nproc
+
+    check_nproc(nproc, device)
+    if nproc == 1:
+        return False
+    argv = (ctx.obj or {}).get("argv", sys.argv[1:])
+    launch_local(without_nproc(argv), nproc, hint=hint)
+    return True
+
 
 def print_json(data: Any) -> None:
     """JSON on stdout, unwrapped and uncoloured, so it pipes into jq."""

@@ -9,10 +9,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
 from rich.logging import RichHandler
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from automl_seg import __version__
 from automl_seg.cli import compare_cmd, data_cmd, engine_cmd, export_cmd, plugins_cmd, registry_cmd, tune_cmd
@@ -21,9 +23,41 @@ from automl_seg.engine.launch import LAUNCHED_ENV, FailureKind, failure_kind, re
 from automl_seg.errors import Terminated, UserError
 
 DEBUG_ENV = "AUTOML_SEG_DEBUG"
+#: click's UsageError, whichever click typer runs on (its own vendored copy in recent releases)
+UsageError = typer.BadParameter.__mro__[1]
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """The root command group: a usage error (unknown option, bad value, missing argument), of any
+    subcommand, becomes a ``UsageProblem``, printed like every other bad input: one ``error:`` line."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        with _as_user_error():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _as_user_error():
+            return super().invoke(ctx)
+
+
+class UsageProblem(UserError):
+    """A command line the parser refused."""
+
+
+@contextmanager
+def _as_user_error() -> Iterator[None]:
+    try:
+        yield
+    except UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            raise  # a bare group shows its help
+        command = exc.ctx.command_path if exc.ctx is not None else "automl-seg"
+        raise UsageProblem(f"{exc.format_message()} (see `{command} --help`)") from None
+
 
 app = typer.Typer(
     name="automl-seg",
+    cls=_OneLineUsageErrors,
     help="AutoML for 3D medical image segmentation: DiNTS search, registry, export, tuning.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -24,6 +24,10 @@ Rules:
   kept and the detail given up, as in nnU-Net's low-resolution stage; prediction then maps the
   logits back onto the input's grid linearly (``Plan.maps_back``). Where the native patch already
   covers the foreground (Hippocampus: 32^3 spans 84 % of its 38 mm) the native spacing stays.
+- **Explicit patch.** ``--patch-size`` replaces the derived patch at the native spacing: each side a
+  positive multiple of ``divisor``, at most ``MAX_OVERRIDE_VOXELS`` voxels (memory), and no side
+  beyond both ``MAX_PATCH_SIDE`` and the largest case's extent rounded up to ``divisor`` (past that a
+  patch is padding).
 - **Crop.** Images are cropped to their nonzero region when the median case's nonzero box holds
   less than ``CROP_BELOW`` of its volume (a background border), as nnU-Net does.
 - **Foreground sampling.** Half the training patches are centred on foreground; two thirds when
@@ -49,6 +53,9 @@ from automl_seg.errors import ConfigError
 DIVISOR = 16
 MAX_PATCH_SIDE = 128
 MAX_PATCH_VOXELS = 128 * 128 * 64
+#: An explicit patch may be larger than the derived one, up to this many voxels (a float32 batch of
+#: such patches and a network's activations on them already take many GB).
+MAX_OVERRIDE_VOXELS = 256 * 256 * 128
 #: the limits of a plan made without a budget (nnU-Net-like, for a GPU)
 DEFAULT_LIMITS = PlanLimits(max_patch_voxels=MAX_PATCH_VOXELS, max_patch_side=MAX_PATCH_SIDE)
 #: a patch should span at least this share of the median foreground bounding box along every axis
@@ -207,12 +214,34 @@ def budget_grid(
 def check_patch_size(patch_size: Sequence[int], divisor: int = DIVISOR) -> tuple[int, int, int]:
     """``patch_size`` as a triple; ``ConfigError`` unless every side is a positive multiple of ``divisor``."""
     patch = tuple(int(p) for p in patch_size)
+    shown = "x".join(map(str, patch))
     if len(patch) != 3 or any(p <= 0 or p % divisor for p in patch):
         raise ConfigError(
-            f"patch size {'x'.join(map(str, patch))} is invalid: give 3 sides, each a positive multiple of {divisor} "
+            f"patch size {shown} is invalid: give 3 sides, each a positive multiple of {divisor} "
             f"(e.g. {divisor * 2}x{divisor * 2}x{divisor * 2})"
         )
+    if math.prod(patch) > MAX_OVERRIDE_VOXELS:
+        raise ConfigError(
+            f"patch size {shown} holds {math.prod(patch):,} voxels, more than the {MAX_OVERRIDE_VOXELS:,} a training "
+            "batch can hold in memory; give a smaller patch (e.g. 128x128x64) or leave it to the plan"
+        )
     return patch  # type: ignore[return-value]
+
+
+def check_patch_fits_data(
+    patch: Sequence[int], fingerprint: Fingerprint, spacing: Sequence[float], divisor: int = DIVISOR
+) -> None:
+    """``ConfigError`` where a side of ``patch`` exceeds both ``MAX_PATCH_SIDE`` and the largest case's
+    extent at ``spacing`` rounded up to ``divisor``: such a patch would be mostly padding."""
+    largest = [m * s / t for m, s, t in zip(fingerprint.shapes.max, fingerprint.spacings.median, spacing, strict=True)]
+    limits = [max(MAX_PATCH_SIDE, math.ceil(side / divisor) * divisor) for side in largest]
+    if any(p > limit for p, limit in zip(patch, limits, strict=True)):
+        extent = "x".join(str(math.ceil(side)) for side in largest)
+        raise ConfigError(
+            f"patch size {'x'.join(map(str, patch))} is larger than the data: the largest case of "
+            f"{fingerprint.dataset} spans {extent} voxels at the plan's spacing; give at most "
+            f"{'x'.join(map(str, limits))}, or leave the patch to the plan"
+        )
 
 
 def crops_nonzero(fingerprint: Fingerprint) -> bool:
@@ -243,6 +272,7 @@ def derive_plan(
     ct = _is_ct(fingerprint)
     if patch_size is not None:
         spacing, patch, why = native, check_patch_size(patch_size, divisor), "patch size given explicitly"
+        check_patch_fits_data(patch, fingerprint, spacing, divisor)
     else:
         spacing, patch, why = budget_grid(fingerprint, native, limits or DEFAULT_LIMITS, divisor)
     return Plan(

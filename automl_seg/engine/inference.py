@@ -50,6 +50,24 @@ def list_nifti(source: Path) -> list[Path]:
     raise DataError(f"{source} does not exist; give a NIfTI file or a folder of them")
 
 
+def check_input(path: Path, plan: Plan) -> None:
+    """``path``'s header read and checked against ``plan`` before any inference: a readable NIfTI, a 3D
+    volume (4D with channels last for several modalities), as many channels as the model takes."""
+    try:
+        shape = tuple(int(side) for side in nib.load(path).shape)
+    except Exception as exc:  # nibabel raises many types for damaged files; its message names the damage
+        raise DataError(f"{path} cannot be read as a NIfTI image ({_reason(exc)}); check the file") from exc
+    shown = "x".join(map(str, shape))
+    if len(shape) not in (3, 4):
+        raise DataError(
+            f"{path} is a {len(shape)}D image (shape {shown}); the model segments 3D volumes "
+            f"with {plan.in_channels} channel(s): give a 3D volume (4D with channels last for several channels)"
+        )
+    channels = shape[3] if len(shape) == 4 else 1
+    if channels != plan.in_channels:
+        raise DataError(f"{path} has {channels} channel(s) (shape {shown}) but the model expects {plan.in_channels}")
+
+
 def predictor_window(predictor: Callable[[np.ndarray], np.ndarray]) -> Window:
     """A window over an exported model's ``Predictor``, which takes and gives float32 numpy (the exporter
     contract): tensors in and out, on the input's device, for MONAI's sliding window."""
@@ -97,7 +115,8 @@ def logits_on_grid(
     from monai.data import MetaTensor
     from monai.transforms import SpatialResample
 
-    source = MetaTensor(logits.detach().float().cpu(), affine=affine.detach().cpu().double())
+    plain = logits.as_tensor() if isinstance(logits, MetaTensor) else logits  # its own meta would clash
+    source = MetaTensor(plain.detach().float().cpu(), affine=affine.detach().cpu().double())
     resample = SpatialResample(mode="bilinear", padding_mode="border", dtype=torch.float32)
     resampled = resample(source, dst_affine=target_affine.detach().cpu().double(), spatial_size=tuple(shape))
     return torch.as_tensor(resampled)
@@ -119,9 +138,15 @@ def load_preprocessed(path: Path, plan: Plan) -> tuple[dict, object]:
 
 
 def predict_file_labels(
-    window: Window, path: Path, plan: Plan, device: torch.device, sw_batch_size: int = 4
+    window: Window,
+    path: Path,
+    plan: Plan,
+    device: torch.device,
+    sw_batch_size: int = 4,
+    postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """The label map (uint8) of one NIfTI file on the file's own voxel grid (preprocessing inverted)."""
+    """The label map (uint8) of one NIfTI file on the file's own voxel grid (preprocessing inverted),
+    then through ``postprocess``."""
     from monai.data import MetaTensor
     from monai.transforms import Invertd
 
@@ -136,8 +161,10 @@ def predict_file_labels(
     invert = Invertd(keys="pred", transform=transforms, orig_keys="image", nearest_interp=not plan.maps_back)
     restored = invert({"pred": prediction, "image": image})["pred"]
     if plan.maps_back:
-        return np.asarray(restored.argmax(0).detach().cpu().numpy()).astype(np.uint8)
-    return np.asarray(restored[0].detach().cpu().numpy()).round().astype(np.uint8)
+        labels = np.asarray(restored.argmax(0).detach().cpu().numpy()).astype(np.uint8)
+    else:
+        labels = np.asarray(restored[0].detach().cpu().numpy()).round().astype(np.uint8)
+    return labels if postprocess is None else postprocess(labels)
 
 
 def read_label(path: Path, reference: Path) -> np.ndarray:
@@ -152,7 +179,12 @@ def read_label(path: Path, reference: Path) -> np.ndarray:
     return voxels.reshape(label.shape[:3]).astype(np.int64)
 
 
-def _reason(exc: Exception) -> str:
-    """The exception's type and its message on one line (nibabel's say what is wrong with the file)."""
+def _reason(exc: BaseException) -> str:
+    """The root cause's type and message on one line: nibabel's says what is wrong with the file (a
+    MONAI transform wraps it in a RuntimeError naming only the transform object)."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
     message = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {message[:200]}" if message else type(exc).__name__

@@ -103,7 +103,8 @@ def folder_output_targets(
 
 
 def check_has_weights(record: ArchitectureRecord) -> None:
-    if not any(artifact.name == "weights" for artifact in record.artifacts):
+    """Trained weights: ``weights``, or a cross-validated record's ``weights_fold<k>`` (exported as one graph)."""
+    if not any(a.name == "weights" or a.name.startswith("weights_fold") for a in record.artifacts):
         raise RegistryError(
             f"record {record.ref} has no trained weights to export; train it first (automl-seg train {record.ref})"
         )

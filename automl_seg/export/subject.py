@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from automl_seg.data.models import Plan
+    from automl_seg.engine.postprocess import Postprocessing
     from automl_seg.plugins import PluginHost
 
 
@@ -37,9 +38,12 @@ def build_subject(
     host: PluginHost,
     plan: Plan,
     volumes: Sequence[tuple[str, torch.Tensor]],
+    postprocessing: Postprocessing,
 ) -> ExportSubject:
     """The record as whole-model exporters need it: plan, preprocessing and MONAI network config, card."""
     from automl_seg.data.transforms import IMAGE, preprocessing_config
+    from automl_seg.engine.ensemble import weight_artifacts
+    from automl_seg.engine.postprocess import foreground_classes
 
     space = host.space(record.space.name)
     to_config = getattr(space, "monai_network_config", None)
@@ -54,6 +58,8 @@ def build_subject(
         network_config=to_config(record.space.args, record.arch) if to_config is not None else None,
         preprocessing=preprocessing_config(plan, (IMAGE,)),
         metrics=metrics,
+        members=len(weight_artifacts(record)),
+        keep_largest=[v for v, name in foreground_classes(plan).items() if name in postprocessing.keep_largest],
         input_range=value_range(volumes),
         card=registry.card(record.ref),
         description=(

@@ -85,7 +85,8 @@ def inference_config(subject: ExportSubject, network_config: dict[str, Any]) -> 
 
 def postprocessing(subject: ExportSubject) -> list[dict[str, Any]]:
     """Logits to a uint8 label map on the input's grid, as ``automl-seg predict`` does: labels mapped back
-    (nearest), or for a low-resolution or cropping plan the logits mapped back (linearly), then labels."""
+    (nearest), or for a low-resolution or cropping plan the logits mapped back (linearly), then labels;
+    then the record's chosen classes keep only their largest connected component."""
     argmax = {"_target_": "AsDiscreted", "keys": "pred", "argmax": True}
     maps_back = subject.plan.maps_back
     invert = {
@@ -105,7 +106,19 @@ def postprocessing(subject: ExportSubject) -> list[dict[str, Any]]:
         "output_dtype": "$numpy.uint8",
         "print_log": False,
     }
-    return [invert, argmax, save] if maps_back else [argmax, invert, save]
+    steps = [invert, argmax] if maps_back else [argmax, invert]
+    if subject.keep_largest:
+        steps.append(
+            {
+                "_target_": "KeepLargestConnectedComponentd",
+                "keys": "pred",
+                "applied_labels": list(subject.keep_largest),
+                "is_onehot": False,
+                "independent": True,
+                "connectivity": 3,
+            }
+        )
+    return [*steps, save]
 
 
 def _labels(subject: ExportSubject) -> dict[str, str]:
@@ -246,6 +259,11 @@ class MonaiBundleExporter:
     ) -> dict[str, Any]:
         if options.fp16:
             raise ConfigError("--fp16 is not offered for MONAI bundles (model.pt holds the float32 state dict)")
+        if subject.members != 1:
+            raise ExportError(
+                f"{subject.ref} averages {subject.members} networks (a cross-validated record); a MONAI bundle "
+                "holds one network: export it with --format onnx, or export one fold's record as a bundle"
+            )
         if subject.network_config is None:
             raise ExportError(
                 f"search space '{subject.space}' cannot describe its networks with MONAI's classes "
