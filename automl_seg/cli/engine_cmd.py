@@ -17,10 +17,12 @@ from automl_seg.cli.common import (
     ConfigOption,
     DataRootOption,
     JsonFlag,
+    MlflowOption,
     NprocOption,
     RegistryOption,
     console,
     launched_as_job,
+    mlflow_tracking,
     print_json,
 )
 from automl_seg.config import DataSettings, Device, build_settings, check_sections, read_config_file, section
@@ -254,6 +256,7 @@ def search(
     fold: FoldOption = None,
     progress: ProgressOption = None,
     nproc: NprocOption = None,
+    mlflow: MlflowOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Search an architecture, register it, retrain and evaluate it, register the trained model."""
@@ -295,7 +298,7 @@ def search(
     }
     if launched_as_job(ctx, nproc, run.device, RESUME_HINT):
         return
-    with process_group(run.device) as dist, _open_registry(registry) as reg:
+    with mlflow_tracking(mlflow), process_group(run.device) as dist, _open_registry(registry) as reg:
         result = run_search(run, data, train, overrides, registry=reg, host=host, dist=dist)
     if not dist.is_main:
         return
@@ -341,6 +344,7 @@ def train(
     fold: FoldOption = None,
     progress: ProgressOption = None,
     nproc: NprocOption = None,
+    mlflow: MlflowOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Retrain a registered architecture from scratch; register it as a new version (parent REF)."""
@@ -370,7 +374,7 @@ def train(
         )
     if launched_as_job(ctx, nproc, run.device, RESUME_HINT):
         return
-    with process_group(run.device) as dist, _open_registry(registry) as reg:
+    with mlflow_tracking(mlflow), process_group(run.device) as dist, _open_registry(registry) as reg:
         result = retrain(ref, run, settings, registry=reg, host=load_plugins(), data_options=data, dist=dist)
     if not dist.is_main:
         return

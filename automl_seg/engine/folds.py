@@ -220,7 +220,7 @@ def _register(
 ) -> ArchitectureRecord:
     from automl_seg_registry import Metrics
 
-    from automl_seg.engine.pipeline import package_versions
+    from automl_seg.engine.pipeline import notify_registered, package_versions
 
     mean, sd = fold_summary(folds)
     metrics = Metrics(
@@ -266,4 +266,5 @@ def _register(
         files["cross_validation"] = (report, "report")
         stored = registry.register(record, files=files)
     log.info("registered %s: %d folds, Dice %.3f", stored.ref, len(folds), metrics.dice_mean)
+    notify_registered(host, info, registry, stored)
     return stored

@@ -148,23 +148,40 @@ def warn_gpu_budget_on_cpu(budget: str, device: torch.device) -> None:
         )
 
 
-def _notify_ended(
-    host: PluginHost,
-    info: RunInfo,
+def _ended_summary(
     trained: TrainRunResult | None,
     architecture: ArchitectureRecord | None = None,
     cross_validated: CrossValResult | None = None,
-) -> None:
-    """``on_search_ended`` with the run's refs (a retrain has no new architecture) and the trained model's Dice."""
-    result: dict[str, Any] = {} if architecture is None else {"architecture": architecture.ref}
-    result.update(
+) -> dict[str, Any]:
+    """The end hook's summary: the run's refs (a retrain has no new architecture) and the trained model's Dice."""
+    summary: dict[str, Any] = {} if architecture is None else {"architecture": architecture.ref}
+    summary.update(
         trained=trained.record.ref if trained else None,
         dice_mean=trained.evaluation.dice_mean if trained else None,
         promoted=trained.promoted if trained else False,
     )
     if cross_validated is not None and cross_validated.record is not None:
-        result.update(trained=cross_validated.record.ref, dice_mean=cross_validated.record.metrics.dice_mean)
-    host.notify("on_search_ended", run=info, result=result)
+        summary.update(trained=cross_validated.record.ref, dice_mean=cross_validated.record.metrics.dice_mean)
+    return summary
+
+
+def notify_registered(host: PluginHost, info: RunInfo, registry: Registry, record: ArchitectureRecord) -> None:
+    """``on_model_registered`` with the record's stored files and its aliases."""
+    folder = registry.record_dir(record.ref)
+    files = {artifact.name: folder / artifact.path for artifact in record.artifacts}
+    aliases = registry.aliases().get(record.ref, [])
+    host.notify("on_model_registered", run=info, record=record, files=files, aliases=aliases)
+
+
+def _json_settings(**sections: BaseModel | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run's settings for observers: each section as JSON-able data (the data root left out)."""
+    out: dict[str, Any] = {}
+    for name, value in sections.items():
+        if isinstance(value, BaseModel):
+            out[name] = value.model_dump(mode="json", exclude={"data_root"} & set(type(value).model_fields))
+        elif value:
+            out[name] = json.loads(json.dumps(dict(value), default=str))
+    return out
 
 
 def _notify_epoch(host: PluginHost, info: RunInfo, phase: str, dist: Distributed):  # noqa: ANN202 - a callback
@@ -208,12 +225,14 @@ def run_search(
     record_overrides: Mapping[str, Any] | None = None,
     promote: bool = True,
     dist: Distributed | None = None,
+    parent_run: str | None = None,
 ) -> SearchRunResult:
     """Search with ``run.strategy``, register the architecture, then (unless ``no_train``) retrain,
     evaluate, register the trained model and promote it to ``best`` when it beats the previous best.
 
     For tuning: ``space_overrides`` update the space's default arguments; ``record_overrides`` set
-    the records' ``name``/``tags`` and add to their ``provenance``; ``promote=False`` leaves ``best``.
+    the records' ``name``/``tags`` and add to their ``provenance``; ``promote=False`` leaves ``best``;
+    ``parent_run`` is the ``run_id`` of the run this one is part of (a tuning study's).
     In a DDP job (``dist``) every rank searches and trains; rank 0 alone registers, and the others
     get its records."""
     dist = dist or Distributed()
@@ -234,44 +253,49 @@ def run_search(
     with dist.main_first():  # rank 0 fills the fingerprint cache the others read
         data = prepare(data_settings, run, device)
     check_run_folds(run, data, dist)
-    info = RunInfo(run_id=key, kind="search", dataset=data.plan.dataset, strategy=strategy.name, workdir=workdir)
-    host.notify("on_run_started", run=info)
-
-    architecture = _resumed_architecture(registry, workdir) if run.resume and dist.is_main else None
-    architecture = dist.broadcast(architecture)
-    if architecture is None:
-        space_args = {**space.default_args(data.plan, run.budget), **(space_overrides or {})}
-        ctx = SearchContext(
-            space=space, space_args=space_args, data=data, settings=settings, seed=run.seed, device=device,
-            workdir=workdir / "search", resume=run.resume, run=info,
-            epoch_ended=_notify_epoch(host, info, "search", dist), progress=run.progress, dist=dist,
-        )  # fmt: skip
-        ctx.workdir.mkdir(parents=True, exist_ok=True)
-        preprocess_all(data)
-        clock = Stopwatch(device)
-        outcome = strategy.search(ctx)
-        if dist.is_main:
-            record = _architecture_record(outcome, ctx, data_settings, host, budget=run.budget, spent=clock.spent())
-            record = _with_overrides(record, record_overrides)
-            architecture = registry.register(record, files=_outcome_files(outcome, workdir))
-            (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
-            log.info("registered architecture %s", architecture.ref)
+    info = RunInfo(
+        run_id=key, kind="search", dataset=data.plan.dataset, strategy=strategy.name, workdir=workdir,
+        parent=parent_run, settings=_json_settings(
+            run=run, data=data_settings, train=train, strategy=settings, space=space_overrides, record=record_overrides
+        ),
+    )  # fmt: skip
+    with host.observed(info) as summary:
+        architecture = _resumed_architecture(registry, workdir) if run.resume and dist.is_main else None
         architecture = dist.broadcast(architecture)
+        if architecture is None:
+            space_args = {**space.default_args(data.plan, run.budget), **(space_overrides or {})}
+            ctx = SearchContext(
+                space=space, space_args=space_args, data=data, settings=settings, seed=run.seed, device=device,
+                workdir=workdir / "search", resume=run.resume, run=info,
+                epoch_ended=_notify_epoch(host, info, "search", dist), progress=run.progress, dist=dist,
+            )  # fmt: skip
+            ctx.workdir.mkdir(parents=True, exist_ok=True)
+            preprocess_all(data)
+            clock = Stopwatch(device)
+            outcome = strategy.search(ctx)
+            if dist.is_main:
+                record = _architecture_record(outcome, ctx, data_settings, host, budget=run.budget, spent=clock.spent())
+                record = _with_overrides(record, record_overrides)
+                architecture = registry.register(record, files=_outcome_files(outcome, workdir))
+                (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
+                log.info("registered architecture %s", architecture.ref)
+                notify_registered(host, info, registry, architecture)
+            architecture = dist.broadcast(architecture)
 
-    trained, cross_validated = None, None
-    if not run.no_train and run.folds is not None:
-        cross_validated = cross_validate(
-            architecture, data, train, run, registry=registry, host=host, device=device, workdir=workdir / "train",
-            folds=run.folds, fold=run.fold, info=info,
-            split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
-        )  # fmt: skip
-    elif not run.no_train:
-        resume_training = dist.broadcast(run.resume and (workdir / "train").is_dir())
-        trained = _train_and_register(
-            architecture, data, train, run, registry=registry, host=host, device=device,
-            workdir=workdir / "train", resume=resume_training, info=info, promote=promote, dist=dist,
-        )  # fmt: skip
-    _notify_ended(host, info, trained, architecture, cross_validated)
+        trained, cross_validated = None, None
+        if not run.no_train and run.folds is not None:
+            cross_validated = cross_validate(
+                architecture, data, train, run, registry=registry, host=host, device=device,
+                workdir=workdir / "train", folds=run.folds, fold=run.fold, info=info,
+                split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
+            )  # fmt: skip
+        elif not run.no_train:
+            resume_training = dist.broadcast(run.resume and (workdir / "train").is_dir())
+            trained = _train_and_register(
+                architecture, data, train, run, registry=registry, host=host, device=device,
+                workdir=workdir / "train", resume=resume_training, info=info, promote=promote, dist=dist,
+            )  # fmt: skip
+        summary.update(_ended_summary(trained, architecture, cross_validated))
     return SearchRunResult(architecture=architecture, trained=trained, workdir=workdir, cross_validated=cross_validated)
 
 
@@ -389,22 +413,23 @@ def retrain(
     if data.fingerprint.content_hash != record.dataset.fingerprint_hash:
         log.warning("%s was searched on other data than %s holds now (fingerprints differ)", record.ref, data.info.name)
     info = RunInfo(
-        run_id=key, kind="train", dataset=record.dataset.name, strategy=record.strategy.name, workdir=workdir
-    )
-    host.notify("on_run_started", run=info)
-    split = data_settings.model_dump(mode="json", include=set(SPLIT_KEYS))
-    if run.folds is not None:
-        folds = cross_validate(
-            record, data, train, run, registry=registry, host=host, device=device, workdir=workdir,
-            folds=run.folds, fold=run.fold, info=info, split=split,
-        )  # fmt: skip
-        _notify_ended(host, info, None, cross_validated=folds)
-        return folds
-    result = _train_and_register(
-        record, data, train, run, registry=registry, host=host, device=device,
-        workdir=workdir, resume=run.resume, info=info, split=split, dist=dist,
+        run_id=key, kind="train", dataset=record.dataset.name, strategy=record.strategy.name, workdir=workdir,
+        settings=_json_settings(architecture={"ref": record.ref}, run=run, data=data_settings, train=train),
     )  # fmt: skip
-    _notify_ended(host, info, result)
+    split = data_settings.model_dump(mode="json", include=set(SPLIT_KEYS))
+    with host.observed(info) as summary:
+        if run.folds is not None:
+            folds = cross_validate(
+                record, data, train, run, registry=registry, host=host, device=device, workdir=workdir,
+                folds=run.folds, fold=run.fold, info=info, split=split,
+            )  # fmt: skip
+            summary.update(_ended_summary(None, cross_validated=folds))
+            return folds
+        result = _train_and_register(
+            record, data, train, run, registry=registry, host=host, device=device,
+            workdir=workdir, resume=run.resume, info=info, split=split, dist=dist,
+        )  # fmt: skip
+        summary.update(_ended_summary(result))
     return result
 
 
@@ -479,6 +504,7 @@ def _train_and_register(
         files = _trained_artifacts(result, evaluation, Path(tmp), title=parent.name)
         stored = registry.register(record, files=files)
     promoted = promote_if_comparable(registry, stored) if promote else False
+    notify_registered(host, info, registry, stored)
     log.info("registered %s (val Dice %.3f)%s", stored.ref, evaluation.dice_mean, ", now best" if promoted else "")
     dist.broadcast((stored, promoted))
     return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)

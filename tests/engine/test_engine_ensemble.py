@@ -130,3 +130,32 @@ def test_cli_bad_ensembles_are_one_line(cli, models: Models, tmp_path: Path, arg
         assert result.returncode == 2 and len(errors) == 1, result.stderr
         assert errors[0].startswith(f"error: {message.format(**names)}"), result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_cross_validated_record_exports_as_one_onnx_graph(cli, models: Models, tmp_path: Path) -> None:
+    """One graph of every fold, parity-checked against the torch ensemble; its sidecar lists the members
+    and the postprocessing, and onnxruntime predicts the labels torch predicts."""
+    import json
+
+    import nibabel as nib
+    import numpy as np
+
+    from automl_seg.export import ExportRequest, export_model
+
+    result = export_model(ExportRequest(ref=models.cross_validated, registry=models.root, data_root=models.data_root,
+                                        parity_cases=2))  # fmt: skip
+    assert result.parity.within_tolerance and result.parity.enforced
+    sidecar = json.loads(result.sidecar_path.read_text())
+    members = sidecar["model"]["ensemble"]["members"]
+    assert [m["artifact"] for m in members] == ["weights_fold0", "weights_fold1"]
+    assert "keep_largest_component" in sidecar["model"]["postprocessing"]
+    images = models.data_root / "Task99_Synthetic" / "imagesTr"
+    base = ["--input", images, "--registry", models.root, "--device", "cpu", "--no-progress", "--keep-largest",
+            "anterior"]  # fmt: skip
+    for backend in ("torch", "onnxruntime"):
+        done = cli("predict", models.cross_validated, *base, "--output", tmp_path / backend, "--backend", backend)
+        assert done.returncode == 0, done.stderr
+    for path in (tmp_path / "torch").glob("*.nii.gz"):
+        torch_labels = np.asarray(nib.load(path).dataobj)
+        ort_labels = np.asarray(nib.load(tmp_path / "onnxruntime" / path.name).dataobj)
+        assert (torch_labels == ort_labels).mean() > 0.999
