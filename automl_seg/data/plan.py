@@ -327,16 +327,15 @@ def plan_warnings(fingerprint: Fingerprint, plan: Plan) -> list[str]:
     small = [
         case.id
         for case in cases
-        if max(plan.patch_size) > plan.divisor  # a case under the smallest possible patch is no surprise
-        and all(
-            side * step / target < patch
+        if all(  # a whole divisor short on every axis: the patch is mostly padding (a patch rounds a case up)
+            side * step / target + plan.divisor <= patch
             for side, step, target, patch in zip(case.shape, case.spacing, plan.spacing, plan.patch_size, strict=True)
         )
     ]
     if small:
         warnings.append(
-            f"{len(small)} case(s) are smaller than the patch {_mm(plan.patch_size)} in every axis ({_cases(small)}); "
-            "they are zero-padded to it"
+            f"{len(small)} case(s) are smaller than the patch {_mm(plan.patch_size)} by at least {plan.divisor} voxels "
+            f"in every axis ({_cases(small)}); they are mostly zero padding in it"
         )
     if cases:
         present = {label for case in cases for label in case.classes}
