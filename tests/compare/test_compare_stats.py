@@ -68,3 +68,16 @@ def test_report_ranks_best_first_and_tests_it_against_each_other() -> None:
     assert f"{report.tests[0].p_value:.3g}" in text and "best" in text
     reused = report.model_copy(update={"runs": [r.model_copy(update={"reused": True}) for r in rows]})
     assert reused.digest() == report.digest()  # reusing runs is not a new finding
+
+
+def test_the_example_compare_config_is_valid() -> None:
+    from pathlib import Path
+
+    from automl_seg.cli.compare_cmd import CONFIG_SECTIONS, _overrides
+    from automl_seg.config import read_config_file
+    from automl_seg.plugins import load_plugins
+
+    config = read_config_file(Path(__file__).parents[2] / "examples" / "compare" / "dints-long-search.yaml")
+    assert set(config) <= CONFIG_SECTIONS
+    settings = load_plugins().strategy("dints").settings("quick", _overrides(config)["dints"])
+    assert settings.epochs - settings.warmup_epochs == 30 and settings.decode == "budget"
