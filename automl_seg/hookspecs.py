@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from automl_seg_registry import ArchitectureRecord
+
     from automl_seg.interfaces import Exporter, RunInfo, SearchSpace, SearchStrategy, TunableParameter
 
 PROJECT = "automl_seg"
@@ -53,5 +57,17 @@ def on_epoch_ended(run: RunInfo, phase: str, epoch: int, metrics: Mapping[str, f
 
 
 @hookspec
+def on_model_registered(
+    run: RunInfo, record: ArchitectureRecord, files: Mapping[str, Path], aliases: list[str]
+) -> None:
+    """Called after ``run`` registered ``record`` (a searched architecture, or a trained model with
+    weights), with its stored files by artifact name and the aliases (``best``) it holds now.
+    The files belong to the registry: read them, never change them."""
+
+
+@hookspec
 def on_search_ended(run: RunInfo, result: Mapping[str, Any]) -> None:
-    """Called when a run ends, with its summary (architecture, metrics, registry reference)."""
+    """Called once when a run ends, also when it fails. ``result["status"]`` is ``"finished"``,
+    ``"failed"``, ``"stopped"`` (an observer ended it) or ``"interrupted"``; a failed run's
+    ``result["error"]`` says why. A finished search or training run adds its registry refs
+    (``architecture``, ``trained``), ``dice_mean`` and ``promoted``; a tuning run adds ``best``."""

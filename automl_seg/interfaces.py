@@ -28,13 +28,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """Identity of one run, handed to lifecycle hooks."""
+    """Identity of one run, handed to lifecycle hooks.
+
+    ``parent`` is the ``run_id`` of the run this one belongs to (a tuning trial's search names its
+    study's run), so observers can nest runs. ``settings`` are the run's settings as JSON-able
+    sections (``run``, ``data``, ``train``, ``strategy``, ...), for observers that log parameters."""
 
     run_id: str
     kind: str  # "search", "train", "tune", ...
     dataset: str | None = None
     strategy: str | None = None
     workdir: Path | None = None
+    parent: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 class TunableParameter(BaseModel):

@@ -13,11 +13,13 @@ from automl_seg.cli.common import (
     ConfigOption,
     DataRootOption,
     JsonFlag,
+    MlflowOption,
     NprocOption,
     RegistryOption,
     console,
     err_console,
     launched_as_job,
+    mlflow_tracking,
     print_json,
 )
 from automl_seg.tune.study import Objective, PrunerName, SamplerName
@@ -94,6 +96,7 @@ def tune(
     registry_index: RegistryIndexOption = None,
     config: ConfigOption = None,
     nproc: NprocOption = None,
+    mlflow: MlflowOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run an Optuna study: each trial is a short search + retrain; validation Dice per epoch lets the
@@ -128,7 +131,8 @@ def tune(
     request.check()
     if launched_as_job(ctx, nproc, device or search.get("device", "auto"), TUNE_HINT):
         return
-    result = _run(request, file, search, budget, device, epochs, train_epochs, max_cases, data_root)
+    with mlflow_tracking(mlflow):
+        result = _run(request, file, search, budget, device, epochs, train_epochs, max_cases, data_root)
     if result is None:  # a rank other than 0 of a DDP worker: rank 0 reports
         return
     if as_json:

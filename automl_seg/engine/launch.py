@@ -150,9 +150,16 @@ def describe_failures(failures: Mapping[int, Any]) -> tuple[str, int]:
     if recorded:
         code = int(recorded.get("exit_code", 1))
         return f"rank {rank}: {recorded['message']}", code if recorded.get("kind") == "user" else max(code, 1)
-    if failure.exitcode < 0:
-        return f"rank {rank} died (signal {failure.signal_name()}); the other ranks were stopped", 1
-    return f"rank {rank} exited with code {failure.exitcode}; the other ranks were stopped", 1
+    ended = f"died (signal {failure.signal_name()})" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
+    # a rank that hung: the others gave up on it (collective timeout) well before the agent killed it
+    waited = sorted(
+        other for other, f in failures.items()
+        if _recorded(f).get("kind") == "peer" and f.timestamp < failure.timestamp - 1
+    )  # fmt: skip
+    if waited:
+        ranks = ", ".join(map(str, waited))
+        return f"rank {rank} hung: rank(s) {ranks} gave up waiting for it (collective timeout), then it was stopped", 1
+    return f"rank {rank} {ended}; the other ranks were stopped", 1
 
 
 def _recorded(failure: Any) -> dict[str, Any]:

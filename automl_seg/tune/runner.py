@@ -151,7 +151,7 @@ class EngineTrialRunner:
                     run, data, train, strategy_overrides,
                     registry=registry, host=host, space_overrides=dict(values.get("space", {})),
                     record_overrides={"name": s.study, "tags": [f"tune:{s.study}"], "provenance": provenance},
-                    promote=False, dist=self.dist,
+                    promote=False, dist=self.dist, parent_run=s.study,  # the study's run (``run_tune``'s run_id)
                 )  # fmt: skip
         if not self.dist.is_main:
             return None

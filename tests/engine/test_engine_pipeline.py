@@ -105,10 +105,16 @@ class RunObserver:
     def __init__(self) -> None:
         self.started: list[str] = []
         self.ended: list[dict] = []
+        self.registered: list[tuple[str, list[str], list[str]]] = []
 
     @hookimpl
     def on_run_started(self, run) -> None:
         self.started.append(run.kind)
+
+    @hookimpl
+    def on_model_registered(self, record, files, aliases) -> None:
+        assert all(path.is_file() for path in files.values())
+        self.registered.append((record.ref, sorted(files), aliases))
 
     @hookimpl
     def on_search_ended(self, run, result) -> None:
@@ -139,13 +145,23 @@ def test_observers_hear_each_run_start_and_its_registered_refs(
     assert observer.started == ["search", "train"]
     assert observer.ended == [
         {
+            "status": "finished",
             "architecture": searched.architecture.ref,
             "trained": searched.trained.record.ref,
             "dice_mean": searched.trained.evaluation.dice_mean,
             "promoted": True,
         },
-        {"trained": again.record.ref, "dice_mean": again.evaluation.dice_mean, "promoted": again.promoted},
+        {
+            "status": "finished",
+            "trained": again.record.ref,
+            "dice_mean": again.evaluation.dice_mean,
+            "promoted": again.promoted,
+        },
     ]
+    trained_files = ["evaluation", "train_curves", "train_history", "weights"]
+    assert observer.registered[0][0] == searched.architecture.ref and "weights" not in observer.registered[0][1]
+    assert observer.registered[1] == (searched.trained.record.ref, trained_files, ["best", "latest"])
+    assert observer.registered[2][:2] == (again.record.ref, trained_files)
     assert isinstance(again.promoted, bool)
     assert again.record.parent == searched.architecture.ref
 
