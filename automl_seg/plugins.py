@@ -17,7 +17,7 @@ from typing import Any
 
 import pluggy
 
-from automl_seg import API_VERSION, hookspecs
+from automl_seg import API_VERSION, SUPPORTED_API_VERSIONS, hookspecs
 from automl_seg.engine.budgets import budget_declaration_problem
 from automl_seg.errors import PluginError, RunStopped
 from automl_seg.interfaces import Exporter, SearchSpace, SearchStrategy
@@ -90,8 +90,12 @@ class PluginHost:
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Call a lifecycle hook on every observer; a failing observer is logged, never fatal.
 
-        Only ``RunStopped`` goes through: it is how an observer (a pruner) ends a run on purpose."""
-        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+        Only ``RunStopped`` goes through: it is how an observer (a pruner) ends a run on purpose.
+        ``on_run_ended`` also calls API 1's ``on_search_ended`` implementations."""
+        impls = list(getattr(self.pm.hook, hook).get_hookimpls())
+        if hook == "on_run_ended":
+            impls += self.pm.hook.on_search_ended.get_hookimpls()
+        for impl in impls:
             try:
                 call_hookimpl(impl, **kwargs)
             except RunStopped:
@@ -105,9 +109,10 @@ class PluginHost:
         """Register one plugin object and collect what it registers."""
         info = self.plugins.setdefault(name, PluginInfo(name=name, version=version))
         api = getattr(plugin, "AUTOML_SEG_API", API_VERSION)
-        if api != API_VERSION:
+        if api not in SUPPORTED_API_VERSIONS:
+            supported = ", ".join(map(str, SUPPORTED_API_VERSIONS))
             info.errors.append(
-                f"written for plugin API {api}, this automl-seg provides API {API_VERSION}; "
+                f"written for plugin API {api}, this automl-seg provides API {API_VERSION} (and loads {supported}); "
                 "upgrade the plugin or automl-seg"
             )
             return

@@ -42,7 +42,8 @@ def _row(p: PluginInfo, verification: PluginVerification | None) -> dict[str, An
 
 def _verify_cell(verification: PluginVerification) -> str:
     if verification.ok:
-        return f"[green]pass[/] ({len(verification.checks)} checks)"
+        count = len(verification.checks)
+        return f"[green]pass[/] ({count} check{'' if count == 1 else 's'})"
     return "[red]FAIL[/]\n" + "\n".join(verification.failures)
 
 

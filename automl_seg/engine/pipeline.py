@@ -33,7 +33,7 @@ from automl_seg.engine.precision import mixed_precision
 from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings, budget_patch
 from automl_seg.engine.train import TrainResult, train_network
 from automl_seg.errors import ConfigError, RegistryError, UserError
-from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome
+from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome, new_run_id
 from automl_seg.paths import work_folder
 
 if TYPE_CHECKING:
@@ -99,13 +99,6 @@ def strategy_settings(strategy: Any, budget: str, overrides: Mapping[str, Any]) 
         raise ConfigError(describe_validation_error(exc, f"strategy '{strategy.name}' settings")) from exc
 
 
-def split_outcome_metrics(metrics: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
-    """``memory_*`` keys (prefix stripped) and the rest."""
-    memory = {k.removeprefix("memory_"): float(v) for k, v in metrics.items() if k.startswith("memory_")}
-    extra = {k: float(v) for k, v in metrics.items() if not k.startswith("memory_")}
-    return memory, extra
-
-
 def artifact_kind(path: Path, name: str) -> str:
     if path.suffix == ".png":
         return "figure"
@@ -146,14 +139,14 @@ def with_budget_patch(data: PreparedData, budget: str) -> PreparedData:
 def _notify_ended(
     host: PluginHost, info: RunInfo, trained: TrainRunResult | None, architecture: ArchitectureRecord | None = None
 ) -> None:
-    """``on_search_ended`` with the run's refs (a retrain has no new architecture) and the trained model's Dice."""
+    """``on_run_ended`` with the run's refs (a retrain has no new architecture) and the trained model's Dice."""
     result: dict[str, Any] = {} if architecture is None else {"architecture": architecture.ref}
     result.update(
         trained=trained.record.ref if trained else None,
         dice_mean=trained.evaluation.dice_mean if trained else None,
         promoted=trained.promoted if trained else False,
     )
-    host.notify("on_search_ended", run=info, result=result)
+    host.notify("on_run_ended", run=info, result=result)
 
 
 def _notify_epoch(host: PluginHost, info: RunInfo, phase: str):  # noqa: ANN202 - a callback
@@ -198,7 +191,10 @@ def run_search(
     data = prepare(data_settings, run, device)
     if data_settings.patch_size is None:
         data = with_budget_patch(data, run.budget)
-    info = RunInfo(run_id=key, kind="search", dataset=data.plan.dataset, strategy=strategy.name, workdir=workdir)
+    info = RunInfo(
+        run_id=new_run_id("search"), kind="search", dataset=data.plan.dataset, strategy=strategy.name,
+        workdir=workdir, settings_key=key,
+    )  # fmt: skip
     host.notify("on_run_started", run=info)
 
     architecture = _resumed_architecture(registry, workdir) if run.resume else None
@@ -207,13 +203,16 @@ def run_search(
         ctx = SearchContext(
             space=space, space_args=space_args, data=data, settings=settings, seed=run.seed, device=device,
             workdir=workdir / "search", resume=run.resume, run=info, epoch_ended=_notify_epoch(host, info, "search"),
-            progress=run.progress,
+            progress=run.progress, budget=run.budget,
         )  # fmt: skip
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         began = time.perf_counter()
         outcome = strategy.search(ctx)
         search_time = time.perf_counter() - began
-        record = _architecture_record(outcome, ctx, data_settings, host, budget=run.budget, search_time=search_time)
+        record = architecture_record(
+            outcome, ctx, split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
+            versions=package_versions(host), search_time=search_time,
+        )  # fmt: skip
         record = _with_overrides(record, record_overrides)
         architecture = registry.register(record, files=_outcome_files(outcome, workdir))
         (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
@@ -238,35 +237,40 @@ def _search_workdir(run: SearchRunSettings, key: str) -> Path:
     return work_folder(workdir)
 
 
-def _architecture_record(
+def architecture_record(
     outcome: SearchOutcome,
     ctx: SearchContext,
-    data_settings: DataSettings,
-    host: PluginHost,
     *,
-    budget: str,
-    search_time: float,
+    split: Mapping[str, Any] | None = None,
+    versions: Mapping[str, str] | None = None,
+    search_time: float | None = None,
 ) -> ArchitectureRecord:
-    """The record of a searched architecture: what was searched, on which data, how, and its search metrics."""
+    """The record of a searched architecture: what was searched, on which data, how, and its search
+    metrics (memory figures from ``outcome.memory``). The one record builder of ``search`` and the
+    conformance kit's ``register_outcome``."""
     from automl_seg_registry import ArchitectureRecord, DatasetRef, Metrics, SpaceRef, StrategyRef
 
     plan, info = ctx.data.plan, ctx.run
-    memory, extra = split_outcome_metrics(outcome.metrics)
+    strategy = info.strategy or ""
     return ArchitectureRecord(
-        name=record_name(info.strategy, plan.dataset),
+        name=record_name(strategy, plan.dataset),
         space=SpaceRef(name=ctx.space.name, version=str(ctx.space.version), args=outcome.space_args),
         arch=outcome.arch,
-        strategy=StrategyRef(name=info.strategy, settings=ctx.settings.model_dump(mode="json")),
+        strategy=StrategyRef(name=strategy, settings=ctx.settings.model_dump(mode="json")),
         dataset=DatasetRef(
             name=plan.dataset,
             fingerprint_hash=ctx.data.fingerprint.content_hash,
             plan=plan.model_dump(mode="json"),
-            split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
+            split=dict(split or {}),
         ),
         seed=ctx.seed,
-        versions=package_versions(host),
-        metrics=Metrics(search_time_s=search_time, memory=memory, extra=extra),
-        provenance={"run": info.run_id, "budget": budget, "device": ctx.device.type},
+        versions=dict(versions or {}),
+        metrics=Metrics(
+            search_time_s=search_time,
+            memory=outcome.memory.figures(),
+            extra={k: float(v) for k, v in outcome.metrics.items()},
+        ),
+        provenance={"run": info.run_id, "budget": ctx.budget, "device": ctx.device.type},
     )
 
 
@@ -334,8 +338,9 @@ def retrain(
     if data.fingerprint.content_hash != record.dataset.fingerprint_hash:
         log.warning("%s was searched on other data than %s holds now (fingerprints differ)", record.ref, data.info.name)
     info = RunInfo(
-        run_id=key, kind="train", dataset=record.dataset.name, strategy=record.strategy.name, workdir=workdir
-    )
+        run_id=new_run_id("train"), kind="train", dataset=record.dataset.name, strategy=record.strategy.name,
+        workdir=workdir, settings_key=key,
+    )  # fmt: skip
     host.notify("on_run_started", run=info)
     result = _train_and_register(
         record, data, train, run, registry=registry, host=host, device=device,

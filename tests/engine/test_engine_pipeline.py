@@ -104,11 +104,26 @@ class RunObserver:
 
     def __init__(self) -> None:
         self.started: list[str] = []
+        self.runs: list = []
         self.ended: list[dict] = []
 
     @hookimpl
     def on_run_started(self, run) -> None:
         self.started.append(run.kind)
+        self.runs.append(run)
+
+    @hookimpl
+    def on_run_ended(self, run, result) -> None:
+        self.ended.append(dict(result))
+
+
+class ApiOneObserver:
+    """An observer written for plugin API 1: it implements the old name of the end hook."""
+
+    AUTOML_SEG_API = 1
+
+    def __init__(self) -> None:
+        self.ended: list[dict] = []
 
     @hookimpl
     def on_search_ended(self, run, result) -> None:
@@ -125,8 +140,9 @@ def test_observers_hear_each_run_start_and_its_registered_refs(
     from automl_seg.engine.settings import RunSettings, SearchRunSettings
     from automl_seg.plugins import load_plugins
 
-    observer = RunObserver()
-    host = load_plugins(extra=[("observer", observer)])
+    observer, old = RunObserver(), ApiOneObserver()
+    with pytest.warns(DeprecationWarning, match="on_search_ended"):
+        host = load_plugins(extra=[("observer", observer), ("api-one", old)])
     data = DataSettings(dataset="Task99_Synthetic", data_root=tiny_data_root, patch_size=(16, 16, 16))
     run = SearchRunSettings(strategy="fixed", device="cpu", workdir=tmp_path / "search", progress=False)
     with Registry.open(tmp_path / "registry") as registry:
@@ -146,6 +162,10 @@ def test_observers_hear_each_run_start_and_its_registered_refs(
         },
         {"trained": again.record.ref, "dice_mean": again.evaluation.dice_mean, "promoted": again.promoted},
     ]
+    assert old.ended == observer.ended  # API 1's end hook still fires
+    first, second = observer.runs
+    assert first.run_id != second.run_id and first.settings_key and first.settings_key != first.run_id
+    assert searched.architecture.provenance["run"] == first.run_id
     assert isinstance(again.promoted, bool)
     assert again.record.parent == searched.architecture.ref
 
