@@ -85,5 +85,34 @@ def list_plugins(as_json: JsonFlag = False, verify: VerifyFlag = False) -> None:
         raise typer.Exit(1)
 
 
+@app.command("show")
+def show_strategy(
+    name: Annotated[str, typer.Argument(help="A search strategy (see `automl-seg plugins list`).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """List a strategy's settings: the keys `search --set KEY=VALUE` (or a config's strategy section)
+    accepts, their types and their defaults under each budget."""
+    from automl_seg.engine.budgets import known_budgets
+    from automl_seg.engine.options import setting_rows
+
+    host = load_plugins()
+    strategy = host.strategy(name)
+    owner = host.owners.get(("strategy", name), "?")
+    budgets = known_budgets(strategy=strategy, space=host.space(strategy.space))
+    rows = setting_rows(strategy, budgets)
+    if as_json:
+        print_json({"strategy": name, "plugin": owner, "space": strategy.space, "budgets": budgets, "settings": rows})
+        return
+    if not rows:
+        console.print(f"strategy '{name}' (plugin {owner}, space {strategy.space}) has no settings")
+        return
+    table = Table(title=f"strategy '{name}' (plugin {owner}, space {strategy.space}): search --set KEY=VALUE")
+    for column in ["key", "type", *budgets, "what it is"]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["key"], row["type"], *(str(row["defaults"].get(b, "-")) for b in budgets), row["help"])
+    console.print(table)
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="plugins")

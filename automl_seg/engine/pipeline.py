@@ -21,18 +21,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import BaseModel, ValidationError
 
-from automl_seg.config import SPLIT_KEYS, DataSettings, build_settings, describe_validation_error
+from automl_seg.config import SPLIT_KEYS, DataSettings, build_settings
 from automl_seg.engine.budgets import check_budget
 from automl_seg.engine.devices import loader_workers, resolve_device
 from automl_seg.engine.evaluate import EvalReport, evaluate_loader
 from automl_seg.engine.history import plot_history, save_history_json
 from automl_seg.engine.model import WEIGHTS_ARTIFACT, WEIGHTS_FILE, WEIGHTS_KIND, fresh_network, save_weights
+from automl_seg.engine.options import chosen_strategy, strategy_settings
 from automl_seg.engine.precision import mixed_precision
 from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings, budget_patch
 from automl_seg.engine.train import TrainResult, train_network
-from automl_seg.errors import ConfigError, RegistryError, UserError
+from automl_seg.errors import RegistryError, UserError
 from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome, new_run_id
 from automl_seg.paths import work_folder
 
@@ -89,14 +89,6 @@ def package_versions(host: PluginHost) -> dict[str, str]:
     versions = {"automl-seg": __version__, "torch": torch.__version__, "monai": monai.__version__}
     versions.update({f"plugin:{name}": info.version for name, info in sorted(host.plugins.items())})
     return versions
-
-
-def strategy_settings(strategy: Any, budget: str, overrides: Mapping[str, Any]) -> BaseModel:
-    """The strategy's settings; pydantic errors become one ``ConfigError`` line."""
-    try:
-        return strategy.settings(budget, {k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, f"strategy '{strategy.name}' settings")) from exc
 
 
 def artifact_kind(path: Path, name: str) -> str:
@@ -176,7 +168,7 @@ def run_search(
 
     For tuning: ``space_overrides`` update the space's default arguments; ``record_overrides`` set
     the records' ``name``/``tags`` and add to their ``provenance``; ``promote=False`` leaves ``best``."""
-    strategy = host.strategy(run.strategy)
+    strategy = chosen_strategy(host, run.strategy)
     space = host.space(strategy.space)
     check_budget(run.budget, strategy=strategy, space=space)
     settings = strategy_settings(strategy, run.budget, strategy_overrides)

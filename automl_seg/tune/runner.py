@@ -77,7 +77,7 @@ class EngineTrialRunner:
     def check(self, host: PluginHost, specs: list[ParameterSpec]) -> None:
         """Refuse a study whose ranges the strategy or training settings reject at an end (``check_extremes``)."""
         from automl_seg.engine.budgets import check_search_budget
-        from automl_seg.engine.pipeline import strategy_settings  # torch: only when a study runs
+        from automl_seg.engine.options import strategy_settings
 
         s = self.settings
         check_search_budget(host, s.budget, s.strategy)

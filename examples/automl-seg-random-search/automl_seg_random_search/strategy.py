@@ -60,7 +60,7 @@ def draw_within_budget(ctx: SearchContext, settings: RandomSettings, rng: random
         smallest = min(smallest, memory["fraction"])
     raise UserError(
         f"memory budget {settings.memory_budget:g} admits none of {settings.max_draws} random architectures "
-        f"(smallest drawn: {smallest:.3f} of the full supernet); raise --memory-budget"
+        f"(smallest drawn: {smallest:.3f} of the full supernet); raise it with --set memory_budget=..."
     )
 
 

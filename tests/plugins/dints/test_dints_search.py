@@ -76,7 +76,7 @@ def test_search_lowers_the_loss_and_reports(data: Any, tmp_path: Path, caplog: p
         outcome = _search(data, tmp_path, {"epochs": 5, "warmup_epochs": 1, "measure_memory": True}, seen=seen)
     assert "dints warm-up epoch 1/5: weight loss" in caplog.text
     assert "dints search epoch 5/5: weight loss" in caplog.text and "arch loss" in caplog.text
-    assert f"MB estimated), {outcome.metrics['measured_mb']:.4g}MB measured; budget 0.5" in caplog.text
+    assert f"MB estimated), {outcome.memory.measured_mb:.4g}MB measured; budget 0.5" in caplog.text
     history = outcome.history
     assert [e for e, _ in seen] == [0, 1, 2, 3, 4] and all(isinstance(v, float) for v in seen[0][1].values())
     assert history[-1]["train_loss"] < history[0]["train_loss"]
@@ -138,8 +138,8 @@ def test_budgets_order_the_memory(data: Any, tmp_path: Path) -> None:
         _search(data, tmp_path / str(b), {**settings, "memory_budget": b, "measure_memory": b != 0.5})
         for b in (0.2, 0.5, 0.8)
     ]
-    estimated = [o.metrics["estimated"] for o in outcomes]
-    measured = [outcomes[0].metrics["measured_mb"], outcomes[2].metrics["measured_mb"]]
+    estimated = [o.memory.estimated for o in outcomes]
+    measured = [outcomes[0].memory.measured_mb, outcomes[2].memory.measured_mb]
     assert estimated == sorted(estimated) and estimated[0] < estimated[-1], estimated
     assert measured[0] < measured[-1], measured
 
@@ -173,7 +173,7 @@ def test_budget_decode_lands_in_its_band(data: Any, tmp_path: Path, budget: floa
     settings = {"epochs": 2, "warmup_epochs": 1, "decode": "budget", "budget_tolerance": 0.1, "memory_budget": budget}
     outcome = _search(data, tmp_path, settings)
     slack = 0.01  # path shares are summed on a 0.001 grid
-    assert budget - 0.1 - slack <= outcome.metrics["estimated"] <= budget + slack
+    assert budget - 0.1 - slack <= outcome.memory.estimated <= budget + slack
     assert all(budget - 0.1 - slack <= h["memory_decoded"] <= budget + slack for h in outcome.history)
 
 
@@ -228,9 +228,9 @@ def test_megabyte_budget_is_training_memory(
         _search(data, tmp_path / "killed", settings, kill_after=0)
     monkeypatch.setattr(search, "calibrate", lambda *a: pytest.fail("measured again on resume"))
     resumed = _search(data, tmp_path / "killed", settings, resume=True)
-    assert resumed.metrics["requested"] == metrics["requested"]
+    assert resumed.memory.requested == metrics["requested"]
 
     # without measurements the megabytes are the cost model's, and the log says so
     unmeasured = _search(data, tmp_path / "unmeasured", {**settings, "memory_budget": "1MB", "measure_memory": False})
-    assert unmeasured.metrics["requested"] == pytest.approx(1.0 / full_mb)
+    assert unmeasured.memory.requested == pytest.approx(1.0 / full_mb)
     assert "1MB budget is read on the cost model's scale" in caplog.text
