@@ -108,7 +108,7 @@ def test_plugins_show_lists_a_strategys_settings(cli) -> None:
     shown = cli("plugins", "show", "dints", "--json")
     assert shown.returncode == 0, shown.stderr
     rows = {row["key"]: row for row in json.loads(shown.stdout)["settings"]}
-    assert rows["warmup_epochs"]["defaults"]["quick"] == 2 and "warm-up" in rows["warmup_epochs"]["help"]
+    assert rows["warmup_epochs"]["defaults"]["quick"] == 2 and "weight-only" in rows["warmup_epochs"]["help"]
     assert rows["memory_budget"]["defaults"]["full"] == 0.8
 
 
