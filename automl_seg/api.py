@@ -22,6 +22,9 @@ Reproducibility and checkpoints
 Devices and precision
     ``resolve_device`` maps ``auto``/``cpu``/``cuda`` to a device; ``mixed_precision`` and
     ``grad_scaler`` are the engine's float16 autocast and gradient scaler on CUDA (no-ops on the CPU).
+Compute accounting
+    ``Stopwatch`` reads wall and device seconds (on the CPU the process' CPU time, on CUDA the time the
+    GPU is held); a strategy with a ``time_budget_s`` setting checks its budget with it.
 Progress
     ``progress_bar`` is the engine's rich bar (stderr, ETA); ``track`` wraps a loop in one. Show it
     only when ``ctx.progress`` is true.
@@ -30,6 +33,14 @@ CPU speed and memory
     state dict; ``exporting`` says whether torch is tracing or exporting (eager-only tricks step
     aside then). ``peak_rss_mb``, ``reset_peak_rss``, ``current_rss_mb`` and
     ``exact_rss_environment`` measure a process's training memory on the CPU.
+Several processes (DDP)
+    ``Distributed`` is the run's place in a DDP job (``ctx.dist``: rank, world size, ``is_main``):
+    ``wrap`` puts a model in DistributedDataParallel, ``shard`` deals cases to the ranks the way
+    ``DistributedSampler`` deals indices, ``rank_seed`` seeds a rank's augmentation,
+    ``average_gradients``, ``mean``, ``broadcast`` and ``gather`` are the collectives a strategy
+    needs; a world of one makes them all no-ops. Rank 0 alone writes checkpoints and artefacts;
+    ``check_world_size`` refuses to resume a checkpoint made at another world size.
+    ``process_group`` joins the job torchrun started. ``train_network`` and the engine take ``dist``.
 Data
     ``PreparedData`` (what ``ctx.data`` is) and ``Plan`` (``ctx.data.plan``); see
     ``docs/writing-plugins.md`` for their fields and loaders.
@@ -38,15 +49,17 @@ Data
 from __future__ import annotations
 
 from automl_seg import API_VERSION
+from automl_seg.compute import Stopwatch
 from automl_seg.config import Budget, Settings, build_settings, describe_validation_error
 from automl_seg.data.models import Plan
 from automl_seg.data.prepared import PreparedData
 from automl_seg.engine.checkpoint import atomic_torch_save, read_checkpoint
 from automl_seg.engine.devices import resolve_device, rng_states, seed_everything, set_rng_states
+from automl_seg.engine.distributed import Distributed, process_group
 from automl_seg.engine.model import new_network
 from automl_seg.engine.precision import grad_scaler, mixed_precision
 from automl_seg.engine.settings import Schedule, TrainSettings
-from automl_seg.engine.train import EpochCallback, TrainResult, lr_factor, train_network
+from automl_seg.engine.train import EpochCallback, TrainResult, check_world_size, lr_factor, train_network
 from automl_seg.layout import channels_last_on_cpu, exporting
 from automl_seg.memory import current_rss_mb, exact_rss_environment, peak_rss_mb, reset_peak_rss
 from automl_seg.onednn import onednn_conv3d
@@ -55,16 +68,19 @@ from automl_seg.progress import progress_bar, track
 __all__ = [
     "API_VERSION",
     "Budget",
+    "Distributed",
     "EpochCallback",
     "Plan",
     "PreparedData",
     "Schedule",
     "Settings",
+    "Stopwatch",
     "TrainResult",
     "TrainSettings",
     "atomic_torch_save",
     "build_settings",
     "channels_last_on_cpu",
+    "check_world_size",
     "current_rss_mb",
     "describe_validation_error",
     "exact_rss_environment",
@@ -75,6 +91,7 @@ __all__ = [
     "new_network",
     "onednn_conv3d",
     "peak_rss_mb",
+    "process_group",
     "progress_bar",
     "read_checkpoint",
     "reset_peak_rss",

@@ -37,13 +37,20 @@ class DataSettings(Settings):
     data_root: Path | None = None
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
     split_seed: Seed = 0
+    holdout_fraction: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="cases set aside before the train/validation split (seeded by split_seed): no run, plan or "
+        "fingerprint sees them; `compare` scores every strategy on them",
+    )
     max_cases: int | None = Field(default=None, gt=0, description="use only the first N cases (smoke runs)")
     patch_size: tuple[PositiveInt, PositiveInt, PositiveInt] | None = Field(
         default=None, description="override the plan's patch"
     )
 
 
-SPLIT_KEYS = ("val_fraction", "split_seed", "max_cases")  #: the DataSettings that choose the cases
+SPLIT_KEYS = ("val_fraction", "split_seed", "max_cases", "holdout_fraction")  #: the DataSettings that choose the cases
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from automl_seg.data.models import Plan
     from automl_seg.data.prepared import PreparedData
+    from automl_seg.engine.distributed import Distributed
 
 
 #: What a run is (``RunInfo.kind``): ``"search"`` (search, then retrain unless ``--no-train``),
@@ -152,6 +153,9 @@ class SearchContext:
     progress: bool = True
     #: the run's budget preset (``--budget``)
     budget: Budget = "quick"
+    #: the DDP job this process is a rank of (a world of one by default): shard the data, wrap the
+    #: model, average gradients, and let rank 0 alone write (``automl_seg.engine.distributed``)
+    dist: Distributed = field(default_factory=lambda: _single_process())
 
 
 class MemoryFigures(BaseModel):
@@ -261,3 +265,9 @@ class Exporter(Protocol):
         ...
 
     def load(self, path: Path, providers: list[str] | None = None) -> Predictor: ...
+
+
+def _single_process() -> Distributed:
+    from automl_seg.engine.distributed import Distributed
+
+    return Distributed()

@@ -60,6 +60,8 @@ class PluginHost:
     registered: dict[str, dict[str, Any]] = field(default_factory=lambda: {kind: {} for kind, _ in KINDS.values()})
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
     collisions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    #: whether lifecycle hooks reach the observers (off on the ranks other than 0 of a DDP job)
+    observing: bool = True
 
     @property
     def problems(self) -> list[str]:
@@ -92,6 +94,8 @@ class PluginHost:
 
         Only ``RunStopped`` goes through: it is how an observer (a pruner) ends a run on purpose.
         ``on_run_ended`` also calls API 1's ``on_search_ended`` implementations."""
+        if not self.observing:
+            return
         impls = list(getattr(self.pm.hook, hook).get_hookimpls())
         if hook == "on_run_ended":
             impls += self.pm.hook.on_search_ended.get_hookimpls()
@@ -119,7 +123,9 @@ class PluginHost:
         try:
             self.pm.register(plugin, name=name)
             self.pm.check_pending()
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a broken plugin never takes the others down
             self.pm.unregister(name=name)
             info.errors.append(f"invalid hooks: {exc}")
             return
@@ -156,7 +162,9 @@ class PluginHost:
 
         try:
             call_hookimpl(impl, register=register)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - e.g. a sys.exit() in a registration hook
             info.errors.append(f"{type(exc).__name__}: {exc}")
 
 
@@ -195,7 +203,9 @@ def load_plugins(
             continue
         try:
             module = ep.load()
-        except Exception as exc:
+        except KeyboardInterrupt:  # Ctrl-C (and SIGTERM) still stop the command
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit & co. from a plugin's import are its failure
             host.plugins[ep.name] = PluginInfo(
                 name=ep.name,
                 version=ep.dist.version if ep.dist else "unknown",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,25 @@ def synthetic_root(tmp_path: Path) -> Path:
     """A data root holding ``Task99_Synthetic``: 6 cases of about 24^3 voxels, labels {0,1,2}."""
     make_synthetic_msd(tmp_path / "data")
     return tmp_path / "data"
+
+
+@pytest.fixture
+def fake_dist(tmp_path: Path):
+    """``fake_dist(name, source)`` installs module ``name`` as an ``automl_seg`` entry point.
+
+    Returns the folder to put on ``PYTHONPATH`` (subprocess) or ``sys.path`` (in process)."""
+    site = tmp_path / "site"
+    site.mkdir()
+
+    def make(name: str, source: str, version: str = "1.2.3") -> Path:
+        (site / f"{name}.py").write_text(textwrap.dedent(source))
+        dist = site / f"{name}-{version}.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        (dist / "entry_points.txt").write_text(f"[automl_seg]\n{name} = {name}\n")
+        return site
+
+    return make
 
 
 @pytest.fixture

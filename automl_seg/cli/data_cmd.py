@@ -16,7 +16,7 @@ def _triple(values: tuple[float, ...]) -> str:
     return " x ".join(f"{v:g}" for v in values)
 
 
-def _tables(data: Any) -> list[Table]:
+def _tables(data: Any, budget: str | None = None) -> list[Table]:
     """Dataset/fingerprint and plan of a ``PreparedData`` as rich tables."""
     fp, plan = data.fingerprint, data.plan
     facts = Table(title=f"{fp.dataset} fingerprint", show_header=False)
@@ -38,13 +38,15 @@ def _tables(data: Any) -> list[Table]:
         )
     facts.add_row("class fractions", ", ".join(f"{fp.labels[c]} {f:.2%}" for c, f in fp.class_fractions.items()))
     facts.add_row("content hash", fp.content_hash)
-    planned = Table(title="plan", show_header=False)
+    planned = Table(title="plan" if budget is None else f"plan for the {budget} budget", show_header=False)
     planned.add_column("field", style="bold")
-    planned.add_column("value")
+    planned.add_column("value", overflow="fold")
     for key, value in plan.model_dump().items():
         if isinstance(value, tuple):
             value = _triple(value)
         planned.add_row(key, str(value))
+    for warning in data.warnings:
+        planned.add_row("[yellow]warning[/yellow]", warning)
     return [facts, planned]
 
 
@@ -59,10 +61,19 @@ def check(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Re-read every file, ignore a cached fingerprint.")
     ] = False,
+    budget: Annotated[
+        str | None,
+        typer.Option("--budget", help="Plan within this budget's patch limits (spacing and patch, and why)."),
+    ] = None,
 ) -> None:
     """Validate every case (downloading a missing MSD task) and print the fingerprint and plan."""
     from automl_seg.config import DataSettings, build_settings
     from automl_seg.data import prepare_data
+    from automl_seg.engine.settings import TRAIN_PRESETS, plan_limits
+    from automl_seg.errors import ConfigError
+
+    if budget is not None and budget not in TRAIN_PRESETS:
+        raise ConfigError(f"unknown budget '{budget}'; known: {', '.join(TRAIN_PRESETS)}")
 
     overrides = {
         "dataset": dataset,
@@ -72,7 +83,8 @@ def check(
         "max_cases": max_cases,
     }
     settings = build_settings(DataSettings, overrides=overrides, source="command-line options")
-    data = prepare_data(settings, progress=not as_json, use_cache=not no_cache)
+    limits = plan_limits(budget) if budget is not None else None
+    data = prepare_data(settings, progress=not as_json, use_cache=not no_cache, limits=limits)
     if as_json:
         print_json(
             {
@@ -80,11 +92,13 @@ def check(
                 "folder": str(data.info.root),
                 "num_cases": data.fingerprint.num_cases,
                 "fingerprint": data.fingerprint.model_dump(mode="json"),
+                "budget": budget,
                 "plan": data.plan.model_dump(mode="json"),
+                "warnings": data.warnings,
             }
         )
         return
-    for table in _tables(data):
+    for table in _tables(data, budget):
         console.print(table)
 
 

@@ -6,6 +6,7 @@ imported inside the commands so ``automl-seg --help`` stays fast.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -54,6 +55,14 @@ PatchOption = Annotated[
     str | None, typer.Option("--patch-size", help="Override the plan's patch, e.g. 32x48x32 (multiples of 16).")
 ]
 ProgressOption = Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+NprocOption = Annotated[
+    int | None,
+    typer.Option(
+        "--nproc",
+        help="Run as a DDP job of N processes on this node (one GPU each on CUDA); several nodes: torchrun.",
+    ),
+]
+RESUME_HINT = "rerun it with --resume to continue"
 
 CONFIG_SECTIONS = {"data", "train", "search", "strategy"}
 
@@ -108,6 +117,21 @@ def _dice_table(report: EvalReport, title: str, per_case: bool = True) -> Table:
     return table
 
 
+def _launched(ctx: typer.Context, nproc: int | None, device: str, hint: str | None) -> bool:
+    """With ``--nproc N`` (N > 1) run this command again as a job of N processes, wait for it and
+    say so; the processes themselves then run without ``--nproc``."""
+    if nproc is None:
+        return False
+    from automl_seg.engine.launch import check_nproc, launch_local, without_nproc
+
+    check_nproc(nproc, device)
+    if nproc == 1:
+        return False
+    argv = (ctx.obj or {}).get("argv", sys.argv[1:])
+    launch_local(without_nproc(argv), nproc, hint=hint)
+    return True
+
+
 def _summary(result: Any) -> dict[str, Any]:
     """What --json prints for a trained model."""
     return {
@@ -120,6 +144,7 @@ def _summary(result: Any) -> dict[str, Any]:
 
 
 def search(
+    ctx: typer.Context,
     strategy: Annotated[
         str | None,
         typer.Option("--strategy", help="Search strategy, e.g. dints or fixed (installed: `automl-seg plugins list`)."),
@@ -148,10 +173,12 @@ def search(
     max_cases: MaxCasesOption = None,
     patch_size: PatchOption = None,
     progress: ProgressOption = None,
+    nproc: NprocOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Search an architecture, register it, retrain and evaluate it, register the trained model."""
     from automl_seg.engine.budgets import check_search_budget
+    from automl_seg.engine.distributed import process_group
     from automl_seg.engine.options import chosen_strategy, parse_assignments
     from automl_seg.engine.pipeline import run_search
     from automl_seg.engine.settings import SearchRunSettings, train_settings
@@ -175,8 +202,12 @@ def search(
     check_search_budget(host, run.budget, chosen_strategy(host, run.strategy).name)
     train = train_settings(run.budget, section(cfg, "train"), {"epochs": train_epochs})
     overrides = {**section(cfg, "strategy"), **parse_assignments(assignments or [])}
-    with _open_registry(registry) as reg:
-        result = run_search(run, data, train, overrides, registry=reg, host=host)
+    if _launched(ctx, nproc, run.device, RESUME_HINT):
+        return
+    with process_group(run.device) as dist, _open_registry(registry) as reg:
+        result = run_search(run, data, train, overrides, registry=reg, host=host, dist=dist)
+    if not dist.is_main:
+        return
     if as_json:
         print_json(
             {
@@ -199,6 +230,7 @@ def search(
 
 
 def train(
+    ctx: typer.Context,
     ref: RefArgument,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Training epochs (default: the budget's).")] = None,
     budget: BudgetOption = None,
@@ -212,9 +244,11 @@ def train(
     workdir: WorkdirOption = None,
     max_cases: MaxCasesOption = None,
     progress: ProgressOption = None,
+    nproc: NprocOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Retrain a registered architecture from scratch; register it as a new version (parent REF)."""
+    from automl_seg.engine.distributed import process_group
     from automl_seg.engine.pipeline import retrain
     from automl_seg.engine.settings import RunSettings, SearchRunSettings, train_settings
     from automl_seg.plugins import load_plugins
@@ -237,8 +271,12 @@ def train(
             f"config file {config}: train takes {' and '.join(from_record)} from the registered record; "
             "remove it from section 'data'"
         )
-    with _open_registry(registry) as reg:
-        result = retrain(ref, run, settings, registry=reg, host=load_plugins(), data_options=data)
+    if _launched(ctx, nproc, run.device, RESUME_HINT):
+        return
+    with process_group(run.device) as dist, _open_registry(registry) as reg:
+        result = retrain(ref, run, settings, registry=reg, host=load_plugins(), data_options=data, dist=dist)
+    if not dist.is_main:
+        return
     if as_json:
         print_json(_summary(result))
         return
@@ -250,6 +288,7 @@ def train(
 
 
 def evaluate(
+    ctx: typer.Context,
     ref: RefArgument,
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Evaluate on this dataset's validation split.")
@@ -262,9 +301,11 @@ def evaluate(
     max_cases: MaxCasesOption = None,
     tta: TtaOption = False,
     progress: ProgressOption = True,
+    nproc: NprocOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Dice and HD95 per class and per case, on a dataset's validation split or on image/label folders."""
+    from automl_seg.engine.distributed import process_group
     from automl_seg.engine.evaluate import evaluate_reference
     from automl_seg.plugins import load_plugins
 
@@ -272,11 +313,15 @@ def evaluate(
         raise ConfigError("give both --images and --labels (or neither, to use --dataset's validation split)")
     if images is not None and dataset is not None:
         raise ConfigError("give either --dataset or --images/--labels, not both")
-    with _open_registry(registry) as reg:
+    if _launched(ctx, nproc, device or "auto", None):
+        return
+    with process_group(device or "auto") as dist, _open_registry(registry) as reg:
         report = evaluate_reference(
             reg, ref, load_plugins(), device=device or "auto", dataset=dataset, data_root=data_root,
-            images=images, labels=labels, max_cases=max_cases, tta=tta, progress=progress,
+            images=images, labels=labels, max_cases=max_cases, tta=tta, progress=progress, dist=dist,
         )  # fmt: skip
+    if not dist.is_main:
+        return
     if as_json:
         print_json({"ref": ref, "tta": tta, **report.model_dump(mode="json")})
         return
@@ -289,7 +334,12 @@ def predict(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the label maps.")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
     backend: Annotated[
-        str, typer.Option("--backend", help="torch, or onnxruntime (needs `automl-seg export REF --format onnx`).")
+        str,
+        typer.Option(
+            "--backend",
+            help="torch; onnxruntime (needs `automl-seg export REF --format onnx`); or torch-export "
+            "(needs `automl-seg export REF --format torch-export`, runs on --device).",
+        ),
     ] = "torch",
     providers: Annotated[
         str | None, typer.Option("--providers", help="onnxruntime providers, comma separated, in order.")
@@ -304,10 +354,12 @@ def predict(
     from automl_seg.engine.predict import predict_reference
     from automl_seg.plugins import load_plugins
 
-    if backend not in ("torch", "onnxruntime"):
-        raise ConfigError(f"unknown --backend {backend!r}; use torch or onnxruntime")
+    if backend not in ("torch", "onnxruntime", "torch-export"):
+        raise ConfigError(f"unknown --backend {backend!r}; use torch, onnxruntime or torch-export")
     if providers and backend != "onnxruntime":
-        raise ConfigError("--providers picks onnxruntime's providers; add --backend onnxruntime (torch uses --device)")
+        raise ConfigError(
+            "--providers picks onnxruntime's providers; add --backend onnxruntime (torch and torch-export use --device)"
+        )
     provider_list = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
     with _open_registry(registry) as reg:
         predictions, used = predict_reference(
@@ -322,7 +374,13 @@ def predict(
                 "providers": used,
                 "tta": tta,
                 "outputs": [
-                    {"case": p.case, "input": str(p.source), "output": str(p.output), "shape": list(p.shape)}
+                    {
+                        "case": p.case,
+                        "input": str(p.source),
+                        "output": str(p.output),
+                        "shape": list(p.shape),
+                        "resampling": p.resampling,
+                    }  # fmt: skip
                     for p in predictions
                 ],
             }
@@ -333,6 +391,8 @@ def predict(
         table.add_column(column)
     for p in predictions:
         table.add_row(p.case, "x".join(map(str, p.shape)), ",".join(map(str, p.labels_present)), str(p.output))
+    if predictions:
+        table.caption = f"resampling: {predictions[0].resampling}"
     console.print(table)
 
 

@@ -1,4 +1,4 @@
-"""``automl-seg export``: a registered model to ONNX/TorchScript, with its parity proof and sidecar.
+"""``automl-seg export``: a registered model as a deployable artefact, with its parity proof and sidecar.
 
 The command parses flags, calls ``automl_seg.export.export_model`` and prints; torch, onnx and
 the registry are imported inside the command so ``automl-seg --help`` stays fast.
@@ -64,7 +64,13 @@ def export(
         str, typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest'.")
     ] = "latest",
     format: Annotated[
-        str, typer.Option("--format", "-f", help="Exporter name (see `automl-seg plugins list`): onnx, torchscript.")
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Exporter name (see `automl-seg plugins list`): onnx, torch-export, "
+            "torchscript (legacy: torch.jit.trace, which torch deprecates; use torch-export).",
+        ),
     ] = "onnx",
     output: Annotated[
         str | None,
@@ -97,7 +103,8 @@ def export(
     registry: RegistryOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Export a registered model (ONNX, TorchScript), prove it computes what torch computes, and register it."""
+    """Export a registered model (ONNX, torch.export; TorchScript is legacy), prove it computes what torch
+    computes, and register it."""
     from automl_seg.export import ExportRequest, export_model
     from automl_seg.progress import progress_bar
 

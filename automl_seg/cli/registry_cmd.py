@@ -14,7 +14,7 @@ from rich.text import Text
 from automl_seg.cli.common import JsonFlag, RegistryOption, console, err_console, print_json
 
 if TYPE_CHECKING:
-    from automl_seg_registry import ArchitectureRecord, Registry
+    from automl_seg_registry import ArchitectureRecord, PhaseCompute, Registry
 
 app = typer.Typer(help="Browse and manage registered architectures.", no_args_is_help=True)
 
@@ -33,6 +33,9 @@ def list_records(
     dataset: Annotated[str | None, typer.Option("--dataset", help="Only records of this dataset.")] = None,
     strategy: Annotated[str | None, typer.Option("--strategy", help="Only records found by this strategy.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Only versions of this record name.")] = None,
+    compute: Annotated[
+        bool, typer.Option("--compute", help="Add the search and retraining seconds (wall / device) columns.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List registered records (newest version of each name marked 'latest')."""
@@ -58,7 +61,7 @@ def list_records(
     table.add_column("ref", overflow="fold", min_width=12)
     table.add_column("dataset", overflow="fold", min_width=10)
     table.add_column("strategy", overflow="fold", min_width=8)
-    for column in ("mean Dice", "params", "memory"):
+    for column in ("mean Dice", "params", "memory", *(("search s", "retrain s") if compute else ())):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("created", no_wrap=True)
     for record in found:
@@ -73,6 +76,7 @@ def list_records(
             _number(record.metrics.dice_mean, "{:.4f}"),
             _params(record.metrics.params),
             _number(record.metrics.peak_memory_mb, "{:.0f} MB"),
+            *((_seconds(record.metrics.compute.search), _seconds(record.metrics.compute.retrain)) if compute else ()),
             record.created.strftime("%Y-%m-%d %H:%M"),
         )
     console.print(table)
@@ -219,6 +223,8 @@ def _print_record(record: ArchitectureRecord, marks: list[str]) -> None:
         "search memory": ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.memory.items())) or "-",
         "search time": _number(metrics.search_time_s, "{:.0f} s"),
         "train time": _number(metrics.train_time_s, "{:.0f} s"),
+        "search compute": _compute(metrics.compute.search),
+        "retrain compute": _compute(metrics.compute.retrain),
         "tags": ", ".join(record.tags) or "-",
         "parent": record.parent or "-",
     }
@@ -240,6 +246,17 @@ def _compact(data: dict) -> str:
 
 def _number(value: float | None, pattern: str) -> str:
     return pattern.format(value) if value is not None else "-"
+
+
+def _seconds(phase: PhaseCompute | None) -> str:
+    """``wall / device`` seconds of a phase, as ``registry list --compute`` shows them."""
+    return "-" if phase is None else f"{phase.wall_s:.0f} / {phase.device_s:.0f}"
+
+
+def _compute(phase: PhaseCompute | None) -> str:
+    if phase is None:
+        return "-"
+    return f"{phase.wall_s:.1f} s wall, {phase.device_s:.1f} device s ({phase.device})"
 
 
 def _params(value: int | None) -> str:

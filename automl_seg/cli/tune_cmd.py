@@ -143,6 +143,8 @@ def _run(
     max_cases: int | None,
     data_root: Path | None,
 ) -> TuneResult:
+    from automl_seg_registry import Registry
+
     from automl_seg.config import build_settings, section
     from automl_seg.engine.budgets import check_search_budget
     from automl_seg.engine.devices import resolve_device
@@ -164,6 +166,8 @@ def _run(
     host = load_plugins()
     check_search_budget(host, settings.budget, settings.strategy)
     storage = open_storage(request.storage_url)  # an unreachable storage: one line before anything is printed
+    with Registry.open(request.registry, request.registry_index):
+        pass  # an unusable registry or index: one line now, not a study of failed trials
     _quiet_optuna()
     specs = tuning_space(host, request)[1]
     _print_space(specs)

@@ -1,9 +1,10 @@
 """The dataset fingerprint: one validating pass over every case, summarised and cached.
 
 The summary (shapes, spacings, foreground intensity percentiles, class voxel fractions, a sha256
-over the files' bytes) is cached in the per-user cache folder, keyed by the dataset.json bytes and
-every case file's path, size and modification time, so an unchanged dataset is not re-read. The data
-root itself is never written to (it may be read-only).
+over the files' bytes, and per case its shape, spacing, foreground and nonzero bounding boxes and
+classes, which the planner and its warnings need) is cached in the per-user cache folder, keyed by
+the dataset.json bytes and every case file's path, size and modification time, so an unchanged
+dataset is not re-read. The data root itself is never written to (it may be read-only).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from platformdirs import user_cache_path
 from pydantic import ValidationError
 
-from automl_seg.data.models import Fingerprint, IntensityStats, ShapeSummary
+from automl_seg.data.models import CaseFacts, Fingerprint, IntensityStats, ShapeSummary
 from automl_seg.data.msd import DatasetInfo
 from automl_seg.data.scan import CaseStats, scan_case
 from automl_seg.errors import DataError
@@ -28,7 +29,7 @@ from automl_seg.progress import track
 log = logging.getLogger(__name__)
 
 #: bump when the fingerprint's content or computation changes, so old cache entries are ignored
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -103,6 +104,17 @@ def summarise(info: DatasetInfo, stats: list[CaseStats], content_hash: str) -> F
         intensity=intensity,
         class_fractions={label: count / voxels for label, count in totals.items()},
         content_hash=content_hash,
+        cases=[
+            CaseFacts(
+                id=s.id,
+                shape=s.shape,
+                spacing=s.spacing,
+                foreground_extent=s.foreground_extent,
+                nonzero_extent=s.nonzero_extent,
+                classes=sorted(label for label, count in s.label_counts.items() if count),
+            )
+            for s in stats
+        ],
     )
 
 

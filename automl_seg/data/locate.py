@@ -34,7 +34,8 @@ def resolve_root(data_root: Path | None) -> Path:
     root = paths.data_root(data_root)
     if named and not root.is_dir():
         source = "--data-root" if data_root is not None else f"${paths.DATA_ENV}"
-        raise DataError(f"data root {root} (from {source}) does not exist; pass the folder that holds the MSD tasks")
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise DataError(f"data root {root} (from {source}) {what}; pass the folder that holds the MSD tasks")
     return root
 
 

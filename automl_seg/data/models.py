@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Triple = tuple[int, int, int]
+#: spacings within this relative difference count as the same grid
+SPACING_TOLERANCE = 1e-3
 
 
 class Plan(BaseModel):
@@ -30,18 +32,49 @@ class Plan(BaseModel):
     batch_size: int = Field(default=2, gt=0)
     samples_per_image: int = Field(default=2, gt=0, description="random crops drawn per cached image")
     sw_overlap: float = Field(default=0.5, ge=0, lt=1, description="sliding-window overlap at inference")
+    native_spacing: tuple[float, float, float] | None = Field(
+        default=None, description="the data's own (median) spacing; `spacing` is coarser in a low-resolution plan"
+    )
+    crop_nonzero: bool = Field(default=False, description="crop every image to its nonzero region first")
+    foreground_ratio: float = Field(default=0.5, ge=0, le=1, description="share of patches centred on foreground")
+    rationale: str = Field(default="", description="why the planner chose this spacing and patch")
+
+    @property
+    def resamples_coarser(self) -> bool:
+        """True when the plan trains on a coarser grid than the data's own (a low-resolution plan)."""
+        if self.native_spacing is None:
+            return False
+        return any(t > n * (1 + SPACING_TOLERANCE) for t, n in zip(self.spacing, self.native_spacing, strict=True))
+
+    @property
+    def maps_back(self) -> bool:
+        """True when predictions must be resampled onto the input's grid as logits (linearly), not labels:
+        the plan is low-resolution or crops to the nonzero region."""
+        return self.resamples_coarser or self.crop_nonzero
+
+
+class PlanLimits(BaseModel):
+    """What a budget allows one training patch (its cost per step grows with the voxels): the planner
+    coarsens the spacing rather than shrink the patch's field of view below the foreground's extent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_patch_voxels: int = Field(gt=0, description="voxels in one training patch, at most")
+    max_patch_side: int = Field(default=128, gt=0, description="voxels along one patch side, at most")
 
 
 class Augmentation(BaseModel):
     """How training patches are drawn and augmented (``transforms.training_transforms``); the defaults
-    are the light recipe (half the patches on foreground, flips, intensity scale and shift).
+    are the light recipe (the plan's share of patches on foreground, flips, intensity scale and shift).
 
     Probabilities are per patch. The spatial and intensity ranges are nnU-Net's: rotation up to 30
     degrees about every axis, scaling 0.7-1.4, gamma 0.7-1.5, noise sd 0.1, blur sigma 0.5-1."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    foreground_ratio: float = Field(default=0.5, ge=0, le=1, description="share of patches centred on foreground")
+    foreground_ratio: float | None = Field(
+        default=None, ge=0, le=1, description="share of patches centred on foreground; None = the plan's"
+    )
     mirror: bool = True
     spatial: float = Field(default=0.0, ge=0, le=1, description="probability of rotation and scaling")
     gamma: float = Field(default=0.0, ge=0, le=1, description="probability of a gamma change")
@@ -82,6 +115,19 @@ class Split(BaseModel):
     val: list[str]
 
 
+class CaseFacts(BaseModel):
+    """What the planner needs to know of one case (RAS axis order)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    shape: Triple
+    spacing: tuple[float, float, float]
+    foreground_extent: Triple | None = Field(description="sides of the label > 0 bounding box in voxels; None: none")
+    nonzero_extent: Triple | None = Field(description="sides of the image != 0 bounding box in voxels; None: none")
+    classes: list[int] = Field(description="label values present")
+
+
 class Fingerprint(BaseModel):
     """What a dataset holds, measured in one validating pass over every case (nnU-Net style)."""
 
@@ -97,4 +143,5 @@ class Fingerprint(BaseModel):
     intensity: list[IntensityStats] = Field(description="one entry per channel, foreground voxels only")
     class_fractions: dict[int, float] = Field(description="fraction of all voxels carrying each label")
     content_hash: str = Field(description="sha256 over the case files' bytes in case-id order")
+    cases: list[CaseFacts] = Field(default_factory=list, description="per-case shape, spacing and extents")
     split: Split | None = None

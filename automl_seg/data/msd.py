@@ -7,6 +7,7 @@ one validating pass (``automl_seg.data.scan``).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -108,6 +109,12 @@ def _training_cases(meta: dict, task: Path, path: Path) -> list[CaseFiles]:
         ):
             raise DataError(f'{path}: training entry {i} must be {{"image": "...", "label": "..."}}, got {entry!r}')
         image, label = task / entry["image"], task / entry["label"]
+        for kind, file in (("image", image), ("label", label)):
+            if not Path(os.path.normpath(file)).is_relative_to(os.path.normpath(task)):
+                raise DataError(
+                    f"{kind} path {entry[kind]!r} (training entry {i} in {path}) points outside the task folder "
+                    f"{task}; keep every file inside it (e.g. imagesTr/case.nii.gz)"
+                )
         for kind, file in (("image", image), ("label", label)):
             if not file.is_file():
                 raise DataError(

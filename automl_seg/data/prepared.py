@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from automl_seg.config import DataSettings
 from automl_seg.data.fingerprint import fingerprint_dataset
-from automl_seg.data.models import Augmentation, Fingerprint, Plan
+from automl_seg.data.models import Augmentation, Fingerprint, Plan, PlanLimits
 from automl_seg.data.msd import DatasetInfo, load_dataset_info
-from automl_seg.data.plan import check_patch_size, derive_plan
-from automl_seg.data.split import split_cases
+from automl_seg.data.plan import check_patch_size, derive_plan, plan_warnings
+from automl_seg.data.split import holdout_cases, split_cases
 from automl_seg.errors import DataError
 from automl_seg.progress import track
 
@@ -34,7 +34,9 @@ class PreparedData:
     Train items are lists of ``plan.samples_per_image`` dicts ``{"image": (C, *patch), "label":
     (1, *patch), "case": id}``; the loaders flatten them, so a train batch holds
     ``batch_size * samples_per_image`` patches. Validation items are whole preprocessed volumes,
-    unpadded (sliding-window inference takes any shape)."""
+    unpadded (sliding-window inference takes any shape); where the plan maps back (``Plan.maps_back``:
+    a low-resolution or cropping plan) they also hold the label on the case's own grid
+    (``native_label``) and both grids' affines, so the score is taken on the native grid."""
 
     info: DatasetInfo
     fingerprint: Fingerprint
@@ -42,8 +44,12 @@ class PreparedData:
     train_cases: list[str]
     val_cases: list[str]
     progress: bool = True
+    #: cases held out of the fingerprint, plan and split (``DataSettings.holdout_fraction``): scored, never trained on
+    test_cases: list[str] = field(default_factory=list)
     loader_workers: int = 0  #: worker processes of ``train_loader`` (its batches depend on the count)
+    warnings: list[str] = field(default_factory=list)  #: ``plan_warnings``: cases the plan cannot serve well
     _volumes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _native: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def num_cached(self) -> int:
@@ -74,6 +80,29 @@ class PreparedData:
                 self._volumes[case_id] = volume
         return [self._volumes[c] for c in cases]
 
+    def native_labels(self, cases: list[str]) -> list[dict[str, Any]]:
+        """``{"native_label", "native_affine", "affine"}`` per case: its label on its own (RAS) grid, that
+        grid's affine and the preprocessed grid's (for ``Plan.maps_back`` plans)."""
+        missing = [c for c in dict.fromkeys(cases) if c not in self._native]
+        if missing:
+            import torch
+            from monai.transforms import Compose
+
+            from automl_seg.data.loaders import single_threaded
+            from automl_seg.data.transforms import LABEL, native_grid
+
+            files = {case.id: case for case in self.info.cases}
+            pipeline = Compose(native_grid(self.plan, (LABEL,)))
+            for case_id, volume in zip(missing, self.preprocessed(missing), strict=True):
+                with single_threaded():
+                    label = pipeline({LABEL: str(files[case_id].label)})[LABEL]
+                self._native[case_id] = {
+                    "native_label": label.as_tensor().to(torch.uint8),
+                    "native_affine": torch.as_tensor(label.affine, dtype=torch.float64),
+                    "affine": torch.as_tensor(volume["image"].affine, dtype=torch.float64),
+                }
+        return [self._native[c] for c in cases]
+
     def train_dataset(
         self, cases: list[str] | None = None, *, seed: int = 0, augmentation: Augmentation | None = None
     ) -> Dataset:
@@ -90,9 +119,11 @@ class PreparedData:
         from automl_seg.data.loaders import CachedVolumes
         from automl_seg.data.transforms import validation_transforms
 
-        return CachedVolumes(
-            self.preprocessed(self.val_cases if cases is None else cases), validation_transforms(self.plan)
-        )
+        cases = self.val_cases if cases is None else cases
+        volumes = self.preprocessed(cases)
+        if self.plan.maps_back:
+            volumes = [{**volume, **native} for volume, native in zip(volumes, self.native_labels(cases), strict=True)]
+        return CachedVolumes(volumes, validation_transforms(self.plan))
 
     def train_loader(
         self,
@@ -118,26 +149,50 @@ class PreparedData:
         return seeded_loader(self.val_dataset(cases), batch_size=1, shuffle=False, seed=0, num_workers=num_workers)
 
 
-def prepare_data(settings: DataSettings, *, progress: bool = True, use_cache: bool = True) -> PreparedData:
+def prepare_data(
+    settings: DataSettings,
+    *,
+    progress: bool = True,
+    use_cache: bool = True,
+    limits: PlanLimits | None = None,
+    plan: Plan | None = None,
+) -> PreparedData:
     """Locate (downloading a missing MSD task), validate every case, fingerprint, plan and split.
 
+    The plan is derived within ``limits`` (a budget's, see ``automl_seg.data.plan``), or is ``plan``
+    itself (a trained model's: its data must have the same channels and classes). Warnings about
+    cases the plan cannot serve well are logged and kept in ``PreparedData.warnings``.
     ``use_cache=False`` re-reads every file even when a cached fingerprint matches."""
     if settings.patch_size is not None:
         check_patch_size(settings.patch_size)
     info = load_dataset_info(settings.dataset, settings.data_root, download=True, progress=progress)
     if settings.max_cases is not None:
         info = info.model_copy(update={"cases": info.cases[: settings.max_cases]})
-    fingerprint = fingerprint_dataset(info, progress=progress, use_cache=use_cache)
-    split = split_cases([case.id for case in info.cases], settings.val_fraction, settings.split_seed)
+    held_out = holdout_cases([case.id for case in info.cases], settings.holdout_fraction, settings.split_seed)
+    visible = info.model_copy(update={"cases": [case for case in info.cases if case.id not in set(held_out)]})
+    fingerprint = fingerprint_dataset(visible, progress=progress, use_cache=use_cache)
+    split = split_cases([case.id for case in visible.cases], settings.val_fraction, settings.split_seed)
     fingerprint = fingerprint.model_copy(update={"split": split})
-    plan = derive_plan(fingerprint, settings.patch_size)
+    derived = derive_plan(fingerprint, settings.patch_size, limits=limits)
+    if plan is not None and (plan.in_channels, plan.num_classes) != (derived.in_channels, derived.num_classes):
+        raise DataError(
+            f"{info.name} has {derived.in_channels} channel(s) and {derived.num_classes} classes but the model expects "
+            f"{plan.in_channels} and {plan.num_classes}; use a matching dataset"
+        )
+    plan = plan or derived
+    warnings = plan_warnings(fingerprint, plan)
+    for warning in warnings:
+        log.warning("%s: %s", info.name, warning)
     log.info(
-        "%s: %d cases (%d train, %d val), patch %s",
+        "%s: %d cases (%d train, %d val%s), spacing %s mm, patch %s (%s)",
         info.name,
         fingerprint.num_cases,
         len(split.train),
         len(split.val),
+        f", {len(held_out)} held out" if held_out else "",
+        "x".join(f"{s:g}" for s in plan.spacing),
         "x".join(map(str, plan.patch_size)),
+        plan.rationale or "stored plan",
     )
     return PreparedData(
         info=info,
@@ -146,4 +201,6 @@ def prepare_data(settings: DataSettings, *, progress: bool = True, use_cache: bo
         train_cases=list(split.train),
         val_cases=list(split.val),
         progress=progress,
+        warnings=warnings,
+        test_cases=held_out,
     )

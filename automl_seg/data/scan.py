@@ -3,7 +3,8 @@
 Checks (each a ``DataError`` naming the file): unreadable or truncated NIfTI, wrong number of image
 channels, image/label shape or affine mismatch, non-integer labels or label values that
 ``dataset.json`` does not declare. Measures, in the RAS frame the plan resamples into: shape,
-spacing, label voxel counts and a seeded sample of foreground intensities per channel.
+spacing, label voxel counts, the bounding boxes of the foreground and of the nonzero image, and a
+seeded sample of foreground intensities per channel.
 """
 
 from __future__ import annotations
@@ -39,6 +40,19 @@ class CaseStats:
     spacing: tuple[float, float, float]  # RAS axis order, mm
     label_counts: dict[int, int]
     foreground_samples: list[np.ndarray]  # one 1-D array per channel
+    foreground_extent: tuple[int, int, int] | None = None  # RAS order, voxels; None: no foreground
+    nonzero_extent: tuple[int, int, int] | None = None  # RAS order, voxels; None: an all-zero image
+
+
+def bounding_box_sides(mask: np.ndarray) -> tuple[int, ...] | None:
+    """The sides (voxels) of the smallest box holding every True voxel of ``mask``; None when there is none."""
+    sides = []
+    for axis in range(mask.ndim):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hits.size == 0:
+            return None
+        sides.append(int(hits[-1] - hits[0] + 1))
+    return tuple(sides)
 
 
 def _load(path: Path, hasher: Hasher) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
@@ -129,10 +143,14 @@ def scan_case(case: CaseFiles, info: DatasetInfo, hasher: Hasher, seed: int) -> 
         if values.size > INTENSITY_SAMPLES:
             values = rng.choice(values, INTENSITY_SAMPLES, replace=False)
         samples.append(values)
+    foreground_extent = bounding_box_sides(foreground)
+    nonzero_extent = bounding_box_sides((channels != 0).any(-1))
     return CaseStats(
         id=case.id,
         shape=_to_ras(label.shape, image_affine),
         spacing=_to_ras(zooms, image_affine),
         label_counts=counts,
         foreground_samples=samples,
+        foreground_extent=None if foreground_extent is None else _to_ras(foreground_extent, image_affine),
+        nonzero_extent=None if nonzero_extent is None else _to_ras(nonzero_extent, image_affine),
     )

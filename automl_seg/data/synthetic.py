@@ -22,6 +22,16 @@ def _blob_label(shape: tuple[int, int, int], rng: np.random.Generator, num_class
     return label
 
 
+def _channel(modality: str, label: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One image channel: MRI-like (arbitrary per-case scale, strictly positive) or CT-like (HU, outliers)."""
+    if modality.upper() == "CT":
+        image = rng.normal(40.0, 15.0, label.shape) + 80.0 * (label > 0)
+        image.flat[rng.choice(image.size, max(1, image.size // 200), replace=False)] = 3000.0  # metal-like outliers
+        return image
+    scale = float(rng.choice([1.0, 50.0, 1000.0]))
+    return (rng.normal(0.0, 0.3, label.shape) + label.astype(np.float32)) * scale + 2 * scale
+
+
 def make_synthetic_msd(
     root: Path,
     name: str = "Task99_Synthetic",
@@ -29,23 +39,32 @@ def make_synthetic_msd(
     shape: tuple[int, int, int] = (24, 24, 24),
     num_classes: int = 3,
     seed: int = 0,
-    spacing: float = 1.0,
+    spacing: float | tuple[float, float, float] = 1.0,
+    modalities: tuple[str, ...] = ("MRI",),
+    border: int = 0,
 ) -> Path:
     """Write an MSD-layout task under ``root/name`` and return its folder.
 
-    Each case has a slightly different shape (as real data does), an MRI-like image whose
-    intensity scale varies per case, and ``num_classes - 1`` ellipsoid blobs as labels."""
+    Each case has a slightly different shape (as real data does), an image per modality whose
+    intensity scale varies per case (MRI-like) or sits on the Hounsfield scale (CT: soft tissue
+    around 40 HU, foreground brighter, a few outliers), and ``num_classes - 1`` ellipsoid blobs as
+    labels. ``spacing`` may differ per axis (thick slices); ``border`` adds that many zero voxels
+    around every image (a background border to crop)."""
     rng = np.random.default_rng(seed)
     task = Path(root) / name
     (task / "imagesTr").mkdir(parents=True, exist_ok=True)
     (task / "labelsTr").mkdir(parents=True, exist_ok=True)
-    affine = np.diag([spacing, spacing, spacing, 1.0])
+    steps = (spacing,) * 3 if isinstance(spacing, int | float) else tuple(spacing)
+    affine = np.diag([*map(float, steps), 1.0])
     training = []
     for i in range(num_cases):
         case_shape = tuple(int(s + rng.integers(-2, 3)) for s in shape)
         label = _blob_label(case_shape, rng, num_classes)
-        scale = float(rng.choice([1.0, 50.0, 1000.0]))
-        image = (rng.normal(0.0, 0.3, case_shape) + label.astype(np.float32)) * scale + 2 * scale
+        channels = [_channel(modality, label, rng) for modality in modalities]
+        image = np.stack(channels, -1) if len(channels) > 1 else channels[0]
+        if border:
+            image = np.pad(image, [(border, border)] * 3 + [(0, 0)] * (image.ndim - 3))
+            label = np.pad(label, border)
         case = f"synth_{i:03d}.nii.gz"
         nib.save(nib.Nifti1Image(image.astype(np.float32), affine), task / "imagesTr" / case)
         nib.save(nib.Nifti1Image(label, affine), task / "labelsTr" / case)
@@ -55,7 +74,7 @@ def make_synthetic_msd(
         "name": name,
         "description": "synthetic blobs for automl-seg tests",
         "tensorImageSize": "3D",
-        "modality": {"0": "MRI"},
+        "modality": {str(i): modality for i, modality in enumerate(modalities)},
         "labels": labels,
         "numTraining": num_cases,
         "numTest": 0,

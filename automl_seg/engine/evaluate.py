@@ -21,6 +21,7 @@ from automl_seg.engine.inference import (
     Window,
     case_name,
     list_nifti,
+    logits_on_grid,
     mirrored,
     predict_file_labels,
     read_label,
@@ -31,6 +32,8 @@ from automl_seg.errors import DataError
 if TYPE_CHECKING:
     from automl_seg_registry import Registry
 
+    from automl_seg.data.prepared import PreparedData
+    from automl_seg.engine.distributed import Distributed
     from automl_seg.plugins import PluginHost
 
 
@@ -116,18 +119,50 @@ def evaluate_loader(
     sw_batch_size: int = 4,
     progress: Callable[[], None] = lambda: None,
 ) -> EvalReport:
-    """Score whole preprocessed volumes ({"image", "label", "case"}, batch 1) in the plan's space."""
+    """Score whole preprocessed volumes ({"image", "label", "case"}, batch 1) in the plan's space, or on the
+    case's own grid where the batch carries it (``native_label``: the logits are resampled onto it linearly)."""
     names = foreground_names(plan)
     rows = []
     for batch in batches:
         image = torch.as_tensor(batch["image"]).to(device)
         logits = sliding_window_logits(window, image, plan, sw_batch_size)
+        if "native_label" in batch:
+            label = torch.as_tensor(batch["native_label"])[:, 0].cpu()
+            logits = logits_on_grid(logits[0], batch["affine"][0], batch["native_affine"][0], label.shape[1:])[None]
+        else:
+            label = torch.as_tensor(batch["label"])[:, 0].cpu()
         prediction = logits.argmax(1).cpu()
-        label = torch.as_tensor(batch["label"])[:, 0].cpu()
         case = batch["case"][0] if isinstance(batch["case"], (list, tuple)) else str(batch["case"])
         rows.append(score_case(case, prediction, label, names))
         progress()
     return summarise(rows, names)
+
+
+def evaluate_cases(
+    window: Window,
+    data: PreparedData,
+    device: torch.device,
+    sw_batch_size: int = 4,
+    *,
+    cases: Sequence[str] | None = None,
+    dist: Distributed | None = None,
+    progress: Callable[[], None] = lambda: None,
+) -> EvalReport:
+    """Score ``cases`` of ``data`` (default: its validation cases) in its plan's space. In a DDP job
+    every rank scores its share of the cases and every rank gets the report of all of them, in case
+    order (the same report as one process makes)."""
+    cases = list(data.val_cases if cases is None else cases)
+    mine = cases if dist is None else dist.shard(cases, pad=False)
+    report = evaluate_loader(window, data.val_loader(mine), data.plan, device, sw_batch_size, progress)
+    return report if dist is None else gathered(report, cases, foreground_names(data.plan), dist)
+
+
+def gathered(report: EvalReport, order: Sequence[str], names: Sequence[str], dist: Distributed) -> EvalReport:
+    """Every rank's rows of a sharded evaluation, in ``order`` (case names), summarised on every rank."""
+    if not dist.enabled:
+        return report
+    rows = {row.case: row for part in dist.gather(report.cases) for row in part}
+    return summarise([rows[case] for case in order], names)
 
 
 def paired_files(images: Path, labels: Path) -> list[tuple[Path, Path]]:
@@ -182,25 +217,32 @@ def evaluate_reference(
     max_cases: int | None = None,
     tta: bool = False,
     progress: bool = True,
+    dist: Distributed | None = None,
 ) -> EvalReport:
     """Evaluate the trained model ``ref`` on image/label folders, else on a dataset's validation split
     (default: the dataset it was trained on, preprocessed with its plan); with test-time mirroring
-    when ``tta``."""
+    when ``tta``. In a DDP job (``dist``) every rank scores its share of the cases; rank 0 shows
+    progress."""
     from automl_seg.config import DataSettings, build_settings
     from automl_seg.data import prepare_data
     from automl_seg.engine.devices import resolve_device
+    from automl_seg.engine.distributed import Distributed
     from automl_seg.engine.model import load_trained_model, record_plan
     from automl_seg.progress import progress_bar
 
-    torch_device = resolve_device(device)
+    dist = dist or Distributed()
+    torch_device = dist.device(resolve_device(device))
     network, record = load_trained_model(registry, ref, host, torch_device)
     window = mirrored(network) if tta else network
     plan = record_plan(record)
+    progress = progress and dist.is_main
     with progress_bar(progress) as bar:
         if images is not None and labels is not None:
             pairs = paired_files(images, labels)
-            task = bar.add_task("evaluating", total=len(pairs))
-            return evaluate_files(window, pairs, plan, torch_device, progress=lambda: bar.advance(task))
+            mine = dist.shard(pairs, pad=False)
+            task = bar.add_task("evaluating", total=len(mine))
+            report = evaluate_files(window, mine, plan, torch_device, progress=lambda: bar.advance(task))
+            return gathered(report, [case_name(image) for image, _ in pairs], foreground_names(plan), dist)
         same = dataset is None or dataset == record.dataset.name  # then its validation cases, not its training ones
         settings = build_settings(
             DataSettings, record.dataset.split if same else {},
@@ -208,11 +250,7 @@ def evaluate_reference(
              "patch_size": plan.patch_size},
             source="evaluation data settings",
         )  # fmt: skip
-        data = prepare_data(settings, progress=progress)
-        if (data.plan.in_channels, data.plan.num_classes) != (plan.in_channels, plan.num_classes):
-            raise DataError(
-                f"{settings.dataset} has {data.plan.in_channels} channel(s) and {data.plan.num_classes} classes but "
-                f"{record.ref} expects {plan.in_channels} and {plan.num_classes}; evaluate it on a matching dataset"
-            )
-        task = bar.add_task("evaluating", total=len(data.val_cases))
-        return evaluate_loader(window, data.val_loader(), plan, torch_device, progress=lambda: bar.advance(task))
+        with dist.main_first():  # rank 0 fills the fingerprint cache the others read
+            data = prepare_data(settings, progress=progress, plan=plan)  # the model's plan, checked against the data
+        task = bar.add_task("evaluating", total=len(dist.shard(data.val_cases, pad=False)))
+        return evaluate_cases(window, data, torch_device, dist=dist, progress=lambda: bar.advance(task))

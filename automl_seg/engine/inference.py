@@ -2,7 +2,9 @@
 
 The window predictor is any callable ``(B, C, *patch) tensor -> (B, classes, *patch) logits``: a torch
 module or an exported model (ONNX Runtime). MONAI's ``sliding_window_inference`` runs the window
-loop; the data layer's ``inference_transforms`` preprocesses, and ``Invertd`` maps the prediction back.
+loop; the data layer's ``inference_transforms`` preprocesses, and ``Invertd`` maps the prediction back:
+the label map by nearest neighbour, or, where the plan resamples coarser or crops (``Plan.maps_back``),
+the logits linearly before the argmax.
 """
 
 from __future__ import annotations
@@ -48,6 +50,24 @@ def list_nifti(source: Path) -> list[Path]:
     raise DataError(f"{source} does not exist; give a NIfTI file or a folder of them")
 
 
+def check_input(path: Path, plan: Plan) -> None:
+    """``path``'s header read and checked against ``plan`` before any inference: a readable NIfTI, a 3D
+    volume (4D with channels last for several modalities), as many channels as the model takes."""
+    try:
+        shape = tuple(int(side) for side in nib.load(path).shape)
+    except Exception as exc:  # nibabel raises many types for damaged files; its message names the damage
+        raise DataError(f"{path} cannot be read as a NIfTI image ({_reason(exc)}); check the file") from exc
+    shown = "x".join(map(str, shape))
+    if len(shape) not in (3, 4):
+        raise DataError(
+            f"{path} is a {len(shape)}D image (shape {shown}); the model segments 3D volumes "
+            f"with {plan.in_channels} channel(s): give a 3D volume (4D with channels last for several channels)"
+        )
+    channels = shape[3] if len(shape) == 4 else 1
+    if channels != plan.in_channels:
+        raise DataError(f"{path} has {channels} channel(s) (shape {shown}) but the model expects {plan.in_channels}")
+
+
 def predictor_window(predictor: Callable[[np.ndarray], np.ndarray]) -> Window:
     """A window over an exported model's ``Predictor``, which takes and gives float32 numpy (the exporter
     contract): tensors in and out, on the input's device, for MONAI's sliding window."""
@@ -86,6 +106,21 @@ def sliding_window_logits(window: Window, image: torch.Tensor, plan: Plan, sw_ba
         )  # fmt: skip
 
 
+def logits_on_grid(
+    logits: torch.Tensor, affine: torch.Tensor, target_affine: torch.Tensor, shape: Sequence[int]
+) -> torch.Tensor:
+    """Logits (C, *spatial) on the grid of ``affine`` resampled linearly onto another grid (``target_affine``,
+    ``shape``): a low-resolution plan's prediction on the case's own grid (labels are taken after, by argmax).
+    Outside the source grid the border logits repeat (a cropped-away border is background there)."""
+    from monai.data import MetaTensor
+    from monai.transforms import SpatialResample
+
+    source = MetaTensor(logits.detach().float().cpu(), affine=affine.detach().cpu().double())
+    resample = SpatialResample(mode="bilinear", padding_mode="border", dtype=torch.float32)
+    resampled = resample(source, dst_affine=target_affine.detach().cpu().double(), spatial_size=tuple(shape))
+    return torch.as_tensor(resampled)
+
+
 def load_preprocessed(path: Path, plan: Plan) -> tuple[dict, object]:
     """The file through ``inference_transforms`` (data dict, transforms); clear errors for bad files."""
     from automl_seg.data.transforms import inference_transforms
@@ -111,10 +146,15 @@ def predict_file_labels(
     data, transforms = load_preprocessed(path, plan)
     image = data["image"]
     logits = sliding_window_logits(window, image[None].to(device), plan, sw_batch_size)
-    labels = logits.argmax(1).to(torch.float32).cpu()
-    prediction = MetaTensor(labels, meta=dict(image.meta), applied_operations=list(image.applied_operations))
-    invert = Invertd(keys="pred", transform=transforms, orig_keys="image", nearest_interp=True)
+    if plan.maps_back:  # low resolution or cropped: logits back linearly, then the labels
+        values = logits[0].to(torch.float32).cpu()
+    else:
+        values = logits.argmax(1).to(torch.float32).cpu()
+    prediction = MetaTensor(values, meta=dict(image.meta), applied_operations=list(image.applied_operations))
+    invert = Invertd(keys="pred", transform=transforms, orig_keys="image", nearest_interp=not plan.maps_back)
     restored = invert({"pred": prediction, "image": image})["pred"]
+    if plan.maps_back:
+        return np.asarray(restored.argmax(0).detach().cpu().numpy()).astype(np.uint8)
     return np.asarray(restored[0].detach().cpu().numpy()).round().astype(np.uint8)
 
 
@@ -130,7 +170,12 @@ def read_label(path: Path, reference: Path) -> np.ndarray:
     return voxels.reshape(label.shape[:3]).astype(np.int64)
 
 
-def _reason(exc: Exception) -> str:
-    """The exception's type and its message on one line (nibabel's say what is wrong with the file)."""
+def _reason(exc: BaseException) -> str:
+    """The root cause's type and message on one line: nibabel's says what is wrong with the file (a
+    MONAI transform wraps it in a RuntimeError naming only the transform object)."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
     message = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {message[:200]}" if message else type(exc).__name__

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,23 +21,33 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from automl_seg.compute import Spent, Stopwatch
 from automl_seg.config import SPLIT_KEYS, DataSettings, build_settings
 from automl_seg.engine.budgets import check_budget
 from automl_seg.engine.devices import loader_workers, resolve_device
-from automl_seg.engine.evaluate import EvalReport, evaluate_loader
+from automl_seg.engine.distributed import Distributed
+from automl_seg.engine.evaluate import EvalReport, evaluate_cases
 from automl_seg.engine.history import plot_history, save_history_json
-from automl_seg.engine.model import WEIGHTS_ARTIFACT, WEIGHTS_FILE, WEIGHTS_KIND, fresh_network, save_weights
+from automl_seg.engine.model import (
+    WEIGHTS_ARTIFACT,
+    WEIGHTS_FILE,
+    WEIGHTS_KIND,
+    fresh_network,
+    record_plan,
+    save_weights,
+)
 from automl_seg.engine.options import chosen_strategy, strategy_settings
 from automl_seg.engine.precision import mixed_precision
-from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings, budget_patch
+from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings, plan_limits
 from automl_seg.engine.train import TrainResult, train_network
-from automl_seg.errors import RegistryError, UserError
+from automl_seg.errors import RegistryError, RunStopped, UserError
 from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome, new_run_id
 from automl_seg.paths import work_folder
 
 if TYPE_CHECKING:
-    from automl_seg_registry import ArchitectureRecord, Metrics, Registry
+    from automl_seg_registry import ArchitectureRecord, Metrics, PhaseCompute, Registry
 
+    from automl_seg.data.models import Plan
     from automl_seg.data.prepared import PreparedData
     from automl_seg.plugins import PluginHost
 
@@ -99,11 +108,14 @@ def artifact_kind(path: Path, name: str) -> str:
     return "report"
 
 
-def prepare(data_settings: DataSettings, run: RunSettings, device: torch.device) -> PreparedData:
-    """The run's data, its training batches prepared by the run's worker processes."""
+def prepare(
+    data_settings: DataSettings, run: RunSettings, device: torch.device, plan: Plan | None = None
+) -> PreparedData:
+    """The run's data, planned within the run's budget (or with a trained model's ``plan``), its training
+    batches prepared by the run's worker processes."""
     from automl_seg.data import prepare_data
 
-    data = prepare_data(data_settings, progress=run.progress)
+    data = prepare_data(data_settings, progress=run.progress, limits=plan_limits(run.budget), plan=plan)
     workers = loader_workers(run.workers, device)
     if workers:
         log.info("training batches prepared by %d worker process(es)", workers)
@@ -119,15 +131,6 @@ def warn_gpu_budget_on_cpu(budget: str, device: torch.device) -> None:
         )
 
 
-def with_budget_patch(data: PreparedData, budget: str) -> PreparedData:
-    """``data`` with the budget's training patch in its plan (the cached volumes are shared, not re-read)."""
-    patch = budget_patch(data.plan.patch_size, budget, data.plan.divisor)  # type: ignore[arg-type]
-    if patch == data.plan.patch_size:
-        return data
-    log.info("%s budget: patch %s", budget, "x".join(map(str, patch)))
-    return dataclasses.replace(data, plan=data.plan.model_copy(update={"patch_size": patch}))
-
-
 def _notify_ended(
     host: PluginHost, info: RunInfo, trained: TrainRunResult | None, architecture: ArchitectureRecord | None = None
 ) -> None:
@@ -141,11 +144,30 @@ def _notify_ended(
     host.notify("on_run_ended", run=info, result=result)
 
 
-def _notify_epoch(host: PluginHost, info: RunInfo, phase: str):  # noqa: ANN202 - a callback
+def _notify_epoch(host: PluginHost, info: RunInfo, phase: str, dist: Distributed):  # noqa: ANN202 - a callback
+    """``on_epoch_ended`` (observed on rank 0 only); an observer's ``RunStopped`` stops every rank."""
+
     def callback(epoch: int, metrics: Mapping[str, float]) -> None:
-        host.notify("on_epoch_ended", run=info, phase=phase, epoch=epoch, metrics=dict(metrics))
+        stopped: RunStopped | None = None
+        try:
+            host.notify("on_epoch_ended", run=info, phase=phase, epoch=epoch, metrics=dict(metrics))
+        except RunStopped as exc:
+            stopped = exc
+        if dist.enabled:
+            reason = dist.broadcast(None if stopped is None else str(stopped))
+            stopped = stopped or (RunStopped(reason) if reason is not None else None)
+        if stopped is not None:
+            raise stopped
 
     return callback
+
+
+def _rank_view(host: PluginHost, run: RunSettings, dist: Distributed) -> tuple[PluginHost, RunSettings]:
+    """What a rank other than 0 works with: no observers notified, no progress shown (rank 0 alone
+    reports a run)."""
+    if dist.is_main:
+        return host, run
+    return dataclasses.replace(host, observing=False), run.model_copy(update={"progress": False})
 
 
 # -- search -----------------------------------------------------------------------------------------
@@ -162,17 +184,22 @@ def run_search(
     space_overrides: Mapping[str, Any] | None = None,
     record_overrides: Mapping[str, Any] | None = None,
     promote: bool = True,
+    dist: Distributed | None = None,
 ) -> SearchRunResult:
     """Search with ``run.strategy``, register the architecture, then (unless ``no_train``) retrain,
     evaluate, register the trained model and promote it to ``best`` when it beats the previous best.
 
     For tuning: ``space_overrides`` update the space's default arguments; ``record_overrides`` set
-    the records' ``name``/``tags`` and add to their ``provenance``; ``promote=False`` leaves ``best``."""
+    the records' ``name``/``tags`` and add to their ``provenance``; ``promote=False`` leaves ``best``.
+    In a DDP job (``dist``) every rank searches and trains; rank 0 alone registers, and the others
+    get its records."""
+    dist = dist or Distributed()
+    host, run = _rank_view(host, run, dist)
     strategy = chosen_strategy(host, run.strategy)
     space = host.space(strategy.space)
     check_budget(run.budget, strategy=strategy, space=space)
     settings = strategy_settings(strategy, run.budget, strategy_overrides)
-    device = resolve_device(run.device)
+    device = dist.device(resolve_device(run.device))
     warn_gpu_budget_on_cpu(run.budget, device)
     key = run_key(
         kind="search", strategy=strategy.name, seed=run.seed, budget=run.budget,
@@ -180,42 +207,44 @@ def run_search(
         strategy_settings=settings.model_dump(mode="json"), train=train.model_dump(mode="json"),
     )  # fmt: skip
     workdir = _search_workdir(run, key)
-    data = prepare(data_settings, run, device)
-    if data_settings.patch_size is None:
-        data = with_budget_patch(data, run.budget)
+    with dist.main_first():  # rank 0 fills the fingerprint cache the others read
+        data = prepare(data_settings, run, device)
     info = RunInfo(
-        run_id=new_run_id("search"), kind="search", dataset=data.plan.dataset, strategy=strategy.name,
-        workdir=workdir, settings_key=key,
+        run_id=dist.broadcast(new_run_id("search")), kind="search", dataset=data.plan.dataset,
+        strategy=strategy.name, workdir=workdir, settings_key=key,
     )  # fmt: skip
     host.notify("on_run_started", run=info)
 
-    architecture = _resumed_architecture(registry, workdir) if run.resume else None
+    architecture = _resumed_architecture(registry, workdir) if run.resume and dist.is_main else None
+    architecture = dist.broadcast(architecture)
     if architecture is None:
         space_args = {**space.default_args(data.plan, run.budget), **(space_overrides or {})}
         ctx = SearchContext(
             space=space, space_args=space_args, data=data, settings=settings, seed=run.seed, device=device,
-            workdir=workdir / "search", resume=run.resume, run=info, epoch_ended=_notify_epoch(host, info, "search"),
-            progress=run.progress, budget=run.budget,
+            workdir=workdir / "search", resume=run.resume, run=info,
+            epoch_ended=_notify_epoch(host, info, "search", dist), progress=run.progress, dist=dist,
+            budget=run.budget,
         )  # fmt: skip
         ctx.workdir.mkdir(parents=True, exist_ok=True)
-        began = time.perf_counter()
+        clock = Stopwatch(device)
         outcome = strategy.search(ctx)
-        search_time = time.perf_counter() - began
-        record = architecture_record(
-            outcome, ctx, split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
-            versions=package_versions(host), search_time=search_time,
-        )  # fmt: skip
-        record = _with_overrides(record, record_overrides)
-        architecture = registry.register(record, files=_outcome_files(outcome, workdir))
-        (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
-        log.info("registered architecture %s", architecture.ref)
+        if dist.is_main:
+            record = architecture_record(
+                outcome, ctx, split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
+                versions=package_versions(host), spent=clock.spent(),
+            )  # fmt: skip
+            record = _with_overrides(record, record_overrides)
+            architecture = registry.register(record, files=_outcome_files(outcome, workdir))
+            (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
+            log.info("registered architecture %s", architecture.ref)
+        architecture = dist.broadcast(architecture)
 
     trained = None
     if not run.no_train:
+        resume_training = dist.broadcast(run.resume and (workdir / "train").is_dir())
         trained = _train_and_register(
             architecture, data, train, run, registry=registry, host=host, device=device,
-            workdir=workdir / "train", resume=run.resume and (workdir / "train").is_dir(), info=info,
-            promote=promote,
+            workdir=workdir / "train", resume=resume_training, info=info, promote=promote, dist=dist,
         )  # fmt: skip
     _notify_ended(host, info, trained, architecture)
     return SearchRunResult(architecture=architecture, trained=trained, workdir=workdir)
@@ -235,12 +264,12 @@ def architecture_record(
     *,
     split: Mapping[str, Any] | None = None,
     versions: Mapping[str, str] | None = None,
-    search_time: float | None = None,
+    spent: Spent | None = None,
 ) -> ArchitectureRecord:
     """The record of a searched architecture: what was searched, on which data, how, and its search
-    metrics (memory figures from ``outcome.memory``). The one record builder of ``search`` and the
-    conformance kit's ``register_outcome``."""
-    from automl_seg_registry import ArchitectureRecord, DatasetRef, Metrics, SpaceRef, StrategyRef
+    metrics (memory figures from ``outcome.memory``; compute from ``spent``). The one record builder
+    of ``search`` and the conformance kit's ``register_outcome``."""
+    from automl_seg_registry import ArchitectureRecord, Compute, DatasetRef, Metrics, SpaceRef, StrategyRef
 
     plan, info = ctx.data.plan, ctx.run
     strategy = info.strategy or ""
@@ -258,9 +287,10 @@ def architecture_record(
         seed=ctx.seed,
         versions=dict(versions or {}),
         metrics=Metrics(
-            search_time_s=search_time,
+            search_time_s=spent.wall_s if spent else None,
             memory=outcome.memory.figures(),
             extra={k: float(v) for k, v in outcome.metrics.items()},
+            compute=Compute(search=phase_compute(spent)) if spent else Compute(),
         ),
         provenance={"run": info.run_id, "budget": ctx.budget, "device": ctx.device.type},
     )
@@ -308,12 +338,16 @@ def retrain(
     registry: Registry,
     host: PluginHost,
     data_options: Mapping[str, Any] | None = None,
+    dist: Distributed | None = None,
 ) -> TrainRunResult:
     """Train the architecture of ``ref`` from scratch on its dataset (with its plan's patch size) and
     register the result as the next version of its name, with ``ref`` as parent. ``data_options``
-    are the other ``DataSettings`` (data root, split, ``max_cases``)."""
+    are the other ``DataSettings`` (data root, split, ``max_cases``). In a DDP job (``dist``) every
+    rank trains; rank 0 alone registers."""
+    dist = dist or Distributed()
+    host, run = _rank_view(host, run, dist)
     record = registry.get(ref)
-    device = resolve_device(run.device)
+    device = dist.device(resolve_device(run.device))
     warn_gpu_budget_on_cpu(run.budget, device)
     plan = record.dataset.plan
     data_settings = build_settings(
@@ -326,18 +360,20 @@ def retrain(
         data=data_settings.model_dump(mode="json", exclude={"data_root"}),
     )  # fmt: skip
     workdir = work_folder(Path(run.workdir) if run.workdir else default_workdir(key))
-    data = prepare(data_settings, run, device)
+    with dist.main_first():
+        data = prepare(data_settings, run, device, plan=record_plan(record))
     if data.fingerprint.content_hash != record.dataset.fingerprint_hash:
         log.warning("%s was searched on other data than %s holds now (fingerprints differ)", record.ref, data.info.name)
     info = RunInfo(
-        run_id=new_run_id("train"), kind="train", dataset=record.dataset.name, strategy=record.strategy.name,
+        run_id=dist.broadcast(new_run_id("train")), kind="train", dataset=record.dataset.name,
+        strategy=record.strategy.name,
         workdir=workdir, settings_key=key,
     )  # fmt: skip
     host.notify("on_run_started", run=info)
     result = _train_and_register(
         record, data, train, run, registry=registry, host=host, device=device,
         workdir=workdir, resume=run.resume, info=info,
-        split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
+        split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)), dist=dist,
     )  # fmt: skip
     _notify_ended(host, info, result)
     return result
@@ -357,18 +393,26 @@ def _train_and_register(
     info: RunInfo,
     promote: bool = True,
     split: Mapping[str, Any] | None = None,
+    dist: Distributed | None = None,
 ) -> TrainRunResult:
     """Train ``parent``'s architecture from scratch, evaluate it on the validation cases and register it
-    (weights, history, curves, evaluation) as the next version of its name; promote it when asked."""
+    (weights, history, curves, evaluation) as the next version of its name; promote it when asked.
+    In a DDP job rank 0 alone registers; the others return its record."""
+    dist = dist or Distributed()
     network = fresh_network(parent, host, run.seed)
+    clock = Stopwatch(device)
     result = train_network(
         network, data, train, device=device, seed=run.seed, workdir=workdir, resume=resume,
-        epoch_ended=_notify_epoch(host, info, "train"), progress=run.progress,
+        epoch_ended=_notify_epoch(host, info, "train", dist), progress=run.progress, dist=dist,
     )  # fmt: skip
+    spent = clock.spent()
     network.eval()
     with mixed_precision(device, train.amp):
-        evaluation = evaluate_loader(network, data.val_loader(), data.plan, device, train.sw_batch_size)
-    metrics = _trained_metrics(parent, evaluation, result, train, val_cases=len(data.val_cases))
+        evaluation = evaluate_cases(network, data, device, train.sw_batch_size, dist=dist)
+    if not dist.is_main:
+        stored, promoted = dist.broadcast(None)
+        return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)
+    metrics = _trained_metrics(parent, evaluation, result, train, val_cases=len(data.val_cases), spent=spent)
     payload = parent.model_dump(exclude={"version", "artifacts", "created"})
     if split is not None:  # retrained on other cases than the parent's
         payload["dataset"]["split"] = dict(split)
@@ -391,14 +435,31 @@ def _train_and_register(
         stored = registry.register(record, files=files)
     promoted = promote_if_comparable(registry, stored) if promote else False
     log.info("registered %s (val Dice %.3f)%s", stored.ref, evaluation.dice_mean, ", now best" if promoted else "")
+    dist.broadcast((stored, promoted))
     return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)
 
 
+def phase_compute(spent: Spent) -> PhaseCompute:
+    """A phase's measured cost as the registry stores it."""
+    from automl_seg_registry import PhaseCompute
+
+    return PhaseCompute(wall_s=spent.wall_s, device_s=spent.device_s, device=spent.device)
+
+
 def _trained_metrics(
-    parent: ArchitectureRecord, evaluation: EvalReport, result: TrainResult, train: TrainSettings, *, val_cases: int
+    parent: ArchitectureRecord,
+    evaluation: EvalReport,
+    result: TrainResult,
+    train: TrainSettings,
+    *,
+    val_cases: int,
+    spent: Spent,
 ) -> Metrics:
-    """The trained model's metrics: its validation scores and training cost, with the parent's search metrics."""
-    from automl_seg_registry import Metrics
+    """The trained model's metrics: its validation scores and training cost, with the parent's search metrics.
+
+    The retraining's compute is measured around the training alone (not the evaluation after it); a
+    resumed training counts the process that finished it."""
+    from automl_seg_registry import Compute, Metrics
 
     return Metrics(
         dice_per_class=evaluation.dice_per_class,
@@ -411,6 +472,7 @@ def _trained_metrics(
         params=result.params,
         memory=dict(parent.metrics.memory),
         extra={**parent.metrics.extra, "train_epochs": float(train.epochs), "val_cases": float(val_cases)},
+        compute=Compute(search=parent.metrics.compute.search, retrain=phase_compute(spent)),
     )
 
 

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from automl_seg.data.models import Plan
+from automl_seg.data.plan import resampling_note
 from automl_seg.engine.inference import (
     Window,
     case_name,
+    check_input,
     list_nifti,
     mirrored,
     predict_file_labels,
@@ -34,8 +36,9 @@ if TYPE_CHECKING:
 
     from automl_seg.plugins import PluginHost
 
-Backend = Literal["torch", "onnxruntime"]
-ONNX_ARTIFACT = "onnx"
+Backend = Literal["torch", "onnxruntime", "torch-export"]
+#: backends that run an export of the record, with the exporter (and artifact) each needs
+EXPORT_BACKENDS: dict[str, str] = {"onnxruntime": "onnx", "torch-export": "torch-export"}
 
 
 @dataclass(frozen=True)
@@ -45,16 +48,18 @@ class Prediction:
     output: Path
     shape: tuple[int, ...]
     labels_present: tuple[int, ...]
+    resampling: str = ""  #: how the input was resampled and the prediction mapped back (``resampling_note``)
 
 
-def onnx_window(
-    registry: Registry, record: ArchitectureRecord, host: PluginHost, providers: Sequence[str] | None
+def export_window(
+    registry: Registry, record: ArchitectureRecord, host: PluginHost, fmt: str, providers: Sequence[str] | None
 ) -> tuple[Window, list[str]]:
-    """A window predictor running the record's ONNX export on ONNX Runtime, and the providers it uses."""
-    if not any(a.name == ONNX_ARTIFACT for a in record.artifacts):
-        raise UserError(f"{record.ref} has no ONNX export; run `automl-seg export {record.ref} --format onnx` first")
-    path = registry.artifact_path(record.ref, ONNX_ARTIFACT, verify=True)
-    predictor = host.exporter("onnx").load(path, list(providers) if providers else None)
+    """A window predictor running the record's ``fmt`` export (ONNX on ONNX Runtime, a torch.export program),
+    and the providers (or torch device) it really uses."""
+    if not any(a.name == fmt for a in record.artifacts):
+        raise UserError(f"{record.ref} has no {fmt} export; run `automl-seg export {record.ref} --format {fmt}` first")
+    path = registry.artifact_path(record.ref, fmt, verify=True)
+    predictor = host.exporter(fmt).load(path, list(providers) if providers else None)
     return predictor_window(predictor), list(predictor.providers)
 
 
@@ -63,8 +68,15 @@ def output_file(output_dir: Path, source: Path) -> Path:
     return output_dir / source.name
 
 
+def check_output_dir(output_dir: Path) -> None:
+    """A clear error where ``--output`` names an existing file (it must be a folder)."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"--output {output_dir} is a file; give a folder for the label maps (it is created if missing)")
+
+
 def prepare_output_dir(output_dir: Path, sources: Sequence[Path], overwrite: bool) -> list[Path]:
     """Create ``output_dir`` and check it is writable and holds none of the outputs (unless ``overwrite``)."""
+    check_output_dir(output_dir)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write-test-", delete=True)
@@ -136,6 +148,7 @@ def predict_files(
                     output=out,
                     shape=tuple(labels.shape),
                     labels_present=tuple(int(v) for v in np.unique(labels)),
+                    resampling=resampling_note(plan),
                 )
             )
             bar.advance(task)
@@ -156,18 +169,24 @@ def predict_reference(
     tta: bool = False,
     progress: bool = True,
 ) -> tuple[list[Prediction], list[str]]:
-    """Predict with the registered model ``ref`` (torch, or its ONNX export on ONNX Runtime), with
-    test-time mirroring when ``tta``.
+    """Predict with the registered model ``ref`` (torch, its ONNX export on ONNX Runtime, or its
+    torch.export program on ``device``), with test-time mirroring when ``tta``.
 
-    Returns the predictions and, for onnxruntime, the execution providers really used."""
+    Returns the predictions and, for exports, the providers (torch devices) really used."""
     from automl_seg.engine.devices import resolve_device
     from automl_seg.engine.model import load_trained_model, record_plan
 
     record = registry.get(ref)
     plan = record_plan(record)
-    list_nifti(source)  # bad input fails before any model is loaded
+    for path in list_nifti(source):  # bad input fails before any model is loaded
+        check_input(path, plan)
+    check_output_dir(output_dir)
     if backend == "onnxruntime":
-        window, used = onnx_window(registry, record, host, providers)
+        window, used = export_window(registry, record, host, EXPORT_BACKENDS[backend], providers)
+        torch_device = torch.device("cpu")
+    elif backend == "torch-export":
+        program_device = [str(resolve_device(device))]
+        window, used = export_window(registry, record, host, EXPORT_BACKENDS[backend], program_device)
         torch_device = torch.device("cpu")
     else:
         torch_device = resolve_device(device)

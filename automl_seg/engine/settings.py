@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeInt, PositiveInt
 
 from automl_seg.config import Budget, Device, Seed, Settings, build_settings
-from automl_seg.data.models import Augmentation
+from automl_seg.data.models import Augmentation, PlanLimits
 from automl_seg.errors import ConfigError
 
 Schedule = Literal["poly", "cosine", "constant"]
@@ -35,8 +35,12 @@ class TrainSettings(Settings):
     val_cases: PositiveInt | None = Field(default=None, description="validate on the first N validation cases only")
     amp: bool = Field(default=True, description="mixed precision: float16 on CUDA; the CPU stays float32")
     sw_batch_size: PositiveInt = 4
-    foreground_ratio: float = Field(
-        default=0.5, ge=0, le=1, description="share of patches centred on a foreground voxel (nnU-Net: 0.33)"
+    foreground_ratio: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="share of patches centred on a foreground voxel (nnU-Net: 0.33); None = the plan's "
+        "(0.5, or 2/3 where the foreground is small)",
     )
     mirror: bool = Field(default=True, description="random flips along every axis")
     spatial_aug: float = Field(
@@ -61,7 +65,7 @@ class TrainSettings(Settings):
 #: Presets per budget (the engine's budgets are these keys; ``automl_seg.engine.budgets``).
 #:
 #: ``quick`` fits a 2-core CPU on small tasks (Hippocampus in minutes): 4000 steps of one volume's two
-#: patches (capped at 32^3 by ``MAX_PATCH_SIDE``) with AdamW, which converges faster than SGD when steps
+#: patches (within ``PLAN_LIMITS``) with AdamW, which converges faster than SGD when steps
 #: are few.
 #:
 #: ``standard`` is sized for the whole ``search --strategy dints --budget standard`` on Hippocampus within
@@ -116,18 +120,18 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-#: The patch side cap per budget (unless a patch size is given explicitly); a budget not named here
-#: trains on the plan's patch. A 32^3 patch costs about a quarter of Hippocampus' 48x64x48 per step
-#: on a CPU.
-MAX_PATCH_SIDE: dict[str, int] = {"quick": 32}
+#: What each budget allows one training patch; the planner (``automl_seg.data.plan``) chooses the
+#: spacing and patch within it, coarsening the spacing rather than cutting the field of view below the
+#: foreground's extent. ``quick``'s 32^3 voxels cost about a quarter of Hippocampus' 48x64x48 per step on
+#: a CPU. A budget not named here plans without limits beyond the planner's defaults.
+PLAN_LIMITS: dict[str, PlanLimits] = {
+    "quick": PlanLimits(max_patch_voxels=32**3, max_patch_side=64),
+}
 
 
-def budget_patch(patch: tuple[int, int, int], budget: Budget, divisor: int) -> tuple[int, int, int]:
-    """The training patch a budget uses for a plan's patch: its ``MAX_PATCH_SIDE`` caps each side."""
-    if budget not in MAX_PATCH_SIDE:
-        return patch
-    cap = max(divisor, MAX_PATCH_SIDE[budget] // divisor * divisor)
-    return tuple(min(side, cap) for side in patch)  # type: ignore[return-value]
+def plan_limits(budget: Budget) -> PlanLimits | None:
+    """The patch limits ``budget`` declares (None: the planner's defaults)."""
+    return PLAN_LIMITS.get(budget)
 
 
 def train_settings(

@@ -56,12 +56,15 @@ def runs_on_cpu_only(providers: Sequence[str]) -> bool:
     return all("cpu" in provider.lower() for provider in providers)
 
 
-def validation_volumes(dataset: str, data_root: Path | None, max_cases: int) -> Iterator[tuple[str, torch.Tensor]]:
-    """The first ``max_cases`` preprocessed validation volumes (1, C, *spatial) of ``dataset``."""
+def validation_volumes(
+    dataset: str, data_root: Path | None, max_cases: int, plan: Plan | None = None
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """The first ``max_cases`` validation volumes (1, C, *spatial) of ``dataset``, preprocessed with ``plan``
+    (the model's; default: the dataset's own)."""
     from automl_seg.config import DataSettings
     from automl_seg.data import prepare_data
 
-    data = prepare_data(DataSettings(dataset=dataset, data_root=data_root), progress=False)
+    data = prepare_data(DataSettings(dataset=dataset, data_root=data_root), progress=False, plan=plan)
     for batch in data.val_loader(data.val_cases[:max_cases]):
         case = batch["case"]
         image = batch["image"]
@@ -90,7 +93,7 @@ def parity_volumes(
     plan: Plan, dataset: str, data_root: Path | None, count: int
 ) -> tuple[Literal["validation", "synthetic"], Iterator[tuple[str, torch.Tensor]]]:
     if dataset_available(dataset, data_root):
-        return "validation", validation_volumes(dataset, data_root, count)
+        return "validation", validation_volumes(dataset, data_root, count, plan)
     log.warning("dataset %s not found under the data root: parity runs on synthetic volumes", dataset)
     return "synthetic", synthetic_volumes(plan, count)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl_seg import __version__
+from automl_seg.data.plan import resampling_note
 from automl_seg.export.parity import SW_BATCH_SIZE, ParityReport
 
 if TYPE_CHECKING:
@@ -64,7 +65,10 @@ def build_sidecar(
         "preprocessing": {
             "orientation": plan.orientation,
             "spacing_mm": list(plan.spacing),
-            "resampling": "image: (tri)linear to spacing_mm; prediction mapped back with nearest",
+            "native_spacing_mm": list(plan.native_spacing) if plan.native_spacing else None,
+            "low_resolution": plan.resamples_coarser,
+            "crop_nonzero": plan.crop_nonzero,
+            "resampling": resampling_note(plan),
             "normalization": plan.normalization,
             "normalization_detail": (
                 "per image and channel: (x - mean) / std over nonzero voxels"

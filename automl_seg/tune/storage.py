@@ -30,8 +30,17 @@ CREATE_ATTEMPTS = 5
 
 
 def default_storage_url(registry_root: Path) -> str:
-    """The SQLite study file inside the registry folder."""
-    return f"sqlite:///{(Path(registry_root) / STUDY_FILE).resolve()}"
+    """The SQLite study file inside the registry folder (created where missing, as opening the registry
+    does: only this default storage's folder is ever created, never one a ``--storage`` URL names)."""
+    folder = Path(registry_root).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create registry folder {folder} for the study file ({exc.strerror or type(exc).__name__}); "
+            "pass a writable --registry or a --storage URL"
+        ) from exc
+    return f"sqlite:///{(folder / STUDY_FILE).resolve()}"
 
 
 def safe_url(url: str) -> str:
@@ -63,9 +72,15 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     engine_kwargs: dict[str, object] = {"pool_pre_ping": True}
     sqlite = parsed.get_backend_name() == "sqlite"
     engine_kwargs["connect_args"] = {"timeout": 60} if sqlite else {"connect_timeout": 10}
+    if sqlite and parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        folder = Path(parsed.database).expanduser().parent
+        if not folder.is_dir():
+            blocker = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+            what = "does not exist" if blocker.is_dir() else f"is not a folder ({blocker} is a file)"
+            raise ConfigError(
+                f"tuning storage {shown}: its folder {folder} {what}; create the folder first or pass another --storage"
+            )
     try:
-        if sqlite and parsed.database:
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         return _create(url, engine_kwargs)
     except (NoSuchModuleError, ImportError) as exc:
         reason = _first_line(exc.__cause__ or exc)

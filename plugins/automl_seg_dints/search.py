@@ -5,6 +5,12 @@ is followed by an architecture step (Adam, half B) whose loss is the segmentatio
 ramped regularisers (entropies, memory budget, topology), the ramp rising linearly to 1 at the last
 epoch. The state is checkpointed atomically after every epoch; a resumed run continues from it and,
 on CPU with the same seed, ends at the same architecture as an uninterrupted run.
+
+In a DDP job (``SearchContext.dist``) both halves are sharded over the ranks every epoch. The
+weights train wrapped in DistributedDataParallel, which leaves the architecture parameters alone;
+their gradients are averaged over the ranks before each architecture step, so they stay identical
+on every rank. Rank 0 measures the memory calibration, decodes the final architecture, writes the
+checkpoint (with every rank's RNG states) and the artefacts, and broadcasts what the others need.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -25,7 +31,9 @@ from monai.networks.nets import DiNTS
 from rich.progress import Progress
 
 from automl_seg.api import (
+    Distributed,
     atomic_torch_save,
+    check_world_size,
     grad_scaler,
     lr_factor,
     mixed_precision,
@@ -84,7 +92,11 @@ class _State:
     next_epoch: int = 0
 
 
-def _save_checkpoint(path: Path, state: _State, fingerprint: dict[str, Any]) -> None:
+def _save_checkpoint(path: Path, state: _State, fingerprint: dict[str, Any], dist: Distributed) -> None:
+    """Rank 0 writes the checkpoint, with every rank's RNG states (gathered: a collective)."""
+    states = dist.gather(rng_states())
+    if not dist.is_main:
+        return
     atomic_torch_save(
         {
             "fingerprint": fingerprint,
@@ -95,19 +107,21 @@ def _save_checkpoint(path: Path, state: _State, fingerprint: dict[str, Any]) -> 
             "weight_scaler": state.weight_scaler.state_dict(),
             "arch_scaler": state.arch_scaler.state_dict(),
             "history": state.history,
-            "rng": rng_states(),
+            "rng": states[0],
+            **({"world_size": dist.world_size, "rank_rng": states} if dist.enabled else {}),
         },
         path,
     )
 
 
-def _load_checkpoint(path: Path, state: _State, fingerprint: dict[str, Any]) -> None:
+def _load_checkpoint(path: Path, state: _State, fingerprint: dict[str, Any], dist: Distributed) -> None:
     saved = read_checkpoint(path)
     if saved["fingerprint"] != fingerprint:
         raise ConfigError(
             f"checkpoint {path} belongs to a search with other settings, space or seed; "
             "rerun without --resume or with the original settings"
         )
+    check_world_size(int(saved.get("world_size", 1)), dist, path.parent)
     state.model.load_state_dict(saved["model"])
     state.weight_opt.load_state_dict(saved["weight_opt"])
     state.arch_opt.load_state_dict(saved["arch_opt"])
@@ -115,7 +129,7 @@ def _load_checkpoint(path: Path, state: _State, fingerprint: dict[str, Any]) -> 
     state.arch_scaler.load_state_dict(saved["arch_scaler"])
     state.history = saved["history"]
     state.next_epoch = saved["next_epoch"]
-    set_rng_states(saved["rng"])
+    set_rng_states(saved["rank_rng"][dist.rank] if dist.enabled else saved["rng"])
 
 
 def _plain(tensor: torch.Tensor) -> torch.Tensor:
@@ -148,12 +162,20 @@ class DintsSearch:
         # a train batch holds samples_per_image random patches of each of its volumes
         self.patches_per_batch = self.batch_size * int(getattr(plan, "samples_per_image", 1))
         self.device = torch.device(ctx.device)
+        self.dist: Distributed = ctx.dist
         seed_everything(ctx.seed)
         self.model = ctx.space.build_supernet(self.args.model_dump()).to(self.device)
         self.space: FastTopologySearch = self.model.dints_space  # type: ignore[assignment]
+        arch_names = {id(p): name for name, p in self.model.named_parameters()}
+        # the weights' gradients are averaged by DDP; the architecture's by _arch_step (DDP's reducer
+        # would expect them in every backward, but the weight steps leave them frozen)
+        self.trained_model = self.dist.wrap(
+            self.model, ignore=[arch_names[id(p)] for p in self.space.arch_parameters()]
+        )
         self.estimator = MemoryEstimator(self.space, self.patches_per_batch, self.patch)
         self.reference_full_mb = self.estimator.reference_full_mb()
-        self.calibration = self._memory_calibration()
+        # measured on rank 0 only: every rank must read the budget alike
+        self.calibration = self.dist.broadcast(self._memory_calibration() if self.dist.is_main else None)
         self.budget_fraction = self.settings.budget.resolve(
             self.reference_full_mb, self.estimator.minimum_fraction(), self.calibration
         )
@@ -210,9 +232,13 @@ class DintsSearch:
         }
 
     def _loader(self, cases: list[str], epoch: int, salt: int) -> Any:
-        # a seed per epoch and half: a resumed run draws the same batches as an uninterrupted one
+        # a seed per epoch and half: a resumed run draws the same batches as an uninterrupted one;
+        # in DDP the half is dealt to the ranks by that seed, and each rank augments with its own
         seed = self.ctx.seed * 10_007 + epoch * 2 + salt
-        return self.ctx.data.train_loader(cases, batch_size=self.batch_size, shuffle=True, seed=seed)
+        shard = self.dist.shard(cases, seed=seed)
+        return self.ctx.data.train_loader(
+            shard, batch_size=self.batch_size, shuffle=True, seed=self.dist.rank_seed(seed)
+        )
 
     def _to(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Plain tensors on the device (MONAI's MetaTensor wraps every op in Python-level dispatch)."""
@@ -225,33 +251,40 @@ class DintsSearch:
         for p in self.space.arch_parameters():
             p.requires_grad_(not weights)
 
-    def _segmentation_loss(self, state: _State, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _segmentation_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The forward pass in the device's training precision; the loss in float32."""
         image, label = self._to(batch)
         with mixed_precision(self.device, self.settings.amp):
-            logits = state.model(image)
+            logits = model(image)
         return self.loss_fn(logits.float(), label)
 
     @staticmethod
-    def _descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    def _descend(
+        loss: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        before_step: Callable[[], None] = lambda: None,
+    ) -> None:
         scaler.scale(loss).backward()
+        before_step()
         scaler.step(optimizer)
         scaler.update()
 
     def _weight_step(self, state: _State, batch: dict[str, torch.Tensor]) -> float:
         self._set_trainable(weights=True)
         state.weight_opt.zero_grad(set_to_none=True)
-        loss = self._segmentation_loss(state, batch)
+        loss = self._segmentation_loss(self.trained_model, batch)  # DDP averages the weights' gradients
         self._descend(loss, state.weight_opt, state.weight_scaler)
         return float(loss.detach())
 
     def _arch_step(self, state: _State, batch: dict[str, torch.Tensor], weight: float) -> dict[str, float]:
         self._set_trainable(weights=False)
         state.arch_opt.zero_grad(set_to_none=True)
-        seg = self._segmentation_loss(state, batch)
+        seg = self._segmentation_loss(state.model, batch)
         terms = arch_loss_terms(self.space, self.estimator, self.budget_fraction)
         loss = seg + terms.combined(weight, self.settings.topology_loss_weight)
-        self._descend(loss, state.arch_opt, state.arch_scaler)
+        arch = self.space.arch_parameters()
+        self._descend(loss, state.arch_opt, state.arch_scaler, lambda: self.dist.average_gradients(arch))
         return {"arch_loss": float(loss.detach()), "arch_seg_loss": float(seg.detach()), **terms.as_floats()}
 
     def _run_epoch(self, state: _State, epoch: int, progress: Progress) -> dict[str, Any]:
@@ -311,20 +344,26 @@ class DintsSearch:
             "phase": phase,
             "ramp": weight,
             "weight_lr": lr,
-            "train_loss": float(np.mean(weight_losses)) if weight_losses else None,
             "seconds": seconds,
             **terms.as_floats(),
             "memory_decoded": self.estimator.discrete_fraction(decoded.arch_code_a, decoded.arch_code_c),
             "path_probs": self.space.path_probs().detach().cpu().tolist(),
             "op_probs": self.space.op_probs().detach().cpu().tolist(),
         }
-        for key in ("arch_loss", "arch_seg_loss"):
-            record[key] = float(np.mean([r[key] for r in arch_records])) if arch_records else None
+        means = {"train_loss": float(np.mean(weight_losses))} if weight_losses else {}
+        if arch_records:
+            means.update(
+                {key: float(np.mean([r[key] for r in arch_records])) for key in ("arch_loss", "arch_seg_loss")}
+            )
+        means = self.dist.mean(means)  # the epoch's losses over every rank's batches
+        for key in ("train_loss", "arch_loss", "arch_seg_loss"):
+            record[key] = means.get(key)
         return record
 
-    def run(self) -> SearchOutcome:
-        settings, ctx = self.settings, self.ctx
-        state = _State(
+    def new_state(self) -> _State:
+        """The search's starting state: the supernet with fresh optimizers and scalers."""
+        settings = self.settings
+        return _State(
             model=self.model,
             weight_opt=torch.optim.SGD(
                 self.weights, lr=settings.weight_lr, momentum=_MOMENTUM, weight_decay=_WEIGHT_DECAY
@@ -334,18 +373,22 @@ class DintsSearch:
             arch_scaler=grad_scaler(self.device, settings.amp),
             history=[],
         )
+
+    def run(self) -> SearchOutcome:
+        ctx = self.ctx
+        settings, state = self.settings, self.new_state()
         Path(ctx.workdir).mkdir(parents=True, exist_ok=True)
-        if ctx.resume and self.checkpoint.is_file():
-            _load_checkpoint(self.checkpoint, state, self._fingerprint())
+        if ctx.resume and self.dist.broadcast(self.checkpoint.is_file()):
+            _load_checkpoint(self.checkpoint, state, self._fingerprint(), self.dist)
             log.info("dints: resuming the search at epoch %d from %s", state.next_epoch + 1, self.checkpoint)
         started = time.perf_counter()
-        with progress_bar(ctx.progress) as progress:
+        with progress_bar(ctx.progress and self.dist.is_main) as progress:
             for epoch in range(state.next_epoch, settings.epochs):
                 record = self._run_epoch(state, epoch, progress)
                 _log_epoch(record, settings.epochs)
                 state.history.append(record)
                 state.next_epoch = epoch + 1
-                _save_checkpoint(self.checkpoint, state, self._fingerprint())
+                _save_checkpoint(self.checkpoint, state, self._fingerprint(), self.dist)
                 ctx.epoch_ended(
                     epoch,
                     {k: float(v) for k, v in record.items() if isinstance(v, int | float) and not isinstance(v, bool)},
@@ -353,9 +396,14 @@ class DintsSearch:
         return self._outcome(state, time.perf_counter() - started)
 
     def _outcome(self, state: _State, seconds: float) -> SearchOutcome:
+        """The decoded architecture with its metrics and artefacts; in DDP rank 0 decodes, measures and
+        writes, and the other ranks get the architecture alone (the engine registers rank 0's outcome)."""
+        if not self.dist.is_main:
+            arch = self.dist.broadcast(None)
+            return SearchOutcome(arch=arch, space_args=self.args.model_dump(), history=state.history)
         workdir = Path(self.ctx.workdir)
         decoded = self._decode()
-        arch = decoded.to_payload()
+        arch = self.dist.broadcast(decoded.to_payload())
         requested = self.budget_fraction
         estimated_mb = self.estimator.discrete_mb(decoded.arch_code_a, decoded.arch_code_c)
         memory = MemoryFigures(

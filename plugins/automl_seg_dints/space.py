@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.networks.nets import DiNTS, TopologyInstance
+from monai.networks.nets import DiNTS
 from torch import nn
 
 from automl_seg.api import onednn_conv3d
 from automl_seg.errors import ConfigError
 from automl_seg_dints.args import PRESET_ARGS, DintsSpaceArgs, check_arch, check_patch, parse_space_args
 from automl_seg_dints.interpolate import use_separable_trilinear
+from automl_seg_dints.static_topology import StaticTopologyInstance
 from automl_seg_dints.stems import fast_stems
 from automl_seg_dints.supernet import FastTopologySearch, MemoryEstimator, build_supernet
 from automl_seg_dints.topology import OPS, DecodedArch, Topology, decode
@@ -30,7 +31,8 @@ SPACE_VERSION = "1"
 
 
 def build_discrete_network(args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
-    """MONAI's ``DiNTS`` around a ``TopologyInstance`` of the architecture (MONAI's own classes), with
+    """MONAI's ``DiNTS`` around a ``TopologyInstance`` of the architecture (MONAI's own classes; its active
+    paths fixed at construction so exporters follow them, ``automl_seg_dints.static_topology``), with
     the stems' CPU speed-ups (``automl_seg_dints.stems``), separable trilinear resizing
     (``automl_seg_dints.interpolate``) and batch-1 convolutions on oneDNN (``automl_seg.onednn``):
     same function, same state dict."""
@@ -43,7 +45,7 @@ def build_discrete_network(args: Mapping[str, Any], arch: Mapping[str, Any]) -> 
         ) from exc
     check_arch(space_args, decoded)
     with contextlib.redirect_stdout(io.StringIO()):  # MONAI prints a patch-size hint on construction
-        instance = TopologyInstance(
+        instance = StaticTopologyInstance(
             arch_code=[decoded.arch_code_a.astype(np.float32), decoded.arch_code_c],
             channel_mul=space_args.channel_mul,
             num_blocks=space_args.num_blocks,

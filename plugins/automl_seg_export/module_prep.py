@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from automl_seg.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 #: what predictors take and give back (the same kind out as in)
@@ -77,3 +79,19 @@ def call_with_array_or_tensor(run: Callable[[np.ndarray], np.ndarray], x: ArrayO
         out = run(x.detach().to("cpu", torch.float32).numpy())
         return torch.from_numpy(out).to(x.device)
     return run(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def torch_device(providers: list[str] | None, what: str) -> torch.device:
+    """``providers`` for torch artefacts are torch devices ('cpu', 'cuda', 'cuda:1'); default: CUDA if present."""
+    if not providers:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    wanted = providers[0]
+    try:
+        device = torch.device(wanted)
+    except RuntimeError as exc:
+        raise ConfigError(f"{what} runs on a torch device ('cpu' or 'cuda[:N]'), not '{wanted}'") from exc
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{what} runs on a torch device ('cpu' or 'cuda[:N]'), not '{wanted}'")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{wanted}' requested but torch sees no CUDA GPU here; use 'cpu'")
+    return device

@@ -1,4 +1,7 @@
-"""The TorchScript exporter: a traced module (``torch.jit.trace``) loadable from C++ libtorch or Python.
+"""The TorchScript exporter (legacy): a traced module (``torch.jit.trace``) loadable from C++ libtorch or Python.
+
+torch deprecates TorchScript; ``torch-export`` (``automl_seg_export.torch_export_exporter``) is its
+successor. This one stays while torch still traces and loads TorchScript.
 
 Tracing records the operations run on the example, so Python control flow is frozen at export
 time (DiNTS' topology is fixed by then, so nothing is lost); tensor shapes are not frozen, and the
@@ -14,31 +17,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from automl_seg.errors import ConfigError, ExportError
+from automl_seg.errors import ExportError
 from automl_seg.interfaces import ExportOptions
 from automl_seg_export.module_prep import (
     ArrayOrTensor,
     call_with_array_or_tensor,
     exception_line,
     exportable_copy,
+    torch_device,
     warnings_to_debug_log,
 )
-
-
-def _device(providers: list[str] | None) -> torch.device:
-    """``providers`` for TorchScript are torch devices ('cpu', 'cuda', 'cuda:1'); default: CUDA if present."""
-    if not providers:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    wanted = providers[0]
-    try:
-        device = torch.device(wanted)
-    except RuntimeError as exc:
-        raise ConfigError(f"TorchScript runs on a torch device ('cpu' or 'cuda[:N]'), not '{wanted}'") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{wanted}' requested but torch sees no CUDA GPU here; use 'cpu'")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"TorchScript runs on a torch device ('cpu' or 'cuda[:N]'), not '{wanted}'")
-    return device
 
 
 class TorchScriptPredictor:
@@ -87,7 +75,7 @@ class TorchScriptExporter:
         }
 
     def load(self, path: Path, providers: list[str] | None = None) -> TorchScriptPredictor:
-        device = _device(providers)
+        device = torch_device(providers, "TorchScript")
         with warnings_to_debug_log():
             module = torch.jit.load(str(path), map_location=device).eval()
         return TorchScriptPredictor(module, device)

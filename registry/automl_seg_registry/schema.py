@@ -49,6 +49,22 @@ class DatasetRef(_Model):
     )
 
 
+class PhaseCompute(_Model):
+    """What one phase (search or retraining) cost: wall seconds and device seconds (on CUDA the wall time
+    the GPU was held, on the CPU the process' CPU time over all its threads)."""
+
+    wall_s: float = Field(ge=0)
+    device_s: float = Field(ge=0)
+    device: str = Field(description="'cpu' or 'cuda'")
+
+
+class Compute(_Model):
+    """Equal-compute accounting: search and retraining kept apart (None: not run, or an older record)."""
+
+    search: PhaseCompute | None = None
+    retrain: PhaseCompute | None = None
+
+
 class Metrics(_Model):
     dice_per_class: dict[str, float] = Field(default_factory=dict)
     dice_mean: float | None = None
@@ -62,6 +78,7 @@ class Metrics(_Model):
         default_factory=dict, description="e.g. requested / estimated / measured memory of the architecture"
     )
     extra: dict[str, float] = Field(default_factory=dict)
+    compute: Compute = Field(default_factory=Compute)
 
 
 class ArchitectureRecord(_Model):

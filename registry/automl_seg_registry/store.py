@@ -63,6 +63,8 @@ class Registry:
         and any change is a RegistryError saying so.
         """
         folder = registry_root(root).resolve()
+        if folder.exists() and not folder.is_dir():
+            raise RegistryError(f"registry folder {folder} is a file; pass a folder as --registry")
         read_only = folder.is_dir() and not _writable(folder)
         layout = Layout(folder)
         if read_only:

@@ -51,6 +51,52 @@ def test_ct_normalisation_clips_to_the_window(tmp_path):
     assert low == pytest.approx(clipped[0].mean(), abs=1e-4) and high == pytest.approx(clipped[1].mean(), abs=1e-4)
 
 
+def _sphere_file(path, shape=(40, 36, 30), spacing=(0.5, 0.5, 0.5), border=0):
+    """An image with a bright sphere on a dimmer background (zero ``border`` around it), and its label."""
+    grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1)
+    label = (((grid - np.array(shape) / 2) / (np.array(shape) / 4)) ** 2).sum(-1) <= 1
+    image = np.where(label, 3.0, 1.0).astype(np.float32)
+    if border:
+        image, label = np.pad(image, border), np.pad(label, border)
+    nib.save(nib.Nifti1Image(image, np.diag([*spacing, 1.0])), path)
+    return label.astype(np.uint8)
+
+
+def test_crop_to_nonzero_is_inverted_onto_the_input_grid(tmp_path):
+    path = tmp_path / "bordered.nii.gz"
+    _sphere_file(path, shape=(20, 18, 16), spacing=(1.0, 1.0, 1.0), border=5)
+    plan = _plan(crop_nonzero=True)
+    transform = inference_transforms(plan)
+    item = transform({"image": str(path)})
+    assert tuple(item["image"].shape[1:]) == (20, 18, 16)  # the zero border is gone
+    item["pred"] = item["image"].clone()
+    restored = Invertd("pred", transform=transform, orig_keys="image", nearest_interp=False)(item)["pred"]
+    assert tuple(restored.shape[1:]) == (30, 28, 26) and float(restored[0, :5].abs().sum()) == 0.0
+
+
+def test_low_resolution_prediction_lands_on_the_native_grid(tmp_path):
+    import torch
+
+    from automl_seg.engine.inference import predict_file_labels
+
+    path = tmp_path / "fine.nii.gz"
+    truth = _sphere_file(path, shape=(40, 36, 30), spacing=(0.5, 0.5, 0.5), border=4)
+    plan = _plan(num_classes=2, labels={0: "bg", 1: "sphere"}, spacing=(1.25, 1.25, 1.25))
+    plan = plan.model_copy(update={"native_spacing": (0.5, 0.5, 0.5), "crop_nonzero": True})
+    assert plan.resamples_coarser and plan.maps_back
+
+    image = nib.load(path).get_fdata()
+    middle = (2.0 - image[image != 0].mean()) / image[image != 0].std()  # halfway from background to sphere
+
+    def threshold(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([middle - x, x - middle], 1)
+
+    labels = predict_file_labels(threshold, path, plan, torch.device("cpu"), sw_batch_size=1)
+    assert labels.shape == truth.shape
+    dice = 2 * np.logical_and(labels == 1, truth == 1).sum() / ((labels == 1).sum() + (truth == 1).sum())
+    assert dice > 0.95 and labels[:4].max() == 0
+
+
 def _volume(rng: np.random.Generator) -> dict:
     """A 24^3 volume whose label has a small foreground cube in one corner."""
     label = np.zeros((1, 24, 24, 24), dtype=np.float32)
@@ -70,6 +116,21 @@ def test_foreground_ratio_decides_how_many_patches_hold_foreground(ratio: float,
     patches = [p for _ in range(20) for p in transform(_volume(rng))]
     share = np.mean([float(np.asarray(p["label"]).max() > 0) for p in patches])
     assert low <= share <= high
+
+
+def test_the_plan_sets_the_foreground_ratio_unless_training_does() -> None:
+    from automl_seg.data.models import Augmentation
+    from automl_seg.data.transforms import training_transforms
+
+    plan = tiny_plan((16, 16, 16)).model_copy(update={"samples_per_image": 4, "foreground_ratio": 1.0})
+    shares = []
+    for augmentation in (Augmentation(mirror=False), Augmentation(foreground_ratio=0.0, mirror=False)):
+        transform = training_transforms(plan, (8, 8, 8), augmentation)
+        transform.set_random_state(seed=0)
+        rng = np.random.default_rng(0)
+        patches = [p for _ in range(10) for p in transform(_volume(rng))]
+        shares.append(np.mean([float(np.asarray(p["label"]).max() > 0) for p in patches]))
+    assert shares[0] == 1.0 and shares[1] <= 0.25
 
 
 def test_full_augmentation_keeps_patch_shape_and_label_values() -> None:

@@ -157,6 +157,46 @@ def test_predict_on_onnxruntime_equals_torch(world: dict, tmp_path: Path) -> Non
         assert np.array_equal(labels, outputs["onnxruntime"][case]), case
 
 
+def test_predict_on_torch_export_equals_torch(world: dict, tmp_path: Path) -> None:
+    """The fixed DynUNet as a torch.export program: exported with parity proof and sidecar, and
+    ``predict --backend torch-export`` writes the label maps torch writes."""
+    from automl_seg_registry import Registry
+
+    from automl_seg.engine.predict import predict_reference
+
+    ref = world["refs"]["fixed"]
+    result = export_model(request(world, ref, format="torch-export", output=tmp_path), world["host"])
+    assert result.parity.within_tolerance and result.parity.providers == ["torch:cpu"]
+    assert result.output == tmp_path / "fixed-tiny-v1-torch-export.pt2" and result.output.is_file()
+    assert json.loads(result.sidecar_path.read_text())["export"]["exporter"] == "torch.export.export"
+    assert {"torch-export", "torch-export_sidecar"} <= artifact_names(world, ref)
+    images = tmp_path / "images"
+    images.mkdir()
+    for source in sorted((world["data_root"] / TINY_DATASET / "imagesTr").glob("*.nii.gz"))[:2]:
+        (images / source.name).symlink_to(source)
+    outputs = {}
+    with Registry.open(world["registry"]) as registry:
+        for backend in ("torch", "torch-export"):
+            predictions, used = predict_reference(
+                registry, ref, world["host"], images, tmp_path / backend, device="cpu", backend=backend, progress=False
+            )
+            outputs[backend] = {p.case: np.asarray(nib.load(p.output).dataobj) for p in predictions}
+    assert used == ["torch:cpu"] and len(outputs["torch"]) == 2
+    for case, labels in outputs["torch"].items():
+        assert np.array_equal(labels, outputs["torch-export"][case]), case
+
+
+def test_cli_predict_without_the_export_is_one_clear_line(world: dict, cli, tmp_path: Path) -> None:
+    images = world["data_root"] / TINY_DATASET / "imagesTr"
+    done = cli(
+        "predict", world["refs"]["dints"], "-i", str(images), "-o", str(tmp_path / "out"),
+        "--backend", "torch-export", "--registry", str(world["registry"]),
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    message = " ".join(done.stderr.split())
+    assert "has no torch-export export; run `automl-seg export dints-tiny:1 --format torch-export` first" in message
+
+
 def cli_args(world: dict, *args: str) -> list[str]:
     return ["export", *args, "--registry", str(world["registry"]), "--data-root", str(world["data_root"])]
 
@@ -182,7 +222,7 @@ def test_cli_exports_with_json(world: dict, cli, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--format", "tflite"], "unknown exporter 'tflite'; installed: onnx, torchscript"),
+        (["--format", "tflite"], "unknown exporter 'tflite'; installed: onnx, torch-export, torchscript"),
         (["--opset", "99"], "ONNX opset 99 is not supported"),
         (["-o", "/nonexistent/folder/m.onnx"], "output folder /nonexistent/folder does not exist"),
         (["-o", "/nonexistent/folder/"], "output folder /nonexistent/folder does not exist"),

@@ -12,11 +12,18 @@ from automl_seg.errors import ConfigError
 
 
 class RandomSettings(BaseModel):
-    """Draw ``trials`` architectures within the memory budget, train each briefly, keep the best."""
+    """Draw ``trials`` architectures (or as many as ``time_budget_s`` pays for) within the memory budget, train each
+    briefly, keep the best."""
 
     model_config = ConfigDict(extra="forbid")
 
-    trials: int = Field(gt=0, description="architectures drawn, trained and scored")
+    trials: int = Field(gt=0, description="architectures drawn, trained and scored (without a time budget)")
+    time_budget_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="device seconds of the whole search (automl_seg.compute): with it, candidates are drawn while "
+        "one more brings the total nearer to the budget than stopping, and `trials` is not used",
+    )
     epochs: int = Field(gt=0, description="training epochs per candidate")
     iterations: int = Field(gt=0, description="optimizer steps per candidate epoch")
     memory_budget: float = Field(gt=0, le=1, description="max estimated memory, a fraction of the full supernet")

@@ -4,8 +4,10 @@ Each trial draws architectures from the space (``space.sample_arch(args, rng)``)
 memory budget (``space.estimate_memory(args, arch, plan)["fraction"]``), trains it briefly from
 scratch on half of the training cases with automl-seg's own training loop, and scores it (mean
 Dice) on the other half, so the validation split stays untouched for the final evaluation. The
-best-scoring architecture wins. It only uses the public space object from the search context and
-automl-seg's public engine, never the DiNTS plugin's internals.
+best-scoring architecture wins. With ``time_budget_s`` the number of candidates follows from the
+device seconds they cost (so random search can be given exactly what another search spent). It only
+uses the public space object from the search context and automl-seg's public engine, never the
+DiNTS plugin's internals.
 """
 
 from __future__ import annotations
@@ -71,6 +73,18 @@ def _save_trials(path: Path, rows: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
+def another_trial(settings: RandomSettings, rows: list[dict[str, Any]]) -> bool:
+    """Whether to train one more candidate: ``trials`` of them, or with a time budget while the expected total
+    after one more (the mean candidate's device seconds added) lies nearer the budget than the total now."""
+    if settings.time_budget_s is None:
+        return len(rows) < settings.trials
+    if not rows:
+        return True
+    spent = sum(row["device_s"] for row in rows)
+    mean = spent / len(rows)
+    return spent + mean / 2 < settings.time_budget_s
+
+
 def _load_trials(path: Path, resume: bool) -> list[dict[str, Any]]:
     if not resume or not path.is_file():
         return []
@@ -88,7 +102,7 @@ class RandomSearch:
         return random_settings(budget, overrides)
 
     def search(self, ctx: SearchContext) -> SearchOutcome:
-        from automl_seg.api import TrainSettings, new_network, train_network
+        from automl_seg.api import Stopwatch, TrainSettings, new_network, train_network
 
         missing = [method for method, ability in SPACE_ABILITIES.items() if not isinstance(ctx.space, ability)]
         if missing:
@@ -107,10 +121,13 @@ class RandomSearch:
         trials_file = ctx.workdir / TRIALS_FILE
         rows = _load_trials(trials_file, ctx.resume)
         rng = random.Random(ctx.seed)
-        for trial in range(settings.trials):
-            arch, memory = draw_within_budget(ctx, settings, rng)  # replayed for finished trials: same rng stream
-            if trial < len(rows):
-                continue
+        for done in rows:  # replayed for finished trials: the same rng stream
+            draw_within_budget(ctx, settings, rng)
+            done.setdefault("device_s", done["train_time_s"])  # trials of a version without time budgets
+        while another_trial(settings, rows):
+            trial = len(rows)
+            clock = Stopwatch(ctx.device)
+            arch, memory = draw_within_budget(ctx, settings, rng)
             network = new_network(ctx.space, ctx.space_args, arch, seed=ctx.seed + trial)
             result = train_network(
                 network, candidates_data, train, device=ctx.device, seed=ctx.seed + trial,
@@ -125,20 +142,26 @@ class RandomSearch:
                 "memory_mb": float(memory.get("mb", 0.0)),
                 "params": result.params,
                 "train_time_s": result.train_time_s,
+                "device_s": clock.device_seconds(),
                 "arch": arch,
             }
             rows.append(row)
             _save_trials(trials_file, rows)
             log.info(
-                "random trial %d/%d: Dice %.3f, memory %.3f", trial + 1, settings.trials, dice, row["memory_fraction"]
-            )
+                "random trial %d%s: Dice %.3f, memory %.3f, %.1f device s", trial + 1,
+                "" if settings.time_budget_s else f"/{settings.trials}", dice, row["memory_fraction"], row["device_s"],
+            )  # fmt: skip
             ctx.epoch_ended(trial + 1, {k: float(v) for k, v in row.items() if isinstance(v, int | float)})
         best = max(rows, key=lambda r: r["score_dice"])  # max keeps the first of equal scores
         return SearchOutcome(
             arch=best["arch"],
             space_args=dict(ctx.space_args),
             history=rows,
-            metrics={"search_score_dice": best["score_dice"], "search_trials": float(len(rows))},
+            metrics={
+                "search_score_dice": best["score_dice"],
+                "search_trials": float(len(rows)),
+                "search_trials_device_s": float(sum(row["device_s"] for row in rows)),
+            },
             memory=MemoryFigures(
                 requested=settings.memory_budget, estimated=best["memory_fraction"], estimated_mb=best["memory_mb"]
             ),

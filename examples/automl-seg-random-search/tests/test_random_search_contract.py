@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from automl_seg_random_search.strategy import SPACE_METHODS, RandomSearch, split_training_cases
+from automl_seg_random_search.settings import random_settings
+from automl_seg_random_search.strategy import SPACE_METHODS, RandomSearch, another_trial, split_training_cases
 
 from automl_seg.errors import PluginError
 from automl_seg.interfaces import SearchSpace, SearchStrategy
@@ -102,8 +103,34 @@ def test_resume_skips_finished_trials_and_finds_the_same_architecture(tmp_path):
     assert not (tmp_path / "run" / "trial_0").exists()
 
 
-def test_declares_the_budgets_it_has_presets_for() -> None:
-    from automl_seg_random_search.settings import random_settings
+@pytest.mark.parametrize(
+    ("budget", "spent", "more"),
+    [
+        (None, [1.0], True),
+        (None, [1.0, 1.0], False),
+        (2.6, [1.0, 1.0], True),
+        (2.4, [1.0, 1.0], False),
+        (0.1, [], True),
+    ],
+)
+def test_a_time_budget_replaces_the_trial_count(budget, spent, more):
+    """Another candidate while the expected total after it lies nearer the budget than the total now."""
+    settings = random_settings("quick", {**TINY, "time_budget_s": budget})
+    assert another_trial(settings, [{"device_s": s} for s in spent]) is more
 
+
+def test_a_tiny_time_budget_trains_one_candidate(tmp_path):
+    space = dints_space()
+    data = tiny_prepared_data(tiny_dataset(tmp_path / "data"))
+    args = {**space.default_args(data.plan, "quick"), "num_blocks": 2, "num_depths": 2}
+    overrides = {**TINY, "trials": 5, "time_budget_s": 1e-3}
+    outcome = RandomSearch().search(
+        search_context(RandomSearch(), space, data, tmp_path / "run", overrides=overrides, space_args=args)
+    )
+    assert len(outcome.history) == 1 and outcome.history[0]["device_s"] > 0
+    assert outcome.metrics["search_trials_device_s"] == outcome.history[0]["device_s"]
+
+
+def test_declares_the_budgets_it_has_presets_for() -> None:
     assert RandomSearch.budgets == ("quick", "standard", "full")
     assert random_settings("standard", {}).trials > random_settings("quick", {}).trials

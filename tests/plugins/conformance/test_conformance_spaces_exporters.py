@@ -61,3 +61,9 @@ class TestTorchScriptExporter(ExporterContract):
     @pytest.fixture
     def exporter(self, host: PluginHost) -> Exporter:
         return host.exporter("torchscript")
+
+
+class TestTorchExportExporter(ExporterContract):
+    @pytest.fixture
+    def exporter(self, host: PluginHost) -> Exporter:
+        return host.exporter("torch-export")
