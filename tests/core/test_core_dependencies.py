@@ -19,7 +19,8 @@ OWN = {"automl_seg", "automl_seg_fixed", "automl_seg_dints", "automl_seg_export"
 THROUGH_MONAI = {"scipy": "monai.metrics.HausdorffDistanceMetric (HD95 in every evaluation)"}
 #: the conformance kit's pytest contracts run under their users' pytest (not its checks and
 #: fixtures: `plugins list --verify` imports those without pytest)
-KIT_ONLY = {"pytest": {f"automl_seg/testing/{name}.py" for name in ("spaces", "strategies", "exporters", "tiny_task")}}
+KIT_CONTRACTS = ("spaces", "strategies", "exporters", "observers", "tiny_task")
+KIT_ONLY = {"pytest": {f"automl_seg/testing/{name}.py" for name in KIT_CONTRACTS}}
 
 
 def canonical(name: str) -> str:
