@@ -6,13 +6,13 @@ declares ``AUTOML_SEG_API = 2`` (the ``automl_seg.API_VERSION`` it was written f
 hooks get a ``register`` callback: the host owns the names and rejects duplicates. Lifecycle hooks
 let observers (TensorBoard, MLflow, ...) follow a run without the engine knowing them.
 
-Lifecycle of one run (``automl_seg.interfaces.RunInfo``; ``run.kind`` is ``"search"`` or ``"train"``):
-``on_run_started`` once, then ``on_epoch_ended`` after each epoch (``phase="search"`` for the
-strategy's epochs, then ``phase="train"`` for the retraining inside the same search run, or for a
-standalone ``train`` run), then ``on_run_ended`` once when the run completes (not when it fails or
-is interrupted). An observer may end a run on purpose by raising ``automl_seg.errors.RunStopped``
-from ``on_epoch_ended`` (the run stops after that epoch's checkpoint, resumable); any other exception
-of an observer is logged and ignored.
+Lifecycle of one run (``automl_seg.interfaces.RunInfo``; ``run.kind`` is ``"search"``, ``"train"``
+or ``"tune"``): ``on_run_started`` once, then ``on_epoch_ended`` after each epoch (``phase="search"``
+for the strategy's epochs, then ``phase="train"`` for the retraining inside the same search run, or
+for a standalone ``train`` run), ``on_model_registered`` after each registration, then
+``on_run_ended`` exactly once, also when the run fails (``result["status"]``). An observer may end
+a run on purpose by raising ``automl_seg.errors.RunStopped`` from ``on_epoch_ended`` (the run stops
+after that epoch's checkpoint, resumable); any other exception of an observer is logged and ignored.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from automl_seg_registry import ArchitectureRecord
+
     from automl_seg.interfaces import Exporter, RunInfo, SearchSpace, SearchStrategy, TunableParameter
 
 PROJECT = "automl_seg"
@@ -62,16 +66,25 @@ def on_epoch_ended(run: RunInfo, phase: str, epoch: int, metrics: Mapping[str, f
 
 
 @hookspec
-def on_run_ended(run: RunInfo, result: Mapping[str, Any]) -> None:
-    """Called once when a run completes, with its summary ``result``:
+def on_model_registered(
+    run: RunInfo, record: ArchitectureRecord, files: Mapping[str, Path], aliases: list[str]
+) -> None:
+    """Called after ``run`` registered ``record`` (a searched architecture, or a trained model with
+    weights), with its stored files by artifact name and the aliases (``best``) it holds now.
+    The files belong to the registry: read them, never change them."""
 
-    - ``architecture``: the registry ref of the searched architecture (search runs only);
-    - ``trained``: the registry ref of the trained model, or None (``search --no-train``);
-    - ``dice_mean``: the trained model's mean validation Dice, or None;
-    - ``promoted``: whether the trained model became ``<name>@best``."""
+
+@hookspec
+def on_run_ended(run: RunInfo, result: Mapping[str, Any]) -> None:
+    """Called once when a run ends, also when it fails. ``result["status"]`` is ``"finished"``,
+    ``"failed"``, ``"stopped"`` (an observer ended it) or ``"interrupted"``; a failed run's
+    ``result["error"]`` says why. A finished search or training run adds its registry refs
+    (``architecture``: the searched architecture, search runs only; ``trained``: the trained model,
+    or None with ``--no-train``), ``dice_mean`` (its mean validation Dice, or None) and ``promoted``
+    (whether it became ``<name>@best``); a tuning run adds ``best``."""
 
 
 @hookspec(warn_on_impl=DeprecationWarning("on_search_ended is API 1's name of on_run_ended; implement on_run_ended"))
 def on_search_ended(run: RunInfo, result: Mapping[str, Any]) -> None:
-    """API 1's name of ``on_run_ended`` (it fires for retraining too): still called, with the same
-    arguments, right after ``on_run_ended``."""
+    """API 1's name of ``on_run_ended`` (it fires for retraining and tuning too): still called, with
+    the same arguments, right after ``on_run_ended``."""

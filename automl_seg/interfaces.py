@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 
 #: What a run is (``RunInfo.kind``): ``"search"`` (search, then retrain unless ``--no-train``),
-#: ``"train"`` (``automl-seg train``: retrain a registered architecture).
-RunKind = Literal["search", "train"]
+#: ``"train"`` (``automl-seg train``: retrain a registered architecture), ``"tune"`` (a study).
+RunKind = Literal["search", "train", "tune"]
 #: The phase an ``on_epoch_ended`` call reports: the strategy's search epochs, or the retraining's.
 Phase = Literal["search", "train"]
 
@@ -43,7 +43,10 @@ class RunInfo:
     ``run_id`` is unique to this run (two runs of the same settings differ); ``settings_key`` is the
     same for runs of the same settings (it names the work folder that ``--resume`` continues from).
     The retraining inside ``search`` belongs to the search run: it reports as the same ``RunInfo``
-    with ``phase="train"``."""
+    with ``phase="train"``. ``parent`` is the ``run_id`` of the run this one belongs to (a tuning
+    trial's search names its study's run), so observers can nest runs. ``settings`` are the run's
+    settings as JSON-able sections (``run``, ``data``, ``train``, ``strategy``, ...), for observers
+    that log parameters."""
 
     run_id: str
     kind: RunKind | str
@@ -51,6 +54,8 @@ class RunInfo:
     strategy: str | None = None
     workdir: Path | None = None
     settings_key: str | None = None
+    parent: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 def new_run_id(kind: str) -> str:

@@ -1,6 +1,7 @@
 """Loading plugins: one ``PluginHost`` per run (no global manager).
 
-Plugins come from the ``automl_seg`` entry-point group, built-in ones included. Each is loaded,
+Plugins come from the ``automl_seg`` entry-point group, built-in ones included: a module, or a class
+(instantiated once per host, for observers that keep per-run state). Each is loaded,
 validated and asked to register its objects on its own, so one broken plugin is reported with its
 name and the error and does not take the CLI or the other plugins down.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -20,7 +22,7 @@ import pluggy
 from automl_seg import API_VERSION, SUPPORTED_API_VERSIONS, hookspecs
 from automl_seg.engine.budgets import budget_declaration_problem
 from automl_seg.errors import PluginError, RunStopped
-from automl_seg.interfaces import Exporter, SearchSpace, SearchStrategy
+from automl_seg.interfaces import Exporter, RunInfo, SearchSpace, SearchStrategy
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,20 @@ class PluginHost:
             except Exception as exc:  # an observer must not break the run
                 log.warning("plugin '%s' failed in %s: %s", impl.plugin_name, hook, exc)
 
+    @contextmanager
+    def observed(self, run: RunInfo) -> Iterator[dict[str, Any]]:
+        """``on_run_started``, the block, then ``on_run_ended`` exactly once: with ``status`` "finished"
+        and the summary the block put into the yielded dict, or with the failure's status and reason."""
+        self.notify("on_run_started", run=run)
+        summary: dict[str, Any] = {}
+        try:
+            yield summary
+        except BaseException as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self.notify("on_run_ended", run=run, result={"status": _end_status(exc), "error": reason})
+            raise
+        self.notify("on_run_ended", run=run, result={"status": "finished", **summary})
+
     # -- loading -----------------------------------------------------------------------------
 
     def add(self, plugin: object, name: str, version: str = "unknown") -> None:
@@ -168,6 +184,14 @@ class PluginHost:
             info.errors.append(f"{type(exc).__name__}: {exc}")
 
 
+def _end_status(exc: BaseException) -> str:
+    if isinstance(exc, RunStopped):
+        return "stopped"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return "failed"
+
+
 def call_hookimpl(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
     """Call one plugin's implementation with the hook arguments it names (as pluggy itself does):
     an implementation may leave out the arguments it does not use."""
@@ -203,6 +227,8 @@ def load_plugins(
             continue
         try:
             module = ep.load()
+            if isinstance(module, type):  # a class: one instance per host, so an observer's state is per run
+                module = module()
         except KeyboardInterrupt:  # Ctrl-C (and SIGTERM) still stop the command
             raise
         except BaseException as exc:  # noqa: BLE001 - SystemExit & co. from a plugin's import are its failure

@@ -21,7 +21,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +103,11 @@ def _worker(options: dict[str, Any]) -> None:
 
 
 def _launch(nproc: int, options: dict[str, Any]) -> dict[str, Any]:
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+    from torch.distributed.launcher.api import elastic_launch
 
-    config = LaunchConfig(
-        min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex, rdzv_backend="c10d",
-        rdzv_endpoint="127.0.0.1:0", max_restarts=0,
-    )  # fmt: skip
+    from automl_seg.engine.launch import local_launch_config
+
+    config = local_launch_config(nproc)
     out = Path(options["data"]) / f"world{nproc}.json"
     elastic_launch(config, sys.executable)(__file__, "--worker", json.dumps({**options, "out": str(out)}))
     return json.loads(out.read_text())

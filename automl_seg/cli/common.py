@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -43,6 +45,57 @@ RegistryOption = Annotated[
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML or TOML file with run settings; flags override it.")
 ]
+
+MLFLOW_ENV = "MLFLOW_TRACKING_URI"
+MlflowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow",
+        metavar="URI",
+        help="Track the run in MLflow at URI, e.g. sqlite:///mlflow.db or http://host:5000 "
+        "(default: $MLFLOW_TRACKING_URI; needs automl-seg[mlflow]).",
+    ),
+]
+NprocOption = Annotated[
+    int | None,
+    typer.Option(
+        "--nproc",
+        help="Run as a DDP job of N processes on this node (one GPU each on CUDA); several nodes: torchrun.",
+    ),
+]
+
+
+@contextmanager
+def mlflow_tracking(uri: str | None) -> Iterator[None]:
+    """``--mlflow URI``: MLflow's own variable, which the MLflow observer plugin reads, for the command's
+    duration (the previous value comes back after)."""
+    if uri is None:
+        yield
+        return
+    previous = os.environ.get(MLFLOW_ENV)
+    os.environ[MLFLOW_ENV] = uri
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(MLFLOW_ENV, None)
+        else:
+            os.environ[MLFLOW_ENV] = previous
+
+
+def launched_as_job(ctx: typer.Context, nproc: int | None, device: str, hint: str | None) -> bool:
+    """With ``--nproc N`` (N > 1) run this command again as a job of N processes, wait for it and
+    say so; the processes themselves then run without ``--nproc``."""
+    if nproc is None:
+        return False
+    from automl_seg.engine.launch import check_nproc, launch_local, without_nproc
+
+    check_nproc(nproc, device)
+    if nproc == 1:
+        return False
+    argv = (ctx.obj or {}).get("argv", sys.argv[1:])
+    launch_local(without_nproc(argv), nproc, hint=hint)
+    return True
 
 
 def print_json(data: Any) -> None:

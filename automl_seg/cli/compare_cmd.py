@@ -123,20 +123,18 @@ def comparison_table(report: CompareReport) -> Table:
         f"{len(report.heldout_cases)} held-out cases ({report.device})",
         box=box.SIMPLE_HEAD,
     )
-    table.add_column("strategy")
+    table.add_column("strategy", no_wrap=True)
     for name in [*(f"Dice {c}" for c in classes), "mean Dice"]:
-        table.add_column(name, justify="right")
-    for name in ("search s", "retrain s", "search dev-s", "retrain dev-s", "peak MB", "params", "p vs best"):
-        table.add_column(name, justify="right", no_wrap=True)
+        table.add_column(name, justify="right", overflow="fold")
+    for name in ("search s wall / device", "retrain s wall / device", "peak MB", "params", "p vs best"):
+        table.add_column(name, justify="right", overflow="fold")
     for summary in report.summary:
         table.add_row(
             summary.strategy,
             *(_pm(summary.dice_per_class[c], "{:.4f}") for c in classes),
             _pm(summary.dice_mean, "{:.4f}"),
-            _pm(summary.search_wall_s, "{:.0f}"),
-            _pm(summary.retrain_wall_s, "{:.0f}"),
-            _pm(summary.search_device_s, "{:.0f}"),
-            _pm(summary.retrain_device_s, "{:.0f}"),
+            f"{_pm(summary.search_wall_s, '{:.0f}')} / {_pm(summary.search_device_s, '{:.0f}')}",
+            f"{_pm(summary.retrain_wall_s, '{:.0f}')} / {_pm(summary.retrain_device_s, '{:.0f}')}",
             _pm(summary.peak_memory_mb, "{:.0f}"),
             "-" if summary.params is None else f"{summary.params.mean / 1e6:.2f} M",
             "best" if summary.strategy == report.best else f"{p_values[summary.strategy]:.3g}",

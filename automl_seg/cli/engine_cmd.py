@@ -6,7 +6,6 @@ imported inside the commands so ``automl-seg --help`` stays fast.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,8 +17,12 @@ from automl_seg.cli.common import (
     ConfigOption,
     DataRootOption,
     JsonFlag,
+    MlflowOption,
+    NprocOption,
     RegistryOption,
     console,
+    launched_as_job,
+    mlflow_tracking,
     print_json,
 )
 from automl_seg.config import DataSettings, Device, build_settings, check_sections, read_config_file, section
@@ -27,6 +30,7 @@ from automl_seg.errors import ConfigError
 
 if TYPE_CHECKING:
     from automl_seg.engine.evaluate import EvalReport
+    from automl_seg.engine.folds import CrossValResult
 
 RefArgument = Annotated[str, typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest'.")]
 BudgetOption = Annotated[
@@ -54,14 +58,30 @@ MaxCasesOption = Annotated[int | None, typer.Option("--max-cases", help="Use onl
 PatchOption = Annotated[
     str | None, typer.Option("--patch-size", help="Override the plan's patch, e.g. 32x48x32 (multiples of 16).")
 ]
-ProgressOption = Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show progress bars.")]
-NprocOption = Annotated[
+FoldsOption = Annotated[
     int | None,
+    typer.Option("--folds", help="Cross-validate: one model per fold (seeded splits), registered as one record."),
+]
+FoldOption = Annotated[
+    int | None, typer.Option("--fold", help="Train only this fold (0-based) of --folds; registers when all are done.")
+]
+OptionalRefArgument = Annotated[
+    str | None,
+    typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest' (or give --ensemble)."),
+]
+EnsembleOption = Annotated[
+    str | None,
+    typer.Option("--ensemble", help="Several models as one: REF,REF,... (their softmax averaged)."),
+]
+KeepLargestOption = Annotated[
+    str | None,
     typer.Option(
-        "--nproc",
-        help="Run as a DDP job of N processes on this node (one GPU each on CUDA); several nodes: torchrun.",
+        "--keep-largest",
+        help="Replace the stored postprocessing: classes (comma separated) keeping only their largest component, "
+        "or 'none'.",
     ),
 ]
+ProgressOption = Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show progress bars.")]
 RESUME_HINT = "rerun it with --resume to continue"
 
 CONFIG_SECTIONS = {"data", "train", "search", "strategy"}
@@ -117,21 +137,6 @@ def _dice_table(report: EvalReport, title: str, per_case: bool = True) -> Table:
     return table
 
 
-def _launched(ctx: typer.Context, nproc: int | None, device: str, hint: str | None) -> bool:
-    """With ``--nproc N`` (N > 1) run this command again as a job of N processes, wait for it and
-    say so; the processes themselves then run without ``--nproc``."""
-    if nproc is None:
-        return False
-    from automl_seg.engine.launch import check_nproc, launch_local, without_nproc
-
-    check_nproc(nproc, device)
-    if nproc == 1:
-        return False
-    argv = (ctx.obj or {}).get("argv", sys.argv[1:])
-    launch_local(without_nproc(argv), nproc, hint=hint)
-    return True
-
-
 def _summary(result: Any) -> dict[str, Any]:
     """What --json prints for a trained model."""
     return {
@@ -141,6 +146,70 @@ def _summary(result: Any) -> dict[str, Any]:
         "metrics": result.record.metrics.model_dump(mode="json"),
         "history": result.train.history,
     }
+
+
+def _cv_summary(result: CrossValResult) -> dict[str, Any]:
+    """What --json prints for a cross-validation (finished or with folds still to train)."""
+    return {
+        "ref": result.record.ref if result.record else None,
+        "parent": result.record.parent if result.record else None,
+        "folds_done": [f.fold for f in result.folds],
+        "folds_pending": result.pending,
+        "metrics": result.record.metrics.model_dump(mode="json") if result.record else None,
+        "postprocessing": result.postprocessing.model_dump(mode="json") if result.postprocessing else None,
+        "workdir": str(result.workdir),
+    }
+
+
+def _print_cross_validation(result: CrossValResult) -> None:
+    """Per-class Dice of every finished fold, their mean and standard deviation, and what is registered."""
+    from automl_seg.engine.folds import fold_summary
+
+    if not result.folds:
+        return
+    names = list(result.folds[0].evaluation.dice_per_class)
+    table = Table(title="cross-validation (validation Dice per fold)", box=box.SIMPLE_HEAD)
+    table.add_column("fold")
+    table.add_column("cases", justify="right")
+    for name in names:
+        table.add_column(f"Dice {name}", justify="right")
+    for f in result.folds:
+        table.add_row(str(f.fold), str(len(f.val_cases)), *(f"{f.evaluation.dice_per_class[n]:.3f}" for n in names))
+    mean, sd = fold_summary(result.folds)
+    table.add_section()
+    table.add_row("[bold]mean ± sd[/]", "", *(f"[bold]{mean[n]:.3f}[/] ± {sd[n]:.3f}" for n in names))
+    console.print(table)
+    if result.record is None:
+        pending = ", ".join(map(str, result.pending))
+        console.print(f"fold(s) {pending} still to train; nothing registered yet (workdir {result.workdir})")
+        return
+    kept = ", ".join(result.postprocessing.keep_largest) if result.postprocessing else ""
+    console.print(f"postprocessing: keep the largest component of {kept or 'no class'} (chosen on validation)")
+    console.print(f"registered [bold]{result.record.ref}[/] ({len(result.folds)} folds, parent {result.record.parent})")
+
+
+def model_refs(ref: str | None, ensemble: str | None) -> list[str]:
+    """REF, or the members of ``--ensemble`` (exactly one of the two)."""
+    if ref is not None and ensemble is not None:
+        raise ConfigError("give REF or --ensemble REF,REF,..., not both")
+    if ensemble is not None:
+        refs = [r.strip() for r in ensemble.split(",") if r.strip()]
+        if len(refs) < 2:
+            raise ConfigError(f"--ensemble {ensemble!r} names {len(refs)} model(s); give at least two: REF,REF")
+        return refs
+    if ref is None:
+        raise ConfigError("give the model: REF, or --ensemble REF,REF,...")
+    return [ref]
+
+
+def keep_largest_override(text: str | None, registry: Any, refs: list[str]) -> Any:
+    """``--keep-largest`` as a ``Postprocessing`` checked against the first model's classes (None: stored)."""
+    if text is None:
+        return None
+    from automl_seg.engine.model import record_plan
+    from automl_seg.engine.postprocess import parse_keep_largest
+
+    return parse_keep_largest(text, record_plan(registry.get(refs[0])))
 
 
 def search(
@@ -172,8 +241,11 @@ def search(
     workdir: WorkdirOption = None,
     max_cases: MaxCasesOption = None,
     patch_size: PatchOption = None,
+    folds: FoldsOption = None,
+    fold: FoldOption = None,
     progress: ProgressOption = None,
     nproc: NprocOption = None,
+    mlflow: MlflowOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Search an architecture, register it, retrain and evaluate it, register the trained model."""
@@ -189,7 +261,8 @@ def search(
         SearchRunSettings,
         section(cfg, "search"),
         {"strategy": strategy, "budget": budget, "seed": seed, "device": device, "workers": workers,
-         "workdir": workdir, "resume": resume or None, "no_train": no_train or None, "progress": progress},
+         "workdir": workdir, "resume": resume or None, "no_train": no_train or None, "progress": progress,
+         "folds": folds, "fold": fold},
         source="search settings",
     )  # fmt: skip
     data = build_settings(
@@ -202,9 +275,9 @@ def search(
     check_search_budget(host, run.budget, chosen_strategy(host, run.strategy).name)
     train = train_settings(run.budget, section(cfg, "train"), {"epochs": train_epochs})
     overrides = {**section(cfg, "strategy"), **parse_assignments(assignments or [])}
-    if _launched(ctx, nproc, run.device, RESUME_HINT):
+    if launched_as_job(ctx, nproc, run.device, RESUME_HINT):
         return
-    with process_group(run.device) as dist, _open_registry(registry) as reg:
+    with mlflow_tracking(mlflow), process_group(run.device) as dist, _open_registry(registry) as reg:
         result = run_search(run, data, train, overrides, registry=reg, host=host, dist=dist)
     if not dist.is_main:
         return
@@ -215,11 +288,14 @@ def search(
                 "arch": result.architecture.arch,
                 "search_metrics": result.architecture.metrics.model_dump(mode="json"),
                 "trained": _summary(result.trained) if result.trained else None,
+                "cross_validation": _cv_summary(result.cross_validated) if result.cross_validated else None,
                 "workdir": str(result.workdir),
             }
         )
         return
     console.print(f"architecture registered as [bold]{result.architecture.ref}[/]")
+    if result.cross_validated:
+        _print_cross_validation(result.cross_validated)
     if result.trained:
         trained = result.trained
         console.print(_dice_table(trained.evaluation, f"validation of {trained.record.ref}", per_case=False))
@@ -243,12 +319,16 @@ def train(
     resume: ResumeOption = False,
     workdir: WorkdirOption = None,
     max_cases: MaxCasesOption = None,
+    folds: FoldsOption = None,
+    fold: FoldOption = None,
     progress: ProgressOption = None,
     nproc: NprocOption = None,
+    mlflow: MlflowOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Retrain a registered architecture from scratch; register it as a new version (parent REF)."""
     from automl_seg.engine.distributed import process_group
+    from automl_seg.engine.folds import CrossValResult
     from automl_seg.engine.pipeline import retrain
     from automl_seg.engine.settings import RunSettings, SearchRunSettings, train_settings
     from automl_seg.plugins import load_plugins
@@ -259,7 +339,7 @@ def train(
         RunSettings,
         {k: v for k, v in section(cfg, "search").items() if k not in search_only},
         {"budget": budget, "seed": seed, "device": device, "workers": workers, "workdir": workdir,
-         "resume": resume or None, "progress": progress},
+         "resume": resume or None, "progress": progress, "folds": folds, "fold": fold},
         source="run settings",
     )  # fmt: skip
     settings = train_settings(run.budget, section(cfg, "train"), {"epochs": epochs})
@@ -271,11 +351,17 @@ def train(
             f"config file {config}: train takes {' and '.join(from_record)} from the registered record; "
             "remove it from section 'data'"
         )
-    if _launched(ctx, nproc, run.device, RESUME_HINT):
+    if launched_as_job(ctx, nproc, run.device, RESUME_HINT):
         return
-    with process_group(run.device) as dist, _open_registry(registry) as reg:
+    with mlflow_tracking(mlflow), process_group(run.device) as dist, _open_registry(registry) as reg:
         result = retrain(ref, run, settings, registry=reg, host=load_plugins(), data_options=data, dist=dist)
     if not dist.is_main:
+        return
+    if isinstance(result, CrossValResult):
+        if as_json:
+            print_json(_cv_summary(result))
+        else:
+            _print_cross_validation(result)
         return
     if as_json:
         print_json(_summary(result))
@@ -289,7 +375,8 @@ def train(
 
 def evaluate(
     ctx: typer.Context,
-    ref: RefArgument,
+    ref: OptionalRefArgument = None,
+    ensemble: EnsembleOption = None,
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Evaluate on this dataset's validation split.")
     ] = None,
@@ -300,6 +387,10 @@ def evaluate(
     device: DeviceOption = None,
     max_cases: MaxCasesOption = None,
     tta: TtaOption = False,
+    split: Annotated[
+        str, typer.Option("--split", help="val, or test: the cases held out by data.holdout_fraction.")
+    ] = "val",
+    keep_largest: KeepLargestOption = None,
     progress: ProgressOption = True,
     nproc: NprocOption = None,
     as_json: JsonFlag = False,
@@ -313,25 +404,32 @@ def evaluate(
         raise ConfigError("give both --images and --labels (or neither, to use --dataset's validation split)")
     if images is not None and dataset is not None:
         raise ConfigError("give either --dataset or --images/--labels, not both")
-    if _launched(ctx, nproc, device or "auto", None):
+    if split not in ("val", "test"):
+        raise ConfigError(f"unknown --split {split!r}; use val or test")
+    refs = model_refs(ref, ensemble)
+    if launched_as_job(ctx, nproc, device or "auto", None):
         return
     with process_group(device or "auto") as dist, _open_registry(registry) as reg:
         report = evaluate_reference(
-            reg, ref, load_plugins(), device=device or "auto", dataset=dataset, data_root=data_root,
-            images=images, labels=labels, max_cases=max_cases, tta=tta, progress=progress, dist=dist,
+            reg, refs, load_plugins(), device=device or "auto", dataset=dataset, data_root=data_root,
+            images=images, labels=labels, max_cases=max_cases, tta=tta, progress=progress, split=split,  # type: ignore[arg-type]
+            postprocessing=keep_largest_override(keep_largest, reg, refs), dist=dist,
         )  # fmt: skip
     if not dist.is_main:
         return
+    shown = ",".join(refs)
     if as_json:
-        print_json({"ref": ref, "tta": tta, **report.model_dump(mode="json")})
+        print_json({"ref": shown, "tta": tta, "split": split, **report.model_dump(mode="json")})
         return
-    console.print(_dice_table(report, f"evaluation of {ref}" + (" (test-time mirroring)" if tta else "")))
+    console.print(_dice_table(report, f"evaluation of {shown}" + (" (test-time mirroring)" if tta else "")))
 
 
 def predict(
-    ref: RefArgument,
     input: Annotated[Path, typer.Option("--input", "-i", help="A NIfTI file or a folder of them.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the label maps.")],
+    ref: OptionalRefArgument = None,
+    ensemble: EnsembleOption = None,
+    keep_largest: KeepLargestOption = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
     backend: Annotated[
         str,
@@ -361,10 +459,13 @@ def predict(
             "--providers picks onnxruntime's providers; add --backend onnxruntime (torch and torch-export use --device)"
         )
     provider_list = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
+    refs = model_refs(ref, ensemble)
+    ref = ",".join(refs)
     with _open_registry(registry) as reg:
         predictions, used = predict_reference(
-            reg, ref, load_plugins(), input, output, device=device or "auto", backend=backend,
+            reg, refs, load_plugins(), input, output, device=device or "auto", backend=backend,
             providers=provider_list, overwrite=overwrite, tta=tta, progress=progress,
+            postprocessing=keep_largest_override(keep_largest, reg, refs),
         )  # fmt: skip
     if as_json:
         print_json(

@@ -17,7 +17,16 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from automl_seg import __version__
-from automl_seg.cli import compare_cmd, data_cmd, engine_cmd, export_cmd, plugins_cmd, registry_cmd, tune_cmd
+from automl_seg.cli import (
+    compare_cmd,
+    data_cmd,
+    engine_cmd,
+    export_cmd,
+    plugins_cmd,
+    registry_cmd,
+    report_cmd,
+    tune_cmd,
+)
 from automl_seg.cli.common import err_console, fit_consoles
 from automl_seg.engine.launch import LAUNCHED_ENV, FailureKind, failure_kind, report_failure
 from automl_seg.errors import Terminated, UserError
@@ -63,7 +72,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for _module in (plugins_cmd, data_cmd, engine_cmd, compare_cmd, registry_cmd, export_cmd, tune_cmd):
+for _module in (plugins_cmd, data_cmd, engine_cmd, compare_cmd, registry_cmd, export_cmd, tune_cmd, report_cmd):
     _module.register(app)
 
 

@@ -13,12 +13,18 @@ from automl_seg.cli.common import (
     ConfigOption,
     DataRootOption,
     JsonFlag,
+    MlflowOption,
+    NprocOption,
     RegistryOption,
     console,
     err_console,
+    launched_as_job,
+    mlflow_tracking,
     print_json,
 )
 from automl_seg.tune.study import Objective, PrunerName, SamplerName
+
+TUNE_HINT = "finished trials are stored; rerun the same tune command to continue the study"
 
 if TYPE_CHECKING:
     from automl_seg.tune.params import ParameterSpec
@@ -89,6 +95,8 @@ def tune(
     registry: RegistryOption = None,
     registry_index: RegistryIndexOption = None,
     config: ConfigOption = None,
+    nproc: NprocOption = None,
+    mlflow: MlflowOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run an Optuna study: each trial is a short search + retrain; validation Dice per epoch lets the
@@ -121,7 +129,12 @@ def tune(
         params=section(tune_section, "params"), params_source=f"config file {config}",
     ), source="tune settings")  # fmt: skip
     request.check()
-    result = _run(request, file, search, budget, device, epochs, train_epochs, max_cases, data_root)
+    if launched_as_job(ctx, nproc, device or search.get("device", "auto"), TUNE_HINT):
+        return
+    with mlflow_tracking(mlflow):
+        result = _run(request, file, search, budget, device, epochs, train_epochs, max_cases, data_root)
+    if result is None:  # a rank other than 0 of a DDP worker: rank 0 reports
+        return
     if as_json:
         print_json(result.model_dump(mode="json"))
         return
@@ -142,17 +155,12 @@ def _run(
     train_epochs: int | None,
     max_cases: int | None,
     data_root: Path | None,
-) -> TuneResult:
-    from automl_seg_registry import Registry
-
+) -> TuneResult | None:
+    """The worker's study (``None`` on the ranks other than 0 of a DDP worker, which follow rank 0's trials)."""
     from automl_seg.config import build_settings, section
-    from automl_seg.engine.budgets import check_search_budget
     from automl_seg.engine.devices import resolve_device
-    from automl_seg.plugins import load_plugins
-    from automl_seg.progress import progress_bar
-    from automl_seg.tune.run import run_tune, tuning_space
+    from automl_seg.engine.distributed import process_group
     from automl_seg.tune.runner import EngineTrialRunner, EngineTrialSettings
-    from automl_seg.tune.storage import open_storage
 
     settings = build_settings(EngineTrialSettings, overrides=dict(
         strategy=request.strategy, dataset=request.dataset, study=request.study_name, data_root=data_root,
@@ -163,15 +171,36 @@ def _run(
         train_section=section(file, "train"), strategy_section=section(file, "strategy"),
     ), source="tune settings")  # fmt: skip
     resolve_device(settings.device)  # CUDA asked where there is none: one line now, not a study of failed trials
+    with process_group(settings.device) as dist:
+        if not dist.is_main:
+            EngineTrialRunner(settings, dist).follow()
+            return None
+        runner = EngineTrialRunner(settings, dist)
+        result = _study(request, settings, runner)
+        runner.release()  # (a failure instead ends the job: the agent stops the other ranks)
+        return result
+
+
+def _study(request: Any, settings: Any, runner: Any) -> TuneResult:
+    """Rank 0's (or the only process') part of a tune worker: check, print the space, run the trials."""
+    from automl_seg_registry import Registry
+
+    from automl_seg.engine.budgets import check_search_budget
+    from automl_seg.plugins import load_plugins
+    from automl_seg.progress import progress_bar
+    from automl_seg.tune.run import run_tune, tuning_space
+    from automl_seg.tune.storage import open_storage
+
     host = load_plugins()
     check_search_budget(host, settings.budget, settings.strategy)
     storage = open_storage(request.storage_url)  # an unreachable storage: one line before anything is printed
     with Registry.open(request.registry, request.registry_index):
         pass  # an unusable registry or index: one line now, not a study of failed trials
+    with Registry.open(request.registry, request.registry_index):
+        pass  # an unusable registry or index: one line now, not a study of failed trials
     _quiet_optuna()
     specs = tuning_space(host, request)[1]
     _print_space(specs)
-    runner = EngineTrialRunner(settings)
     runner.check(host, specs)
     with progress_bar(True) as bar:
         task = bar.add_task(f"study {request.study_name}", total=request.trials)

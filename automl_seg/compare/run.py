@@ -81,7 +81,7 @@ def run_comparison(
         )
     key = run_key(
         kind="compare", data=data_settings.model_dump(mode="json", exclude={"data_root"}), budget=settings.budget,
-        train=train.model_dump(mode="json"), device=device.type, search_seconds=settings.search_seconds,
+        train=train.model_dump(mode="json"), device=device.type,
     )  # fmt: skip
     budgeted = {
         s: has_time_budget(strategy_settings(strategy, settings.budget, overrides.get(s, {})))

@@ -49,12 +49,14 @@ class RunSpec:
 
 
 def completed_run(registry: Registry, spec: RunSpec) -> ArchitectureRecord | None:
-    """The newest trained record this comparison registered for ``spec``'s strategy and seed, if any."""
+    """The newest trained record this comparison registered for ``spec``'s strategy and seed (and time budget:
+    a time-budgeted run searched for what the other searches spent then), if any."""
     found = [
         record
         for record in registry.list(name=spec.record_name)
         if record.provenance.get(COMPARE_KEY) == spec.key
         and record.seed == spec.seed
+        and record.strategy.settings.get(TIME_BUDGET_KEY) == spec.time_budget_s
         and any(artifact.name == WEIGHTS_ARTIFACT for artifact in record.artifacts)
     ]
     return max(found, key=lambda record: record.version or 0) if found else None

@@ -7,10 +7,12 @@ file's own grid first, so the score is in the original space).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -34,7 +36,10 @@ if TYPE_CHECKING:
 
     from automl_seg.data.prepared import PreparedData
     from automl_seg.engine.distributed import Distributed
+    from automl_seg.engine.postprocess import Postprocessing
     from automl_seg.plugins import PluginHost
+
+log = logging.getLogger(__name__)
 
 
 class CaseScore(BaseModel):
@@ -118,9 +123,14 @@ def evaluate_loader(
     device: torch.device,
     sw_batch_size: int = 4,
     progress: Callable[[], None] = lambda: None,
+    postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+    observe: Callable[[str, np.ndarray, np.ndarray], None] | None = None,
 ) -> EvalReport:
     """Score whole preprocessed volumes ({"image", "label", "case"}, batch 1) in the plan's space, or on the
-    case's own grid where the batch carries it (``native_label``: the logits are resampled onto it linearly)."""
+    case's own grid where the batch carries it (``native_label``: the logits are resampled onto it linearly).
+
+    ``postprocess`` maps each label map before it is scored; ``observe(case, prediction, label)`` sees
+    each prediction (before ``postprocess``) and its label as numpy arrays."""
     names = foreground_names(plan)
     rows = []
     for batch in batches:
@@ -133,6 +143,10 @@ def evaluate_loader(
             label = torch.as_tensor(batch["label"])[:, 0].cpu()
         prediction = logits.argmax(1).cpu()
         case = batch["case"][0] if isinstance(batch["case"], (list, tuple)) else str(batch["case"])
+        if observe is not None:
+            observe(case, prediction[0].numpy(), label[0].numpy())
+        if postprocess is not None:
+            prediction = torch.from_numpy(postprocess(prediction.numpy()))
         rows.append(score_case(case, prediction, label, names))
         progress()
     return summarise(rows, names)
@@ -147,13 +161,16 @@ def evaluate_cases(
     cases: Sequence[str] | None = None,
     dist: Distributed | None = None,
     progress: Callable[[], None] = lambda: None,
+    postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> EvalReport:
-    """Score ``cases`` of ``data`` (default: its validation cases) in its plan's space. In a DDP job
-    every rank scores its share of the cases and every rank gets the report of all of them, in case
-    order (the same report as one process makes)."""
+    """Score ``cases`` of ``data`` (default: its validation cases) in its plan's space, label maps through
+    ``postprocess``. In a DDP job every rank scores its share of the cases and every rank gets the
+    report of all of them, in case order (the same report as one process makes)."""
     cases = list(data.val_cases if cases is None else cases)
     mine = cases if dist is None else dist.shard(cases, pad=False)
-    report = evaluate_loader(window, data.val_loader(mine), data.plan, device, sw_batch_size, progress)
+    report = evaluate_loader(
+        window, data.val_loader(mine), data.plan, device, sw_batch_size, progress, postprocess=postprocess
+    )
     return report if dist is None else gathered(report, cases, foreground_names(data.plan), dist)
 
 
@@ -184,12 +201,13 @@ def evaluate_files(
     device: torch.device,
     sw_batch_size: int = 4,
     progress: Callable[[], None] = lambda: None,
+    postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> EvalReport:
     """Predict every image, map it back onto its label file's grid and score it there."""
     names = foreground_names(plan)
     rows = []
     for image, label_path in pairs:
-        prediction = predict_file_labels(window, image, plan, device, sw_batch_size)
+        prediction = predict_file_labels(window, image, plan, device, sw_batch_size, postprocess)
         label = read_label(label_path, reference=image)
         unknown = sorted(set(np.unique(label).tolist()) - set(range(plan.num_classes)))
         if unknown:
@@ -206,7 +224,7 @@ def evaluate_files(
 
 def evaluate_reference(
     registry: Registry,
-    ref: str,
+    ref: str | Sequence[str],
     host: PluginHost,
     *,
     device: str = "auto",
@@ -217,40 +235,58 @@ def evaluate_reference(
     max_cases: int | None = None,
     tta: bool = False,
     progress: bool = True,
+    split: Literal["val", "test"] = "val",
+    postprocessing: Postprocessing | None = None,
     dist: Distributed | None = None,
 ) -> EvalReport:
-    """Evaluate the trained model ``ref`` on image/label folders, else on a dataset's validation split
-    (default: the dataset it was trained on, preprocessed with its plan); with test-time mirroring
-    when ``tta``. In a DDP job (``dist``) every rank scores its share of the cases; rank 0 shows
-    progress."""
+    """Evaluate the trained model ``ref`` (or the ensemble of several refs; a cross-validated record is
+    the ensemble of its folds) on image/label folders, else on a dataset's validation or held-out test
+    split (default: the dataset it was trained on, preprocessed with its plan); with test-time mirroring
+    when ``tta``, and its stored postprocessing (or ``postprocessing``) applied to the label maps. In a
+    DDP job (``dist``) every rank scores its share of the cases; rank 0 shows progress."""
     from automl_seg.config import DataSettings, build_settings
     from automl_seg.data import prepare_data
     from automl_seg.engine.devices import resolve_device
     from automl_seg.engine.distributed import Distributed
-    from automl_seg.engine.model import load_trained_model, record_plan
+    from automl_seg.engine.ensemble import load_model
+    from automl_seg.engine.folds import FOLDS_KEY
+    from automl_seg.engine.pipeline import record_split
     from automl_seg.progress import progress_bar
 
     dist = dist or Distributed()
     torch_device = dist.device(resolve_device(device))
-    network, record = load_trained_model(registry, ref, host, torch_device)
-    window = mirrored(network) if tta else network
-    plan = record_plan(record)
+    model = load_model(registry, [ref] if isinstance(ref, str) else list(ref), host, torch_device, postprocessing)
+    window = mirrored(model.network) if tta else model.network
+    plan, record = model.plan, model.records[0]
+    post = partial(model.postprocessing.apply, plan=plan) if model.postprocessing.keep_largest else None
     progress = progress and dist.is_main
     with progress_bar(progress) as bar:
         if images is not None and labels is not None:
             pairs = paired_files(images, labels)
             mine = dist.shard(pairs, pad=False)
             task = bar.add_task("evaluating", total=len(mine))
-            report = evaluate_files(window, mine, plan, torch_device, progress=lambda: bar.advance(task))
+            report = evaluate_files(
+                window, mine, plan, torch_device, progress=lambda: bar.advance(task), postprocess=post
+            )
             return gathered(report, [case_name(image) for image, _ in pairs], foreground_names(plan), dist)
         same = dataset is None or dataset == record.dataset.name  # then its validation cases, not its training ones
         settings = build_settings(
-            DataSettings, record.dataset.split if same else {},
+            DataSettings, record_split(record) if same else {},
             {"dataset": dataset or record.dataset.name, "data_root": data_root, "max_cases": max_cases,
              "patch_size": plan.patch_size},
             source="evaluation data settings",
         )  # fmt: skip
         with dist.main_first():  # rank 0 fills the fingerprint cache the others read
             data = prepare_data(settings, progress=progress, plan=plan)  # the model's plan, checked against the data
-        task = bar.add_task("evaluating", total=len(dist.shard(data.val_cases, pad=False)))
-        return evaluate_cases(window, data, torch_device, dist=dist, progress=lambda: bar.advance(task))
+        cases = data.test_cases if split == "test" else data.val_cases
+        if not cases:
+            raise DataError(
+                f"{settings.dataset} has no held-out test cases under these data settings; train with "
+                "data.holdout_fraction (e.g. 0.2) to hold some out, or evaluate --split val"
+            )
+        if split == "val" and same and any(r.provenance.get(FOLDS_KEY) for r in model.records):
+            log.warning("a cross-validated model trained on these validation cases (in all but one fold)")
+        task = bar.add_task("evaluating", total=len(dist.shard(cases, pad=False)))
+        return evaluate_cases(
+            window, data, torch_device, cases=cases, dist=dist, progress=lambda: bar.advance(task), postprocess=post
+        )

@@ -115,7 +115,8 @@ def logits_on_grid(
     from monai.data import MetaTensor
     from monai.transforms import SpatialResample
 
-    source = MetaTensor(logits.detach().float().cpu(), affine=affine.detach().cpu().double())
+    plain = logits.as_tensor() if isinstance(logits, MetaTensor) else logits  # its own meta would clash
+    source = MetaTensor(plain.detach().float().cpu(), affine=affine.detach().cpu().double())
     resample = SpatialResample(mode="bilinear", padding_mode="border", dtype=torch.float32)
     resampled = resample(source, dst_affine=target_affine.detach().cpu().double(), spatial_size=tuple(shape))
     return torch.as_tensor(resampled)
@@ -137,9 +138,15 @@ def load_preprocessed(path: Path, plan: Plan) -> tuple[dict, object]:
 
 
 def predict_file_labels(
-    window: Window, path: Path, plan: Plan, device: torch.device, sw_batch_size: int = 4
+    window: Window,
+    path: Path,
+    plan: Plan,
+    device: torch.device,
+    sw_batch_size: int = 4,
+    postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """The label map (uint8) of one NIfTI file on the file's own voxel grid (preprocessing inverted)."""
+    """The label map (uint8) of one NIfTI file on the file's own voxel grid (preprocessing inverted),
+    then through ``postprocess``."""
     from monai.data import MetaTensor
     from monai.transforms import Invertd
 
@@ -154,8 +161,10 @@ def predict_file_labels(
     invert = Invertd(keys="pred", transform=transforms, orig_keys="image", nearest_interp=not plan.maps_back)
     restored = invert({"pred": prediction, "image": image})["pred"]
     if plan.maps_back:
-        return np.asarray(restored.argmax(0).detach().cpu().numpy()).astype(np.uint8)
-    return np.asarray(restored[0].detach().cpu().numpy()).round().astype(np.uint8)
+        labels = np.asarray(restored.argmax(0).detach().cpu().numpy()).astype(np.uint8)
+    else:
+        labels = np.asarray(restored[0].detach().cpu().numpy()).round().astype(np.uint8)
+    return labels if postprocess is None else postprocess(labels)
 
 
 def read_label(path: Path, reference: Path) -> np.ndarray:

@@ -21,9 +21,12 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from automl_seg.errors import ConfigError, Terminated, UserError
+
+if TYPE_CHECKING:
+    from torch.distributed.launcher.api import LaunchConfig
 
 #: set in the environment of the processes this module starts: they leave the printing to it
 LAUNCHED_ENV = "AUTOML_SEG_LAUNCHED"
@@ -84,6 +87,23 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def local_launch_config(nproc: int) -> LaunchConfig:
+    """The elastic agent's settings for a job of ``nproc`` processes on this node (``torchrun
+    --standalone``): a c10d rendezvous on a free local port, a fresh run id, no restarts."""
+    from torch.distributed.launcher.api import LaunchConfig
+
+    return LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=f"automl-seg-{uuid.uuid4().hex[:12]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint="127.0.0.1:0",
+        max_restarts=0,
+        monitor_interval=0.1,
+    )
+
+
 def launch_local(
     argv: Sequence[str], nproc: int, *, threads_per_process: int | None = None, hint: str | None = None
 ) -> None:
@@ -96,18 +116,9 @@ def launch_local(
 
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+    from torch.distributed.launcher.api import elastic_launch
 
-    config = LaunchConfig(
-        min_nodes=1,
-        max_nodes=1,
-        nproc_per_node=nproc,
-        run_id=f"automl-seg-{uuid.uuid4().hex[:12]}",
-        rdzv_backend="c10d",
-        rdzv_endpoint="127.0.0.1:0",
-        max_restarts=0,
-        monitor_interval=0.1,
-    )
+    config = local_launch_config(nproc)
     threads = threads_per_process or max(1, len(os.sched_getaffinity(0)) // nproc)
     environment = {LAUNCHED_ENV: "1"}
     if "OMP_NUM_THREADS" not in os.environ or threads_per_process:
@@ -139,9 +150,16 @@ def describe_failures(failures: Mapping[int, Any]) -> tuple[str, int]:
     if recorded:
         code = int(recorded.get("exit_code", 1))
         return f"rank {rank}: {recorded['message']}", code if recorded.get("kind") == "user" else max(code, 1)
-    if failure.exitcode < 0:
-        return f"rank {rank} died (signal {failure.signal_name()}); the other ranks were stopped", 1
-    return f"rank {rank} exited with code {failure.exitcode}; the other ranks were stopped", 1
+    ended = f"died (signal {failure.signal_name()})" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
+    # a rank that hung: the others gave up on it (collective timeout) well before the agent killed it
+    waited = sorted(
+        other for other, f in failures.items()
+        if _recorded(f).get("kind") == "peer" and f.timestamp < failure.timestamp - 1
+    )  # fmt: skip
+    if waited:
+        ranks = ", ".join(map(str, waited))
+        return f"rank {rank} hung: rank(s) {ranks} gave up waiting for it (collective timeout), then it was stopped", 1
+    return f"rank {rank} {ended}; the other ranks were stopped", 1
 
 
 def _recorded(failure: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from pydantic import BaseModel
 
 from automl_seg.compute import Spent, Stopwatch
 from automl_seg.config import SPLIT_KEYS, DataSettings, build_settings
@@ -27,6 +28,7 @@ from automl_seg.engine.budgets import check_budget
 from automl_seg.engine.devices import loader_workers, resolve_device
 from automl_seg.engine.distributed import Distributed
 from automl_seg.engine.evaluate import EvalReport, evaluate_cases
+from automl_seg.engine.folds import CrossValResult, check_folds, cross_validate
 from automl_seg.engine.history import plot_history, save_history_json
 from automl_seg.engine.model import (
     WEIGHTS_ARTIFACT,
@@ -40,7 +42,7 @@ from automl_seg.engine.options import chosen_strategy, strategy_settings
 from automl_seg.engine.precision import mixed_precision
 from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings, plan_limits
 from automl_seg.engine.train import TrainResult, train_network
-from automl_seg.errors import RegistryError, RunStopped, UserError
+from automl_seg.errors import ConfigError, RegistryError, RunStopped, UserError
 from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome, new_run_id
 from automl_seg.paths import work_folder
 
@@ -69,6 +71,7 @@ class SearchRunResult:
     architecture: ArchitectureRecord
     trained: TrainRunResult | None
     workdir: Path
+    cross_validated: CrossValResult | None = None
 
 
 # -- small pieces ---------------------------------------------------------------------------------
@@ -131,17 +134,40 @@ def warn_gpu_budget_on_cpu(budget: str, device: torch.device) -> None:
         )
 
 
-def _notify_ended(
-    host: PluginHost, info: RunInfo, trained: TrainRunResult | None, architecture: ArchitectureRecord | None = None
-) -> None:
-    """``on_run_ended`` with the run's refs (a retrain has no new architecture) and the trained model's Dice."""
-    result: dict[str, Any] = {} if architecture is None else {"architecture": architecture.ref}
-    result.update(
+def _ended_summary(
+    trained: TrainRunResult | None,
+    architecture: ArchitectureRecord | None = None,
+    cross_validated: CrossValResult | None = None,
+) -> dict[str, Any]:
+    """The end hook's summary: the run's refs (a retrain has no new architecture) and the trained model's Dice."""
+    summary: dict[str, Any] = {} if architecture is None else {"architecture": architecture.ref}
+    summary.update(
         trained=trained.record.ref if trained else None,
         dice_mean=trained.evaluation.dice_mean if trained else None,
         promoted=trained.promoted if trained else False,
     )
-    host.notify("on_run_ended", run=info, result=result)
+    if cross_validated is not None and cross_validated.record is not None:
+        summary.update(trained=cross_validated.record.ref, dice_mean=cross_validated.record.metrics.dice_mean)
+    return summary
+
+
+def notify_registered(host: PluginHost, info: RunInfo, registry: Registry, record: ArchitectureRecord) -> None:
+    """``on_model_registered`` with the record's stored files and its aliases."""
+    folder = registry.record_dir(record.ref)
+    files = {artifact.name: folder / artifact.path for artifact in record.artifacts}
+    aliases = registry.aliases().get(record.ref, [])
+    host.notify("on_model_registered", run=info, record=record, files=files, aliases=aliases)
+
+
+def _json_settings(**sections: BaseModel | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run's settings for observers: each section as JSON-able data (the data root left out)."""
+    out: dict[str, Any] = {}
+    for name, value in sections.items():
+        if isinstance(value, BaseModel):
+            out[name] = value.model_dump(mode="json", exclude={"data_root"} & set(type(value).model_fields))
+        elif value:
+            out[name] = json.loads(json.dumps(dict(value), default=str))
+    return out
 
 
 def _notify_epoch(host: PluginHost, info: RunInfo, phase: str, dist: Distributed):  # noqa: ANN202 - a callback
@@ -185,12 +211,14 @@ def run_search(
     record_overrides: Mapping[str, Any] | None = None,
     promote: bool = True,
     dist: Distributed | None = None,
+    parent_run: str | None = None,
 ) -> SearchRunResult:
     """Search with ``run.strategy``, register the architecture, then (unless ``no_train``) retrain,
     evaluate, register the trained model and promote it to ``best`` when it beats the previous best.
 
     For tuning: ``space_overrides`` update the space's default arguments; ``record_overrides`` set
-    the records' ``name``/``tags`` and add to their ``provenance``; ``promote=False`` leaves ``best``.
+    the records' ``name``/``tags`` and add to their ``provenance``; ``promote=False`` leaves ``best``;
+    ``parent_run`` is the ``run_id`` of the run this one is part of (a tuning study's).
     In a DDP job (``dist``) every rank searches and trains; rank 0 alone registers, and the others
     get its records."""
     dist = dist or Distributed()
@@ -205,49 +233,60 @@ def run_search(
         kind="search", strategy=strategy.name, seed=run.seed, budget=run.budget,
         data=data_settings.model_dump(mode="json", exclude={"data_root"}),
         strategy_settings=settings.model_dump(mode="json"), train=train.model_dump(mode="json"),
+        **({"folds": run.folds} if run.folds else {}),
     )  # fmt: skip
     workdir = _search_workdir(run, key)
     with dist.main_first():  # rank 0 fills the fingerprint cache the others read
         data = prepare(data_settings, run, device)
+    check_run_folds(run, data, dist)
     info = RunInfo(
         run_id=dist.broadcast(new_run_id("search")), kind="search", dataset=data.plan.dataset,
-        strategy=strategy.name, workdir=workdir, settings_key=key,
+        strategy=strategy.name, workdir=workdir, settings_key=key, parent=parent_run, settings=_json_settings(
+            run=run, data=data_settings, train=train, strategy=settings, space=space_overrides, record=record_overrides
+        ),
     )  # fmt: skip
-    host.notify("on_run_started", run=info)
-
-    architecture = _resumed_architecture(registry, workdir) if run.resume and dist.is_main else None
-    architecture = dist.broadcast(architecture)
-    if architecture is None:
-        space_args = {**space.default_args(data.plan, run.budget), **(space_overrides or {})}
-        ctx = SearchContext(
-            space=space, space_args=space_args, data=data, settings=settings, seed=run.seed, device=device,
-            workdir=workdir / "search", resume=run.resume, run=info,
-            epoch_ended=_notify_epoch(host, info, "search", dist), progress=run.progress, dist=dist,
-            budget=run.budget,
-        )  # fmt: skip
-        ctx.workdir.mkdir(parents=True, exist_ok=True)
-        clock = Stopwatch(device)
-        outcome = strategy.search(ctx)
-        if dist.is_main:
-            record = architecture_record(
-                outcome, ctx, split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
-                versions=package_versions(host), spent=clock.spent(),
-            )  # fmt: skip
-            record = _with_overrides(record, record_overrides)
-            architecture = registry.register(record, files=_outcome_files(outcome, workdir))
-            (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
-            log.info("registered architecture %s", architecture.ref)
+    with host.observed(info) as summary:
+        architecture = _resumed_architecture(registry, workdir) if run.resume and dist.is_main else None
         architecture = dist.broadcast(architecture)
+        if architecture is None:
+            space_args = {**space.default_args(data.plan, run.budget), **(space_overrides or {})}
+            ctx = SearchContext(
+                space=space, space_args=space_args, data=data, settings=settings, seed=run.seed, device=device,
+                workdir=workdir / "search", resume=run.resume, run=info,
+                epoch_ended=_notify_epoch(host, info, "search", dist), progress=run.progress, dist=dist,
+                budget=run.budget,
+            )  # fmt: skip
+            ctx.workdir.mkdir(parents=True, exist_ok=True)
+            preprocess_all(data)
+            clock = Stopwatch(device)
+            outcome = strategy.search(ctx)
+            if dist.is_main:
+                record = architecture_record(
+                    outcome, ctx, split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
+                    versions=package_versions(host), spent=clock.spent(),
+                )  # fmt: skip
+                record = _with_overrides(record, record_overrides)
+                architecture = registry.register(record, files=_outcome_files(outcome, workdir))
+                (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
+                log.info("registered architecture %s", architecture.ref)
+                notify_registered(host, info, registry, architecture)
+            architecture = dist.broadcast(architecture)
 
-    trained = None
-    if not run.no_train:
-        resume_training = dist.broadcast(run.resume and (workdir / "train").is_dir())
-        trained = _train_and_register(
-            architecture, data, train, run, registry=registry, host=host, device=device,
-            workdir=workdir / "train", resume=resume_training, info=info, promote=promote, dist=dist,
-        )  # fmt: skip
-    _notify_ended(host, info, trained, architecture)
-    return SearchRunResult(architecture=architecture, trained=trained, workdir=workdir)
+        trained, cross_validated = None, None
+        if not run.no_train and run.folds is not None:
+            cross_validated = cross_validate(
+                architecture, data, train, run, registry=registry, host=host, device=device,
+                workdir=workdir / "train", folds=run.folds, fold=run.fold, info=info,
+                split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
+            )  # fmt: skip
+        elif not run.no_train:
+            resume_training = dist.broadcast(run.resume and (workdir / "train").is_dir())
+            trained = _train_and_register(
+                architecture, data, train, run, registry=registry, host=host, device=device,
+                workdir=workdir / "train", resume=resume_training, info=info, promote=promote, dist=dist,
+            )  # fmt: skip
+        summary.update(_ended_summary(trained, architecture, cross_validated))
+    return SearchRunResult(architecture=architecture, trained=trained, workdir=workdir, cross_validated=cross_validated)
 
 
 def _search_workdir(run: SearchRunSettings, key: str) -> Path:
@@ -339,11 +378,12 @@ def retrain(
     host: PluginHost,
     data_options: Mapping[str, Any] | None = None,
     dist: Distributed | None = None,
-) -> TrainRunResult:
+) -> TrainRunResult | CrossValResult:
     """Train the architecture of ``ref`` from scratch on its dataset (with its plan's patch size) and
     register the result as the next version of its name, with ``ref`` as parent. ``data_options``
-    are the other ``DataSettings`` (data root, split, ``max_cases``). In a DDP job (``dist``) every
-    rank trains; rank 0 alone registers."""
+    are the other ``DataSettings`` (data root, split, ``max_cases``). With ``run.folds``: cross-validate
+    (``automl_seg.engine.folds``), the record is registered once every fold is done. In a DDP job
+    (``dist``) every rank trains; rank 0 alone registers."""
     dist = dist or Distributed()
     host, run = _rank_view(host, run, dist)
     record = registry.get(ref)
@@ -351,32 +391,55 @@ def retrain(
     warn_gpu_budget_on_cpu(run.budget, device)
     plan = record.dataset.plan
     data_settings = build_settings(
-        DataSettings, {**record.dataset.split, **(data_options or {})},  # the search's cases unless told otherwise
+        DataSettings, {**record_split(record), **(data_options or {})},  # the search's cases unless told otherwise
         {"dataset": record.dataset.name, "patch_size": tuple(plan["patch_size"]) if plan.get("patch_size") else None},
         source="data settings",
     )  # fmt: skip
     key = run_key(
         kind="train", ref=record.ref, seed=run.seed, train=train.model_dump(mode="json"),
         data=data_settings.model_dump(mode="json", exclude={"data_root"}),
+        **({"folds": run.folds} if run.folds else {}),
     )  # fmt: skip
     workdir = work_folder(Path(run.workdir) if run.workdir else default_workdir(key))
     with dist.main_first():
         data = prepare(data_settings, run, device, plan=record_plan(record))
+    check_run_folds(run, data, dist)
     if data.fingerprint.content_hash != record.dataset.fingerprint_hash:
         log.warning("%s was searched on other data than %s holds now (fingerprints differ)", record.ref, data.info.name)
     info = RunInfo(
         run_id=dist.broadcast(new_run_id("train")), kind="train", dataset=record.dataset.name,
-        strategy=record.strategy.name,
-        workdir=workdir, settings_key=key,
+        strategy=record.strategy.name, workdir=workdir, settings_key=key,
+        settings=_json_settings(architecture={"ref": record.ref}, run=run, data=data_settings, train=train),
     )  # fmt: skip
-    host.notify("on_run_started", run=info)
-    result = _train_and_register(
-        record, data, train, run, registry=registry, host=host, device=device,
-        workdir=workdir, resume=run.resume, info=info,
-        split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)), dist=dist,
-    )  # fmt: skip
-    _notify_ended(host, info, result)
+    split = data_settings.model_dump(mode="json", include=set(SPLIT_KEYS))
+    with host.observed(info) as summary:
+        if run.folds is not None:
+            folds = cross_validate(
+                record, data, train, run, registry=registry, host=host, device=device, workdir=workdir,
+                folds=run.folds, fold=run.fold, info=info, split=split,
+            )  # fmt: skip
+            summary.update(_ended_summary(None, cross_validated=folds))
+            return folds
+        result = _train_and_register(
+            record, data, train, run, registry=registry, host=host, device=device,
+            workdir=workdir, resume=run.resume, info=info, split=split, dist=dist,
+        )  # fmt: skip
+        summary.update(_ended_summary(result))
     return result
+
+
+def record_split(record: ArchitectureRecord) -> dict[str, Any]:
+    """The data settings that chose ``record``'s cases (a cross-validated record also names its fold count)."""
+    return {k: v for k, v in record.dataset.split.items() if k in SPLIT_KEYS}
+
+
+def check_run_folds(run: RunSettings, data: PreparedData, dist: Distributed) -> None:
+    """``--folds``/``--fold`` against the cases there are to split: one error line before any work.
+    Folds train one process each (spread them with ``--fold K``), not in a DDP job."""
+    if run.folds is not None:
+        check_folds(run.folds, run.fold, len(set(data.train_cases) | set(data.val_cases)))
+        if dist.enabled:
+            raise ConfigError("--folds trains each fold in one process: spread folds with --fold K, not --nproc")
 
 
 def _train_and_register(
@@ -400,6 +463,7 @@ def _train_and_register(
     In a DDP job rank 0 alone registers; the others return its record."""
     dist = dist or Distributed()
     network = fresh_network(parent, host, run.seed)
+    preprocess_all(data)
     clock = Stopwatch(device)
     result = train_network(
         network, data, train, device=device, seed=run.seed, workdir=workdir, resume=resume,
@@ -427,6 +491,7 @@ def _train_and_register(
             "train": train.model_dump(mode="json"),
             "device": device.type,
             "val_cases": list(data.val_cases),
+            **({"processes": dist.world_size} if dist.enabled else {}),
         },
     )
     record = type(parent).model_validate(payload)
@@ -434,9 +499,16 @@ def _train_and_register(
         files = _trained_artifacts(result, evaluation, Path(tmp), title=parent.name)
         stored = registry.register(record, files=files)
     promoted = promote_if_comparable(registry, stored) if promote else False
+    notify_registered(host, info, registry, stored)
     log.info("registered %s (val Dice %.3f)%s", stored.ref, evaluation.dice_mean, ", now best" if promoted else "")
     dist.broadcast((stored, promoted))
     return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)
+
+
+def preprocess_all(data: PreparedData) -> None:
+    """Preprocess the training and validation cases now (a no-op for cached ones), so that the search's and the
+    retraining's compute count their own work, not the one-off data preparation of whichever phase reads first."""
+    data.preprocessed(list(dict.fromkeys([*data.train_cases, *data.val_cases])))
 
 
 def phase_compute(spent: Spent) -> PhaseCompute:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -34,6 +35,7 @@ from automl_seg.progress import progress_bar
 if TYPE_CHECKING:
     from automl_seg_registry import ArchitectureRecord, Registry
 
+    from automl_seg.engine.postprocess import Postprocessing
     from automl_seg.plugins import PluginHost
 
 Backend = Literal["torch", "onnxruntime", "torch-export"]
@@ -131,6 +133,7 @@ def predict_files(
     overwrite: bool = False,
     sw_batch_size: int = 4,
     progress: bool = True,
+    postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[Prediction]:
     """Predict every NIfTI file of ``source`` (a file or a folder) into ``output_dir``."""
     sources = list_nifti(source)
@@ -139,7 +142,7 @@ def predict_files(
     with progress_bar(progress) as bar:
         task = bar.add_task("predicting", total=len(sources))
         for src, out in zip(sources, outputs, strict=True):
-            labels = predict_file_labels(window, src, plan, device, sw_batch_size)
+            labels = predict_file_labels(window, src, plan, device, sw_batch_size, postprocess)
             write_label_map(labels, src, out)
             done.append(
                 Prediction(
@@ -155,9 +158,19 @@ def predict_files(
     return done
 
 
+def export_record(records: Sequence[ArchitectureRecord], backend: str) -> ArchitectureRecord:
+    """The one record whose export a backend runs; an explicit ensemble has no single export."""
+    if len(records) > 1:
+        raise UserError(
+            f"--backend {backend} runs one exported model: cross-validate (train --folds N) and export that record, "
+            "whose exported graph holds every fold, or predict this ensemble with --backend torch"
+        )
+    return records[0]
+
+
 def predict_reference(
     registry: Registry,
-    ref: str,
+    ref: str | Sequence[str],
     host: PluginHost,
     source: Path,
     output_dir: Path,
@@ -168,31 +181,36 @@ def predict_reference(
     overwrite: bool = False,
     tta: bool = False,
     progress: bool = True,
+    postprocessing: Postprocessing | None = None,
 ) -> tuple[list[Prediction], list[str]]:
     """Predict with the registered model ``ref`` (torch, its ONNX export on ONNX Runtime, or its
-    torch.export program on ``device``), with test-time mirroring when ``tta``.
+    torch.export program on ``device``), or the ensemble of several refs (torch), with test-time
+    mirroring when ``tta`` and the model's stored postprocessing (or ``postprocessing``) applied on
+    every backend.
 
     Returns the predictions and, for exports, the providers (torch devices) really used."""
     from automl_seg.engine.devices import resolve_device
-    from automl_seg.engine.model import load_trained_model, record_plan
+    from automl_seg.engine.ensemble import check_members, load_model, stored_postprocessing
 
-    record = registry.get(ref)
-    plan = record_plan(record)
+    refs = [ref] if isinstance(ref, str) else list(ref)
+    records = [registry.get(r) for r in refs]
+    plan = check_members(records)
     for path in list_nifti(source):  # bad input fails before any model is loaded
         check_input(path, plan)
     check_output_dir(output_dir)
-    if backend == "onnxruntime":
-        window, used = export_window(registry, record, host, EXPORT_BACKENDS[backend], providers)
+    if backend in EXPORT_BACKENDS:
+        on = [str(resolve_device(device))] if backend == "torch-export" else providers
+        window, used = export_window(registry, export_record(records, backend), host, EXPORT_BACKENDS[backend], on)
         torch_device = torch.device("cpu")
-    elif backend == "torch-export":
-        program_device = [str(resolve_device(device))]
-        window, used = export_window(registry, record, host, EXPORT_BACKENDS[backend], program_device)
-        torch_device = torch.device("cpu")
+        chosen = postprocessing.check(plan) if postprocessing is not None else stored_postprocessing(records, plan)
     else:
         torch_device = resolve_device(device)
-        window, _ = load_trained_model(registry, record.ref, host, torch_device)
-        used = []
+        model = load_model(registry, [r.ref for r in records], host, torch_device, postprocessing)
+        window, chosen, used = model.network, model.postprocessing, []
     if tta:
         window = mirrored(window)
-    predictions = predict_files(window, source, output_dir, plan, torch_device, overwrite=overwrite, progress=progress)
+    post = partial(chosen.apply, plan=plan) if chosen.keep_largest else None
+    predictions = predict_files(
+        window, source, output_dir, plan, torch_device, overwrite=overwrite, progress=progress, postprocess=post
+    )
     return predictions, used

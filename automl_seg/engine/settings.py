@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from automl_seg.config import Budget, Device, Seed, Settings, build_settings
 from automl_seg.data.models import Augmentation, PlanLimits
@@ -157,6 +157,16 @@ class RunSettings(Settings):
     workdir: Path | None = Field(default=None, description="checkpoints for --resume; default: per-user cache")
     resume: bool = False
     progress: bool = True
+    folds: PositiveInt | None = Field(
+        default=None, description="cross-validation: train one model per fold, registered as one record"
+    )
+    fold: NonNegativeInt | None = Field(default=None, description="train only this fold of --folds (0-based)")
+
+    @model_validator(mode="after")
+    def _fold_needs_folds(self) -> RunSettings:
+        if self.fold is not None and self.folds is None:
+            raise ConfigError(f"--fold {self.fold} needs --folds N (the number of folds it is one of)")
+        return self
 
 
 class SearchRunSettings(RunSettings):

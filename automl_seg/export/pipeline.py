@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from automl_seg.data.models import Plan
+    from automl_seg.engine.postprocess import Postprocessing
     from automl_seg.plugins import PluginHost
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,24 @@ def export_network(
     return artefact, sidecar_file, parity, sidecar
 
 
-def _model_info(registry: Registry, record: ArchitectureRecord) -> dict[str, Any]:
-    weights = next(a for a in record.artifacts if a.name == "weights")
+def _model_info(registry: Registry, record: ArchitectureRecord, postprocessing: Postprocessing) -> dict[str, Any]:
+    """The sidecar's ``model``: what was exported, its weights' checksums, how several members are averaged
+    (a cross-validated record is one graph of its folds) and the postprocessing chosen on validation."""
+    from automl_seg.engine.ensemble import weight_artifacts
+
+    names = weight_artifacts(record)
+    weights = {a.name: a.sha256 for a in record.artifacts if a.name in names}
+    ensemble = (
+        {}
+        if names == ["weights"]
+        else {
+            "ensemble": {
+                "members": [{"artifact": n, "sha256": weights[n]} for n in names],
+                "output": "the graph averages the members' softmax: its outputs are class probabilities, "
+                "label = argmax over axis 1",
+            }
+        }
+    )
     return {
         "ref": record.ref,
         "name": record.name,
@@ -102,8 +119,14 @@ def _model_info(registry: Registry, record: ArchitectureRecord) -> dict[str, Any
         "space": {"name": record.space.name, "version": record.space.version},
         "dataset": record.dataset.name,
         "dataset_fingerprint": record.dataset.fingerprint_hash,
-        "weights_sha256": weights.sha256,
+        "weights_sha256": weights[names[0]] if len(names) == 1 else None,
         "registry": str(registry.root),
+        **ensemble,
+        "postprocessing": {
+            "keep_largest_component": list(postprocessing.keep_largest),
+            "how": "after the argmax, per listed class keep only its largest 26-connected component (the other "
+            "voxels of that class become background); chosen on cross-validation",
+        },
     }
 
 
@@ -116,7 +139,8 @@ def export_model(
     import torch
     from automl_seg_registry import Registry
 
-    from automl_seg.engine.model import load_trained_model, record_plan
+    from automl_seg.engine.ensemble import load_model
+    from automl_seg.engine.model import record_plan
     from automl_seg.plugins import load_plugins
 
     host = host or load_plugins()
@@ -129,12 +153,13 @@ def export_model(
         targets = output_targets(request.output, f"{stem}{exporter.suffix}", request.overwrite)
         check_name_free(record, name)
         plan = record_plan(record)
-        model, record = load_trained_model(registry, record.ref, host, torch.device("cpu"))
+        loaded = load_model(registry, [record.ref], host, torch.device("cpu"))
+        model = loaded.network
         volumes = parity_volumes(plan, record.dataset.name, request.data_root, request.parity_cases)
         with tempfile.TemporaryDirectory(prefix="automl-seg-export-") as tmp:
             artefact, sidecar_file, parity, sidecar = export_network(
                 model, plan, exporter, request, Path(tmp), stem,
-                model_info=_model_info(registry, record), volumes=volumes, on_case=on_case,
+                model_info=_model_info(registry, record, loaded.postprocessing), volumes=volumes, on_case=on_case,
             )  # fmt: skip
             registry.attach(record.ref, name, artefact, kind="export")
             registry.attach(record.ref, f"{name}_sidecar", sidecar_file, kind="export")

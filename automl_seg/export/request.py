@@ -76,7 +76,8 @@ def output_targets(output: Path | None, default_file: str, overwrite: bool = Fal
 
 
 def check_has_weights(record: ArchitectureRecord) -> None:
-    if not any(artifact.name == "weights" for artifact in record.artifacts):
+    """Trained weights: ``weights``, or a cross-validated record's ``weights_fold<k>`` (exported as one graph)."""
+    if not any(a.name == "weights" or a.name.startswith("weights_fold") for a in record.artifacts):
         raise RegistryError(
             f"record {record.ref} has no trained weights to export; train it first (automl-seg train {record.ref})"
         )

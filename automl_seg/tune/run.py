@@ -132,18 +132,30 @@ def run_tune(
     callbacks += [lambda _study, trial: on_trial(trial)] if on_trial else []
     objective = TuneObjective(specs, runner, request.objective, prune=not isinstance(pruner, optuna.pruners.NopPruner))
     log.info("study '%s' in %s: %d trial(s) on this worker", request.study_name, safe_url(url), request.trials)
-    run = RunInfo(run_id=request.study_name, kind="tune", dataset=request.dataset, strategy=request.strategy,
-                  workdir=study_folder(request))  # fmt: skip
-    host.notify("on_run_started", run=run)
-    study.optimize(
-        objective, n_trials=request.trials, timeout=request.timeout_s, catch=(Exception,), callbacks=callbacks
-    )
-    best(study, None)  # trials of other workers may have finished meanwhile
-    _refuse_all_failed(finished, request.study_name)
+    run = RunInfo(
+        run_id=request.study_name, kind="tune", dataset=request.dataset, strategy=request.strategy,
+        workdir=study_folder(request), settings={"tune": _public_settings(request, url)},
+    )  # fmt: skip
+    with host.observed(run) as summary:
+        study.optimize(
+            objective, n_trials=request.trials, timeout=request.timeout_s, catch=(Exception,), callbacks=callbacks
+        )
+        best(study, None)  # trials of other workers may have finished meanwhile
+        _refuse_all_failed(finished, request.study_name)
+        summary.update(best=best.tagged, trials=len(finished))
     png = None
     if request.objective == "pareto":
         png = pareto_png(study, study_folder(request) / "pareto.png")
     return TuneResult(**dict(StudyReport.of(study, safe_url(url), png)), best_ref=best.tagged)
+
+
+def _public_settings(request: TuneRequest, url: str) -> dict[str, Any]:
+    """The request for observers, database passwords masked."""
+    settings = request.model_dump(mode="json", exclude={"params_source", "storage", "registry_index"})
+    settings["storage"] = safe_url(url)
+    if request.registry_index:
+        settings["registry_index"] = safe_url(request.registry_index)
+    return settings
 
 
 def _refuse_all_failed(trials: list[FrozenTrial], study: str) -> None:

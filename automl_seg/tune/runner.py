@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from automl_seg.config import Budget, DataSettings, Device, Seed, build_settings
-from automl_seg.errors import UserError
+from automl_seg.errors import RunStopped, UserError
 from automl_seg.interfaces import MemoryFigures
 from automl_seg.plugins import PluginHost
 from automl_seg.tune.objective import OBSERVER_NAME, TrialOutcome
 from automl_seg.tune.params import ParameterSpec, Target, check_extremes
 
 if TYPE_CHECKING:
+    from automl_seg.engine.distributed import Distributed
     from automl_seg.engine.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -69,10 +71,18 @@ class EngineTrialSettings(BaseModel):
 
 
 class EngineTrialRunner:
-    """``TrialRunner`` running the engine's search pipeline with one trial's values."""
+    """``TrialRunner`` running the engine's search pipeline with one trial's values.
 
-    def __init__(self, settings: EngineTrialSettings) -> None:
+    In a DDP job (``dist``: the worker started with ``--nproc N`` or under torchrun) every trial is a
+    DDP run: rank 0 runs the study and hands each trial's number and values to the other ranks, which
+    ``follow`` until rank 0 ``release``s them; the pruner's decision reaches every rank through the
+    engine's epoch callback."""
+
+    def __init__(self, settings: EngineTrialSettings, dist: Distributed | None = None) -> None:
+        from automl_seg.engine.distributed import Distributed
+
         self.settings = settings
+        self.dist = dist or Distributed()
 
     def check(self, host: PluginHost, specs: list[ParameterSpec]) -> None:
         """Refuse a study whose ranges the strategy or training settings reject at an end (``check_extremes``)."""
@@ -90,6 +100,30 @@ class EngineTrialRunner:
         check_extremes(specs, "train", s.train_settings)
 
     def __call__(self, trial_number: int, values: Mapping[Target, Mapping[str, Any]], observer: object) -> TrialOutcome:
+        """Rank 0's trial (the other ranks run it too when they ``follow``)."""
+        if self.dist.enabled:
+            self.dist.broadcast((trial_number, _plain(values)))
+        outcome = self._run(trial_number, values, observer)
+        assert outcome is not None  # rank 0 always has one
+        return outcome
+
+    def follow(self) -> None:
+        """On a rank other than 0: run every trial rank 0 hands over, until it ``release``s this rank."""
+        while (job := self.dist.broadcast(None)) is not None:
+            number, values = job
+            try:
+                self._run(number, values, None)
+            except RunStopped:  # pruned: rank 0's study goes on with the next trial
+                continue
+
+    def release(self) -> None:
+        """On rank 0, when the study is done: let the other ranks' ``follow`` return."""
+        if self.dist.enabled and self.dist.is_main:
+            self.dist.broadcast(None)
+
+    def _run(
+        self, trial_number: int, values: Mapping[Target, Mapping[str, Any]], observer: object | None
+    ) -> TrialOutcome | None:
         from automl_seg_registry import Registry
 
         from automl_seg.engine.pipeline import run_search
@@ -104,9 +138,9 @@ class EngineTrialRunner:
         )  # fmt: skip
         train = s.train_settings(values.get("train", {}))
         strategy_overrides = {**s.strategy_base, **values.get("strategy", {})}
-        host = load_plugins(extra=[(OBSERVER_NAME, observer)])
+        host = load_plugins(extra=[(OBSERVER_NAME, observer)] if observer is not None else [])
         provenance = {"study": s.study, "trial": trial_number, "params": _plain(values)}
-        with tempfile.TemporaryDirectory(prefix=f"tune-{trial_number}-") as workdir:
+        with _shared_workdir(self.dist, trial_number) as workdir:
             run = SearchRunSettings(
                 strategy=s.strategy, budget=s.budget, seed=s.seed, device=s.device, workdir=Path(workdir),
                 progress=s.progress,
@@ -116,14 +150,26 @@ class EngineTrialRunner:
                     run, data, train, strategy_overrides,
                     registry=registry, host=host, space_overrides=dict(values.get("space", {})),
                     record_overrides={"name": s.study, "tags": [f"tune:{s.study}"], "provenance": provenance},
-                    promote=False,
+                    promote=False, dist=self.dist, parent_run=s.study,  # the study's run (``run_tune``'s run_id)
                 )  # fmt: skip
+        if not self.dist.is_main:
+            return None
         if result.trained is None:
             raise UserError("the search run trained no model; tuning needs the retrain step")
         record = result.trained.record
         measured = MemoryFigures.from_record(record.metrics.memory).measured_mb
         memory = measured if measured is not None else record.metrics.peak_memory_mb
         return TrialOutcome(dice=float(result.trained.evaluation.dice_mean), memory_mb=memory, ref=record.ref)
+
+
+@contextmanager
+def _shared_workdir(dist: Distributed, trial_number: int) -> Iterator[str]:
+    """A trial's temporary workdir: rank 0 makes it (and removes it after) and tells the other ranks."""
+    if dist.is_main:
+        with tempfile.TemporaryDirectory(prefix=f"tune-{trial_number}-") as workdir:
+            yield dist.broadcast(workdir)
+    else:
+        yield dist.broadcast(None)
 
 
 def _plain(values: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

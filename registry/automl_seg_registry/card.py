@@ -72,6 +72,8 @@ def _body(record: ArchitectureRecord, aliases: list[str]) -> str:
         _files_table(record),
         "## How to reproduce",
         _reproduce(record),
+        "## Full report",
+        f"Curves, per-case scores and case overlays in one HTML page: `automl-seg report {record.ref} -o report.html`.",
     ]
     if record.parent:
         sections += ["## Lineage", f"Derived from `{record.parent}`."]

@@ -55,6 +55,14 @@ def test_two_strategies_two_seeds_at_equal_compute_then_reused(tiny_data, tiny_t
         assert again.record.ref == first.record.ref  # same findings: no new version
         assert len(registry.list()) == count
 
+        other_budget = run_comparison(  # the timed runs searched for other seconds then: run again, DiNTS reused
+            _settings(tmp_path, search_seconds=0.2), tiny_data, tiny_train, {"dints": tiny_dints}, registry=registry,
+            host=host,
+        )  # fmt: skip
+        assert [(r.strategy, r.reused) for r in other_budget.report.runs] == [
+            ("dints", True), ("timed", False), ("dints", True), ("timed", False)
+        ]  # fmt: skip
+
 
 def test_search_seconds_sets_the_time_budget(tiny_data, tiny_train, host, tmp_path: Path):
     settings = _settings(tmp_path, strategies=["fixed", "timed"], seeds=1, search_seconds=0.3)

@@ -187,3 +187,57 @@ def test_observer_can_stop_a_run_on_purpose():
     host.notify("on_epoch_ended", run=None, phase="train", epoch=1, metrics={})
     with pytest.raises(RunStopped, match="pruned"):
         host.notify("on_epoch_ended", run=None, phase="train", epoch=2, metrics={})
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+
+    @hookimpl
+    def on_run_started(self, run):
+        self.calls.append(("started", {}))
+
+    @hookimpl
+    def on_run_ended(self, run, result):
+        self.calls.append(("ended", dict(result)))
+
+
+@pytest.mark.parametrize(
+    ("error", "ended"),
+    [
+        (None, {"status": "finished", "trained": "m:2"}),
+        (ValueError("boom\ndetails"), {"status": "failed", "error": "boom"}),
+        (KeyboardInterrupt(), {"status": "interrupted", "error": "KeyboardInterrupt"}),
+    ],
+)
+def test_observed_run_ends_once_with_its_status(error, ended):
+    from contextlib import nullcontext
+
+    from automl_seg.interfaces import RunInfo
+
+    recorder = _Recorder()
+    host = load_plugins(extra=[("recorder", recorder)], use_entry_points=False)
+    with pytest.raises(type(error)) if error else nullcontext():
+        with host.observed(RunInfo(run_id="r", kind="search")) as summary:
+            summary["trained"] = "m:2"
+            if error:
+                raise error
+    assert recorder.calls == [("started", {}), ("ended", ended)]
+
+
+def test_observed_run_stopped_by_an_observer_says_so():
+    from automl_seg.errors import RunStopped
+    from automl_seg.interfaces import RunInfo
+
+    recorder = _Recorder()
+    host = load_plugins(extra=[("recorder", recorder)], use_entry_points=False)
+    with pytest.raises(RunStopped), host.observed(RunInfo(run_id="r", kind="train")):
+        raise RunStopped("pruned at epoch 3")
+    assert recorder.calls[-1] == ("ended", {"status": "stopped", "error": "pruned at epoch 3"})
+
+
+def test_entry_point_naming_a_class_gets_one_instance_per_host():
+    first, second = load_plugins(), load_plugins()
+    observer = first.pm.get_plugin("mlflow")
+    assert type(observer).__name__ == "MlflowObserver" and first.plugins["mlflow"].ok
+    assert observer is not second.pm.get_plugin("mlflow")

@@ -72,3 +72,21 @@ def test_bad_label(cli, synthetic_root, problem):
 def test_invalid_val_fraction(cli, synthetic_root):
     result = cli("data", "check", "Task99_Synthetic", "--data-root", synthetic_root, "--val-fraction", "1.5")
     _fails_cleanly(result, "val_fraction")
+
+
+def test_check_with_a_budget_shows_why_and_names_cases_it_warns_about(cli, tmp_path):
+    from automl_seg.data.synthetic import make_synthetic_msd
+
+    task = make_synthetic_msd(tmp_path / "data", name="Task96_Odd", num_cases=4, shape=(40, 40, 40), num_classes=3)
+    odd = task / "imagesTr" / "synth_003.nii.gz"
+    for path in (odd, task / "labelsTr" / odd.name):  # one case with 12 mm slices
+        image = nib.load(path)
+        nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), np.diag([1.0, 1.0, 12.0, 1.0])), path)
+    result = cli("data", "check", "Task96_Odd", "--data-root", tmp_path / "data", "--budget", "quick", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["budget"] == "quick" and "spans" in report["plan"]["rationale"]
+    assert any("synth_003" in w and "varies more than 10x" in w for w in report["warnings"])
+    table = cli("data", "check", "Task96_Odd", "--data-root", tmp_path / "data", "--budget", "quick")
+    assert "plan for the quick budget" in table.stdout and "warning" in table.stdout and "rationale" in table.stdout
+    _fails_cleanly(cli("data", "check", "Task96_Odd", "--data-root", tmp_path / "data", "--budget", "huge"), "huge")

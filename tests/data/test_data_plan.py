@@ -147,3 +147,19 @@ def test_warnings_name_the_cases():
     assert any("class 2 (tumour) occurs in no case" in w for w in warnings)
     quiet = _fingerprint((64, 64, 64), (1.0, 1.0, 1.0), (20, 20, 20))
     assert plan_warnings(quiet, derive_plan(quiet)) == []
+
+
+def test_dints_takes_in_channels_from_the_plan():
+    import random
+
+    import torch
+    from automl_seg_dints.space import DintsSpace
+
+    fp = _fingerprint((30, 30, 30), (1.0, 1.0, 1.0), (10, 10, 10))
+    plan = derive_plan(fp.model_copy(update={"num_channels": 2, "modality": {0: "T1", 1: "T2"}}), limits=QUICK)
+    space = DintsSpace()
+    args = space.default_args(plan, "quick")
+    assert args["in_channels"] == 2
+    network = space.build_network(args, space.sample_arch(args, random.Random(0))).eval()
+    with torch.no_grad():
+        assert tuple(network(torch.zeros(1, 2, *plan.patch_size)).shape) == (1, 2, *plan.patch_size)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,11 @@ def _steps_module() -> Any:
 
 def _launch(nproc: int, *args: str) -> None:
     """``python STEPS_SCRIPT *args`` as ``nproc`` ranks under torch's elastic agent."""
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+    from torch.distributed.launcher.api import elastic_launch
 
-    config = LaunchConfig(
-        min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex, rdzv_backend="c10d",
-        rdzv_endpoint="127.0.0.1:0", max_restarts=0,
-    )  # fmt: skip
-    elastic_launch(config, sys.executable)(str(STEPS_SCRIPT), *args)
+    from automl_seg.engine.launch import local_launch_config
+
+    elastic_launch(local_launch_config(nproc), sys.executable)(str(STEPS_SCRIPT), *args)
 
 
 @pytest.fixture(scope="module")

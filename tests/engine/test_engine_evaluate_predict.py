@@ -112,7 +112,7 @@ def test_evaluate_reference_on_split_and_on_folders(trained_registry, tmp_path: 
             labels=tmp_path / "labelsTr", progress=False,
         )  # fmt: skip
         stored = registry.get(trained_registry.trained)
-    assert stored.dataset.split == {"val_fraction": 0.34, "split_seed": 3, "max_cases": None}
+    assert stored.dataset.split == {"val_fraction": 0.34, "split_seed": 3, "max_cases": None, "holdout_fraction": 0.0}
     assert [row.case for row in on_split.cases] == stored.provenance["val_cases"]  # the record's split: 2 cases
     assert len(on_split.cases) == 2 and [row.case for row in on_files.cases] == ["synth_000", "synth_001"]
     assert on_split.dice_per_class == pytest.approx(stored.metrics.dice_per_class)

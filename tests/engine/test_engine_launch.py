@@ -139,6 +139,9 @@ def test_describe_failures_names_the_rank_that_ended_the_job() -> None:
     # the killed rank, not the rank that lost it (even though that one failed first)
     message, code = describe_failures({0: _failure(1, lost, timestamp=1), 1: _failure(-9, timestamp=2)})
     assert (message, code) == ("rank 1 died (signal SIGKILL); the other ranks were stopped", 1)
+    # a rank that hung: the others timed out well before the agent killed it
+    message, _ = describe_failures({0: _failure(1, lost, timestamp=10), 1: _failure(-9, timestamp=40)})
+    assert message == "rank 1 hung: rank(s) 0 gave up waiting for it (collective timeout), then it was stopped"
     # nor a rank the agent stopped with SIGTERM
     assert describe_failures({0: _failure(143), 1: _failure(-9, timestamp=2)})[0].startswith("rank 1 died")
     # a user error keeps its exit code and message

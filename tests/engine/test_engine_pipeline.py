@@ -106,11 +106,17 @@ class RunObserver:
         self.started: list[str] = []
         self.runs: list = []
         self.ended: list[dict] = []
+        self.registered: list[tuple[str, list[str], list[str]]] = []
 
     @hookimpl
     def on_run_started(self, run) -> None:
         self.started.append(run.kind)
         self.runs.append(run)
+
+    @hookimpl
+    def on_model_registered(self, record, files, aliases) -> None:
+        assert all(path.is_file() for path in files.values())
+        self.registered.append((record.ref, sorted(files), aliases))
 
     @hookimpl
     def on_run_ended(self, run, result) -> None:
@@ -155,17 +161,27 @@ def test_observers_hear_each_run_start_and_its_registered_refs(
     assert observer.started == ["search", "train"]
     assert observer.ended == [
         {
+            "status": "finished",
             "architecture": searched.architecture.ref,
             "trained": searched.trained.record.ref,
             "dice_mean": searched.trained.evaluation.dice_mean,
             "promoted": True,
         },
-        {"trained": again.record.ref, "dice_mean": again.evaluation.dice_mean, "promoted": again.promoted},
+        {
+            "status": "finished",
+            "trained": again.record.ref,
+            "dice_mean": again.evaluation.dice_mean,
+            "promoted": again.promoted,
+        },
     ]
     assert old.ended == observer.ended  # API 1's end hook still fires
     first, second = observer.runs
     assert first.run_id != second.run_id and first.settings_key and first.settings_key != first.run_id
     assert searched.architecture.provenance["run"] == first.run_id
+    trained_files = ["evaluation", "train_curves", "train_history", "weights"]
+    assert observer.registered[0][0] == searched.architecture.ref and "weights" not in observer.registered[0][1]
+    assert observer.registered[1] == (searched.trained.record.ref, trained_files, ["best", "latest"])
+    assert observer.registered[2][:2] == (again.record.ref, trained_files)
     assert isinstance(again.promoted, bool)
     assert again.record.parent == searched.architecture.ref
 

@@ -194,6 +194,7 @@ def test_card_has_front_matter_and_summary(registry: Registry, sample_record, we
     assert "mean Dice 0.8123" in body
     assert "automl-seg search --strategy dints --dataset Task99_Synthetic --seed 0" in body
     assert stored.artifacts[0].sha256 in body
+    assert f"`automl-seg report {stored.ref} -o report.html`" in body  # the card links the HTML report
 
 
 def test_index_from_a_newer_release_is_refused(sqlite_registry: Registry) -> None:

@@ -1,0 +1,1 @@
+"""First-party automl-seg plugin: the MLflow observer (``pip install 'automl-seg[mlflow]'``)."""
