@@ -89,7 +89,10 @@ class SearchSpace(Protocol):
 
     Optional abilities, offered where they make sense, are the protocols below
     (``isinstance(space, SamplingSpace)``): ``SupernetSpace``, ``SamplingSpace``,
-    ``MemoryEstimatingSpace``.
+    ``MemoryEstimatingSpace``. Also optional: ``monai_network_config(args, arch) -> dict``, a MONAI
+    bundle config item (``{"_target_": ...}``, JSON-serialisable) that builds the same network from
+    MONAI's own classes, into which the state dict of ``build_network``'s network loads (what a
+    MONAI bundle export writes as ``network_def``).
 
     Optional attribute ``budgets``: the names of the budgets ``default_args`` has presets for (a
     space without it accepts every budget); a run refuses a budget the space does not declare."""
@@ -258,12 +261,45 @@ class Predictor(Protocol):
     def __call__(self, x: np.ndarray) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class ExportSubject:
+    """The registered model behind a network: what exporters of whole models (MONAI bundles) describe
+    besides the network itself. The core builds it from the record; see ``Exporter.export_model``."""
+
+    ref: str
+    name: str
+    version: int
+    plan: Plan
+    space: str
+    space_version: str
+    #: MONAI bundle config item building the network from MONAI's classes (the space's
+    #: ``monai_network_config``); None when the space offers none
+    network_config: dict[str, Any] | None
+    #: the deterministic preprocessing of a file on key ``"image"`` as MONAI bundle config items
+    preprocessing: list[dict[str, Any]]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    #: networks whose softmax the model averages (a cross-validated record's folds); 1 for one network
+    members: int = 1
+    #: label values whose largest connected component alone is kept after the argmax (26-connectivity)
+    keep_largest: list[int] = field(default_factory=list)
+    #: (min, max) of the preprocessed images the parity proof runs on: z-scored inputs have no fixed range
+    input_range: tuple[float, float] | None = None
+    #: the record's model card (Markdown)
+    card: str = ""
+    description: str = ""
+
+
 @runtime_checkable
 class Exporter(Protocol):
-    """Turns a trained network into a deployable artefact and loads it back for parity checks."""
+    """Turns a trained network into a deployable artefact and loads it back for parity checks.
+
+    Optional, for formats that package a whole registered model rather than a network (MONAI
+    bundles): ``export_model(model, example, path, options, subject) -> facts``, called instead of
+    ``export`` with the record's ``ExportSubject``; and the attribute ``writes_folder = True`` when
+    the artefact is a folder (the registry stores it zipped, ``--output`` gets the folder and the zip)."""
 
     name: str
-    suffix: str  # file suffix, e.g. ".onnx"
+    suffix: str  # file suffix, e.g. ".onnx" ("" for a folder)
 
     def export(self, model: nn.Module, example: torch.Tensor, path: Path, options: ExportOptions) -> dict[str, Any]:
         """Write the artefact to ``path``; return facts for the sidecar (opset, axes, ...)."""

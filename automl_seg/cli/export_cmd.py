@@ -45,6 +45,7 @@ def _result_table(result: ExportResult) -> Table:
         f"max |diff| {parity.max_abs_diff:.2e} {verdict} atol {parity.atol:g} ({kind}); "
         f"sha256 {result.sha256[:12]}; sidecar {result.sidecar_path}"
         + (f"; written to {result.output}" if result.output else "")
+        + (f" and {result.folder}" if result.folder else "")
     )
     return table
 
@@ -68,8 +69,8 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="Exporter name (see `automl-seg plugins list`): onnx, torch-export, "
-            "torchscript (legacy: torch.jit.trace, which torch deprecates; use torch-export).",
+            help="Exporter name (see `automl-seg plugins list`): onnx, torch-export, monai-bundle (a bundle folder "
+            "and its .zip), torchscript (legacy: torch.jit.trace, which torch deprecates; use torch-export).",
         ),
     ] = "onnx",
     output: Annotated[
@@ -103,8 +104,8 @@ def export(
     registry: RegistryOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Export a registered model (ONNX, torch.export; TorchScript is legacy), prove it computes what torch
-    computes, and register it."""
+    """Export a registered model (ONNX, torch.export, MONAI bundle; TorchScript is legacy), prove it computes
+    what torch computes, and register it."""
     from automl_seg.export import ExportRequest, export_model
     from automl_seg.progress import progress_bar
 

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
+import monai.transforms
 import torch
 from monai.transforms import (
     Compose,
-    CropForegroundd,
-    LoadImaged,
     MapTransform,
-    NormalizeIntensityd,
-    Orientationd,
     RandAdjustContrastd,
     RandAffined,
     RandCropByPosNegLabeld,
@@ -34,8 +32,6 @@ from monai.transforms import (
     RandGaussianSmoothd,
     RandScaleIntensityd,
     RandShiftIntensityd,
-    ScaleIntensityRanged,
-    Spacingd,
     SpatialPadd,
 )
 
@@ -48,44 +44,83 @@ GAMMA = (0.7, 1.5)
 BLUR = (0.5, 1.0)
 
 
-def normalisation(plan: Plan) -> list[MapTransform]:
-    """Per-image z-score (nonzero voxels for MRI), after a fixed intensity window for CT."""
-    if plan.normalization == "ct":
-        if plan.ct_clip is None:
-            raise ValueError("a CT plan needs ct_clip")
-        low, high = plan.ct_clip
-        window = ScaleIntensityRanged(IMAGE, a_min=low, a_max=high, b_min=low, b_max=high, clip=True)
-        return [window, NormalizeIntensityd(IMAGE, channel_wise=True)]
-    return [NormalizeIntensityd(IMAGE, nonzero=True, channel_wise=True)]
-
-
 def nonzero(image: torch.Tensor) -> torch.Tensor:
     """The voxels that are not background border: nonzero in any channel (a module-level function,
     so the transforms stay picklable for loader workers)."""
     return image != 0
 
 
-def native_grid(plan: Plan, keys: Sequence[str] = (IMAGE, LABEL)) -> list[MapTransform]:
-    """Loading and RAS orientation only: the grid that evaluation scores on and prediction writes."""
-    keys = tuple(keys)
+#: ``nonzero`` as a MONAI config expression (what a bundle's config holds)
+NONZERO = "$lambda image: image != 0"
+#: the config expressions of the preprocessing and the functions automl-seg runs for them
+EXPRESSIONS = {NONZERO: nonzero}
+
+
+def normalisation_config(plan: Plan) -> list[dict[str, Any]]:
+    """Per-image z-score (nonzero voxels for MRI), after a fixed intensity window for CT."""
+    if plan.normalization == "ct":
+        if plan.ct_clip is None:
+            raise ValueError("a CT plan needs ct_clip")
+        low, high = plan.ct_clip
+        window = {"a_min": low, "a_max": high, "b_min": low, "b_max": high, "clip": True}
+        return [
+            {"_target_": "ScaleIntensityRanged", "keys": [IMAGE], **window},
+            {"_target_": "NormalizeIntensityd", "keys": [IMAGE], "channel_wise": True},
+        ]
+    return [{"_target_": "NormalizeIntensityd", "keys": [IMAGE], "nonzero": True, "channel_wise": True}]
+
+
+def preprocessing_config(plan: Plan, keys: Sequence[str] = (IMAGE, LABEL)) -> list[dict[str, Any]]:
+    """The deterministic steps from file paths to a normalised volume on the plan's grid, as MONAI bundle
+    config items (``{"_target_": transform name, **arguments}``, JSON-serialisable).
+
+    This is the one definition: ``preprocessing`` instantiates it, and a MONAI bundle export writes it
+    into its ``inference.json``, so both preprocess a file identically."""
+    keys = list(keys)
+    modes = ["nearest" if key == LABEL else "bilinear" for key in keys]
+    crop = {
+        "_target_": "CropForegroundd",
+        "keys": keys,
+        "source_key": IMAGE,
+        "select_fn": NONZERO,
+        "allow_smaller": True,
+    }
     return [
-        LoadImaged(keys, ensure_channel_first=True, image_only=True),
-        Orientationd(keys, axcodes=plan.orientation, labels=None),
+        *native_grid_config(plan, keys),
+        *([crop] if plan.crop_nonzero else []),
+        {"_target_": "Spacingd", "keys": keys, "pixdim": list(plan.spacing), "mode": modes},
+        *normalisation_config(plan),
     ]
+
+
+def native_grid_config(plan: Plan, keys: Sequence[str] = (IMAGE, LABEL)) -> list[dict[str, Any]]:
+    """Loading and RAS orientation (config items): the grid that evaluation scores on and prediction writes."""
+    keys = list(keys)
+    return [
+        {"_target_": "LoadImaged", "keys": keys, "ensure_channel_first": True, "image_only": True},
+        {"_target_": "Orientationd", "keys": keys, "axcodes": plan.orientation, "labels": None},
+    ]
+
+
+def instantiate(item: dict[str, Any]) -> MapTransform:
+    """A MONAI transform from a config item written by ``preprocessing_config``; its expressions become
+    their module-level functions here (``EXPRESSIONS``), so the transforms stay picklable."""
+    arguments = {
+        key: EXPRESSIONS.get(value, value) if isinstance(value, str) else value
+        for key, value in item.items()
+        if key != "_target_"
+    }
+    return getattr(monai.transforms, item["_target_"])(**arguments)
 
 
 def preprocessing(plan: Plan, keys: Sequence[str] = (IMAGE, LABEL)) -> list[MapTransform]:
-    """The deterministic steps from file paths to a normalised volume on the plan's grid: load, orient,
-    crop to the image's nonzero region (when the plan says so), resample, normalise."""
-    keys = tuple(keys)
-    modes = tuple("nearest" if key == LABEL else "bilinear" for key in keys)
-    crop = [CropForegroundd(keys, source_key=IMAGE, select_fn=nonzero, allow_smaller=True)] if plan.crop_nonzero else []
-    return [
-        *native_grid(plan, keys),
-        *crop,
-        Spacingd(keys, pixdim=plan.spacing, mode=modes),
-        *normalisation(plan),
-    ]
+    """The deterministic steps from file paths to a normalised volume on the plan's grid."""
+    return [instantiate(item) for item in preprocessing_config(plan, keys)]
+
+
+def native_grid(plan: Plan, keys: Sequence[str] = (IMAGE, LABEL)) -> list[MapTransform]:
+    """Loading and RAS orientation only: the grid that evaluation scores on and prediction writes."""
+    return [instantiate(item) for item in native_grid_config(plan, keys)]
 
 
 def inference_transforms(plan: Plan) -> Compose:

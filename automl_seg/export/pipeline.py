@@ -18,11 +18,13 @@ from automl_seg.export.request import (
     artifact_name,
     check_has_weights,
     check_name_free,
+    folder_output_targets,
     output_targets,
 )
 from automl_seg.export.sidecar import build_sidecar, sidecar_path_for
 from automl_seg.export.stride import network_stride
-from automl_seg.interfaces import Exporter, ExportOptions
+from automl_seg.export.subject import build_subject, copy_artefact, run_exporter, writes_folder, zip_folder
+from automl_seg.interfaces import Exporter, ExportOptions, ExportSubject
 
 if TYPE_CHECKING:
     import torch
@@ -47,11 +49,14 @@ def export_network(
     model_info: dict[str, Any],
     volumes: tuple[Literal["validation", "synthetic"], Iterable[tuple[str, torch.Tensor]]],
     on_case: CaseCallback | None = None,
+    subject: ExportSubject | None = None,
 ) -> tuple[Path, Path, ParityReport, dict[str, Any]]:
     """Export ``model`` into ``workdir``, prove parity, write the sidecar: (artefact, sidecar, parity, sidecar dict).
 
-    Raises ``ExportError`` when parity fails an enforced tolerance, ``ConfigError`` for fp16 without a GPU
-    provider; the files then exist only in ``workdir`` (the caller's temporary folder)."""
+    ``subject`` is the registered model, for exporters of whole models (``Exporter.export_model``). A
+    folder artefact is returned zipped (the folder stays beside the zip). Raises ``ExportError`` when
+    parity fails an enforced tolerance, ``ConfigError`` for fp16 without a GPU provider; the files then
+    exist only in ``workdir`` (the caller's temporary folder)."""
     import torch
 
     artefact = workdir / f"{stem}{exporter.suffix}"
@@ -62,7 +67,7 @@ def export_network(
         spatial_multiple=network_stride(model, plan),
     )
     example = torch.zeros(1, plan.in_channels, *plan.patch_size)
-    facts = exporter.export(model, example, artefact, options)
+    facts = run_exporter(exporter, model, example, artefact, options, subject)
     predictor = exporter.load(artefact, request.providers)
     if request.fp16 and runs_on_cpu_only(predictor.providers):
         raise ConfigError(
@@ -71,7 +76,7 @@ def export_network(
         )
     source, cases = volumes
     parity = measure_parity(
-        model, predictor, list(cases), plan,
+        model, predictor, cases if isinstance(cases, list) else list(cases), plan,
         source=source, atol=request.fp16_atol if request.fp16 else request.atol, enforced=not request.fp16,
         on_case=on_case,
     )  # fmt: skip
@@ -88,6 +93,8 @@ def export_network(
         )
     if not parity.within_tolerance:
         log.warning("fp16 parity %.3g exceeds the report-only bound %g", parity.max_abs_diff, parity.atol)
+    if artefact.is_dir():
+        artefact = zip_folder(artefact)
     sidecar = build_sidecar(artefact=artefact, facts=facts, plan=plan, parity=parity, model_info=model_info)
     sidecar_file = sidecar_path_for(artefact)
     sidecar_file.write_text(json.dumps(sidecar, indent=2))
@@ -150,16 +157,28 @@ def export_model(
         name = artifact_name(request, exporter)
         stem = f"{record.name}-v{record.version}-{name}"
         check_has_weights(record)
-        targets = output_targets(request.output, f"{stem}{exporter.suffix}", request.overwrite)
+        bundle_targets = None
+        if writes_folder(exporter):
+            bundle_targets = folder_output_targets(request.output, stem, request.overwrite)
+            targets = bundle_targets[1:] if bundle_targets else None  # (zip, sidecar)
+        else:
+            targets = output_targets(request.output, f"{stem}{exporter.suffix}", request.overwrite)
         check_name_free(record, name)
         plan = record_plan(record)
         loaded = load_model(registry, [record.ref], host, torch.device("cpu"))
         model = loaded.network
-        volumes = parity_volumes(plan, record.dataset.name, request.data_root, request.parity_cases)
+        source, cases = parity_volumes(plan, record.dataset.name, request.data_root, request.parity_cases)
+        cases = list(cases)
+        subject = (
+            build_subject(registry, record, host, plan, cases, loaded.postprocessing)
+            if hasattr(exporter, "export_model")
+            else None
+        )
         with tempfile.TemporaryDirectory(prefix="automl-seg-export-") as tmp:
             artefact, sidecar_file, parity, sidecar = export_network(
                 model, plan, exporter, request, Path(tmp), stem,
-                model_info=_model_info(registry, record, loaded.postprocessing), volumes=volumes, on_case=on_case,
+                model_info=_model_info(registry, record, loaded.postprocessing), volumes=(source, cases),
+                on_case=on_case, subject=subject,
             )  # fmt: skip
             registry.attach(record.ref, name, artefact, kind="export")
             registry.attach(record.ref, f"{name}_sidecar", sidecar_file, kind="export")
@@ -168,6 +187,8 @@ def export_model(
                 # the sidecar beside the copy names the copy's file (same bytes, same sha256)
                 sidecar = {**sidecar, "artefact": {**sidecar["artefact"], "file": targets[0].name}}
                 targets[1].write_text(json.dumps(sidecar, indent=2))
+            if bundle_targets is not None:
+                copy_artefact(Path(tmp) / f"{stem}{exporter.suffix}", bundle_targets[0])
         registry_path = registry.artifact_path(record.ref, name)
         sidecar_registry_path = registry.artifact_path(record.ref, f"{name}_sidecar")
     return ExportResult(
@@ -177,6 +198,7 @@ def export_model(
         registry_path=registry_path,
         sidecar_path=targets[1] if targets else sidecar_registry_path,
         output=targets[0] if targets else None,
+        folder=bundle_targets[0] if bundle_targets else None,
         sha256=sidecar["artefact"]["sha256"],
         parity=parity,
         sidecar=sidecar,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from automl_seg.errors import RegistryError
+from automl_seg.errors import ConfigError, RegistryError
 from automl_seg.export.parity import ParityReport
 from automl_seg.export.sidecar import sidecar_path_for
 from automl_seg.interfaces import Exporter
@@ -46,6 +46,7 @@ class ExportResult(BaseModel):
     registry_path: Path
     sidecar_path: Path
     output: Path | None
+    folder: Path | None = Field(default=None, description="the artefact's folder at --output (folder exporters)")
     sha256: str
     parity: ParityReport
     sidecar: dict[str, Any]
@@ -73,6 +74,32 @@ def output_targets(output: Path | None, default_file: str, overwrite: bool = Fal
     output = Path(output).expanduser()
     target = output_file(output / default_file if output.is_dir() else output, overwrite)
     return target, output_file(sidecar_path_for(target), overwrite)
+
+
+def is_bundle_folder(path: Path) -> bool:
+    """A folder a folder exporter wrote (a MONAI bundle: ``configs/metadata.json`` inside)."""
+    return (path / "configs" / "metadata.json").is_file()
+
+
+def folder_output_targets(
+    output: Path | None, default_name: str, overwrite: bool = False
+) -> tuple[Path, Path, Path] | None:
+    """(folder, zip, sidecar) paths for ``--output`` of a folder artefact.
+
+    An existing folder that is not itself a bundle gets ``default_name`` inside it; anything else names
+    the bundle folder, whose zip and sidecar lie beside it. A folder already there is replaced only
+    with ``overwrite``, and only when it is a bundle (nothing else of the user's is ever deleted)."""
+    if output is None:
+        return None
+    output = Path(output).expanduser()
+    folder = output / default_name if output.is_dir() and not is_bundle_folder(output) else output
+    archive = output_file(folder.with_name(folder.name + ".zip"), overwrite)
+    if folder.exists():
+        if not overwrite:
+            raise ConfigError(f"{folder} already exists; pass --overwrite to replace it, or choose another --output")
+        if not is_bundle_folder(folder):
+            raise ConfigError(f"{folder} exists and is not a bundle folder, so it is kept: choose another --output")
+    return folder, archive, output_file(sidecar_path_for(archive), overwrite)
 
 
 def check_has_weights(record: ArchitectureRecord) -> None:

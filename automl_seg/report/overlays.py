@@ -28,14 +28,14 @@ TITLE = "Best, median and worst validation cases"
 def ranked_cases(evaluation: Mapping[str, Any]) -> list[tuple[str, str, float]]:
     """(role, case, mean Dice) of the best, median and worst cases (fewer when fewer cases)."""
     scored = sorted(((float(np.mean(list(c["dice"].values()))), c["case"]) for c in evaluation["cases"]), reverse=True)
+    if not scored:
+        return []
     picks = {"best": 0, "median": len(scored) // 2, "worst": len(scored) - 1}
-    seen: set[int] = set()
-    out = []
-    for role, index in picks.items():
-        if scored and index not in seen:
-            seen.add(index)
-            out.append((role, scored[index][1], scored[index][0]))
-    return out
+    if picks["median"] in (0, len(scored) - 1):  # two cases or one: no median of its own
+        del picks["median"]
+    if picks["worst"] == 0:
+        del picks["worst"]
+    return [(role, scored[index][1], scored[index][0]) for role, index in picks.items()]
 
 
 def overlay_png(volume: np.ndarray, label: np.ndarray, prediction: np.ndarray) -> bytes:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from automl_seg.data.models import Plan
-    from automl_seg.interfaces import Exporter, SearchSpace, SearchStrategy
+    from automl_seg.interfaces import Exporter, ExportSubject, SearchSpace, SearchStrategy
 
 #: A settings key no strategy has: ``settings()`` must refuse it (the CLI's typo protection).
 UNKNOWN_SETTING = "no_such_setting_for_conformance"
@@ -88,12 +88,17 @@ def check_admitted(kind: str, obj: object) -> None:
 
 def check_identity_fields(kind: str, obj: Any) -> None:
     """The non-callable fields each protocol declares hold non-empty strings."""
-    fields = {"space": ("name", "version"), "strategy": ("name", "space"), "exporter": ("name", "suffix")}[kind]
+    fields = {"space": ("name", "version"), "strategy": ("name", "space"), "exporter": ("name",)}[kind]
     for attr in fields:
         value = getattr(obj, attr, None)
         _require(isinstance(value, str) and value != "", f"{kind}.{attr} must be a non-empty str, got {value!r}")
     if kind == "exporter":
-        _require(obj.suffix.startswith("."), f"exporter.suffix must start with '.', got {obj.suffix!r}")
+        suffix = getattr(obj, "suffix", None)
+        folder = bool(getattr(obj, "writes_folder", False))
+        _require(
+            isinstance(suffix, str) and (suffix.startswith(".") or (folder and suffix == "")),
+            f"exporter.suffix must be a str starting with '.' (or '' for a folder exporter), got {suffix!r}",
+        )
 
 
 def check_identity(kind: str, obj: Any) -> None:
@@ -316,19 +321,26 @@ def check_export_roundtrip(
     options: ExportOptions | None = None,
     atol: float = 1e-3,
     extra_inputs: Sequence[torch.Tensor] = (),
+    subject: ExportSubject | None = None,
 ) -> dict[str, Any]:
-    """Export ``model``, load the artefact and compare its logits with torch's on ``example`` and
-    ``extra_inputs`` (other batch/spatial sizes the artefact must accept); return the export facts."""
+    """Export ``model`` (through ``export_model`` with ``subject`` where the exporter packages whole
+    models), load the artefact and compare its logits with torch's on ``example`` and ``extra_inputs``
+    (other batch/spatial sizes the artefact must accept); return the export facts."""
     import numpy as np
     import torch
+
+    from automl_seg.export.subject import run_exporter, writes_folder
 
     options = options or ExportOptions()
     model = model.eval()
     path = Path(workdir) / f"model{exporter.suffix}"
-    facts = exporter.export(model, example, path, options)
+    facts = run_exporter(exporter, model, example, path, options, subject)
     _require(isinstance(facts, dict), f"export must return a dict of facts, got {type(facts).__name__}")
     json_roundtrip(json.loads(json.dumps(facts, default=str)), "export facts")
-    _require(path.is_file() and path.stat().st_size > 0, f"export wrote nothing at {path}")
+    if writes_folder(exporter):
+        _require(path.is_dir() and any(path.iterdir()), f"export wrote no folder at {path}")
+    else:
+        _require(path.is_file() and path.stat().st_size > 0, f"export wrote nothing at {path}")
     predictor = exporter.load(path)
     providers = getattr(predictor, "providers", None)
     _require(

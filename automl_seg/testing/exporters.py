@@ -13,22 +13,60 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
-from automl_seg.interfaces import Exporter, ExportOptions
+from automl_seg.interfaces import Exporter, ExportOptions, ExportSubject
 from automl_seg.testing import checks
 from automl_seg.testing.tiny_task import FixtureSettings
 
 
+def tiny_network_config(in_channels: int = 1, num_classes: int = 3) -> dict[str, Any]:
+    """A small MONAI U-Net (two levels) as a MONAI bundle config item (as a space's ``monai_network_config``)."""
+    return {
+        "_target_": "monai.networks.nets.UNet",
+        "spatial_dims": 3,
+        "in_channels": in_channels,
+        "out_channels": num_classes,
+        "channels": [4, 8],
+        "strides": [2],
+        "num_res_units": 0,
+    }
+
+
 def tiny_network(in_channels: int = 1, num_classes: int = 3) -> nn.Module:
-    """A small MONAI U-Net (two levels), seeded: stands in for a trained segmentation network."""
+    """``tiny_network_config``'s U-Net, seeded: stands in for a trained segmentation network."""
     from monai.networks.nets import UNet
 
+    config = {k: v for k, v in tiny_network_config(in_channels, num_classes).items() if k != "_target_"}
     torch.manual_seed(0)
-    return UNet(3, in_channels, num_classes, channels=(4, 8), strides=(2,), num_res_units=0).eval()
+    return UNet(**config).eval()
+
+
+def tiny_subject(model_config: dict[str, Any] | None = None) -> ExportSubject:
+    """A registered model as whole-model exporters get it: the kit's tiny plan, its preprocessing and
+    ``model_config`` (default ``tiny_network_config()``) as the MONAI network config."""
+    from automl_seg.data.transforms import IMAGE, preprocessing_config
+    from automl_seg.testing.fixtures import tiny_plan
+
+    plan = tiny_plan()
+    return ExportSubject(
+        ref="tiny:1",
+        name="tiny",
+        version=1,
+        plan=plan,
+        space="tiny",
+        space_version="1",
+        network_config=model_config or tiny_network_config(plan.in_channels, plan.num_classes),
+        preprocessing=preprocessing_config(plan, (IMAGE,)),
+        metrics={"dice_mean": 0.5},
+        input_range=(-3.0, 3.0),
+        card="# tiny:1\n",
+        description="a tiny test model",
+    )
 
 
 class ExporterContract(FixtureSettings):
@@ -41,6 +79,12 @@ class ExporterContract(FixtureSettings):
     @pytest.fixture
     def model(self) -> nn.Module:
         return tiny_network()
+
+    @pytest.fixture
+    def subject(self) -> ExportSubject:
+        """The registered model behind ``model``, for exporters of whole models (``export_model``): override
+        it with ``model`` when the exporter needs one (its ``network_config`` must build ``model``)."""
+        return tiny_subject()
 
     @pytest.fixture
     def options(self) -> ExportOptions:
@@ -69,6 +113,7 @@ class ExporterContract(FixtureSettings):
         example: torch.Tensor,
         options: ExportOptions,
         atol: float,
+        subject: ExportSubject,
         tmp_path: Path,
     ) -> Callable[[list[torch.Tensor]], None]:
         """``roundtrip(extra_inputs)``: export ``model`` traced on ``example`` and check that the artefact
@@ -76,7 +121,7 @@ class ExporterContract(FixtureSettings):
 
         def check(extra_inputs: list[torch.Tensor]) -> None:
             checks.check_export_roundtrip(
-                exporter, model, example, tmp_path, options, atol=atol, extra_inputs=extra_inputs
+                exporter, model, example, tmp_path, options, atol=atol, extra_inputs=extra_inputs, subject=subject
             )
 
         return check

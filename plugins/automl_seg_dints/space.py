@@ -62,6 +62,34 @@ def build_discrete_network(args: Mapping[str, Any], arch: Mapping[str, Any]) -> 
     return onednn_conv3d(use_separable_trilinear(fast_stems(network)))
 
 
+def monai_network_config(args: Mapping[str, Any], arch: Mapping[str, Any]) -> dict[str, Any]:
+    """``build_discrete_network``'s network as a MONAI bundle config item: ``DiNTS`` around MONAI's own
+    ``TopologyInstance`` (the arrays as NumPy expressions, as MONAI's classes take them). Its state dict
+    is the discrete network's: the speed-ups and the static topology add no parameters."""
+    space_args = parse_space_args(args)
+    decoded = DecodedArch.from_payload(dict(arch))
+    check_arch(space_args, decoded)
+
+    def array(values: np.ndarray, dtype: str) -> str:
+        return f"$numpy.array({json.dumps(values.tolist())}, dtype=numpy.{dtype})"
+
+    return {
+        "_target_": "monai.networks.nets.DiNTS",
+        "dints_space": {
+            "_target_": "monai.networks.nets.TopologyInstance",
+            "arch_code": [array(decoded.arch_code_a, "float32"), array(decoded.arch_code_c, "int64")],
+            "channel_mul": space_args.channel_mul,
+            "num_blocks": space_args.num_blocks,
+            "num_depths": space_args.num_depths,
+            "use_downsample": space_args.use_downsample,
+        },
+        "in_channels": space_args.in_channels,
+        "num_classes": space_args.num_classes,
+        "use_downsample": space_args.use_downsample,
+        "node_a": array(decoded.node_a, decoded.node_a.dtype.name),
+    }
+
+
 @functools.lru_cache(maxsize=8)
 def _estimator(args_json: str, batch_size: int, patch_size: tuple[int, int, int]) -> MemoryEstimator:
     """One memory estimator per (space arguments, batch, patch): building its supernet is not free."""
@@ -96,6 +124,9 @@ class DintsSpace:
 
     def build_network(self, args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
         return build_discrete_network(args, arch)
+
+    def monai_network_config(self, args: Mapping[str, Any], arch: Mapping[str, Any]) -> dict[str, Any]:
+        return monai_network_config(args, arch)
 
     def build_supernet(self, args: Mapping[str, Any]) -> nn.Module:
         """Every path and operation, weighted by the architecture parameters (``.dints_space``): the

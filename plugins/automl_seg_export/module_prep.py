@@ -95,3 +95,20 @@ def torch_device(providers: list[str] | None, what: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device '{wanted}' requested but torch sees no CUDA GPU here; use 'cpu'")
     return device
+
+
+class ModulePredictor:
+    """A torch module (an ``ExportedProgram``'s module, a bundle's network) behind the ``Predictor``
+    interface (numpy or torch in, same kind out), run on ``device`` without gradients."""
+
+    def __init__(self, module: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> None:
+        self.module = module
+        self.device = device
+        self.providers: list[str] = [f"torch:{device}"]
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
+
+    def __call__(self, x: ArrayOrTensor) -> ArrayOrTensor:  # the same kind out as in
+        return call_with_array_or_tensor(self._run, x)

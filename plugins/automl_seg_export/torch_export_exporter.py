@@ -12,15 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from automl_seg.errors import ExportError
 from automl_seg.interfaces import ExportOptions
 from automl_seg_export.module_prep import (
-    ArrayOrTensor,
-    call_with_array_or_tensor,
+    ModulePredictor,
     exception_line,
     exportable_copy,
     quiet_loggers,
@@ -60,22 +58,6 @@ def declared_shape(example: torch.Tensor, channels: int, options: ExportOptions)
     return ["batch", channels, *(f"{options.spatial_multiple}*{name}_blocks" for name in _spatial_names(example))]
 
 
-class TorchExportPredictor:
-    """A loaded ``ExportedProgram`` behind the ``Predictor`` interface (numpy or torch in, same kind out)."""
-
-    def __init__(self, program: torch.export.ExportedProgram, device: torch.device) -> None:
-        self.module = program.module().to(device)
-        self.device = device
-        self.providers: list[str] = [f"torch:{device}"]
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return self.module(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
-
-    def __call__(self, x: ArrayOrTensor) -> ArrayOrTensor:  # the same kind out as in
-        return call_with_array_or_tensor(self._run, x)
-
-
 class TorchExportExporter:
     """``torch.export.export`` with dynamic batch and stride-multiple spatial axes; float32 in/out."""
 
@@ -109,8 +91,8 @@ class TorchExportExporter:
             "load": "torch.export.load(path).module()",
         }
 
-    def load(self, path: Path, providers: list[str] | None = None) -> TorchExportPredictor:
+    def load(self, path: Path, providers: list[str] | None = None) -> ModulePredictor:
         device = torch_device(providers, "a torch.export program")
         with warnings_to_debug_log():
             program = torch.export.load(str(path))
-        return TorchExportPredictor(program, device)
+        return ModulePredictor(program.module().to(device), device)

@@ -80,15 +80,24 @@ class FixedSpace:
     def build_network(self, args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
         """DynUNet from ``args``, channels-last on the CPU (``automl_seg.layout``), batch-1 convolutions on
         oneDNN (``automl_seg.onednn``); ``arch`` is empty (this space has one architecture)."""
-        network = DynUNet(
-            spatial_dims=3,
-            in_channels=int(args["in_channels"]),
-            out_channels=int(args["out_channels"]),
-            kernel_size=args["kernel_size"],
-            strides=args["strides"],
-            upsample_kernel_size=args["strides"][1:],
-            filters=list(args["filters"]),
-            norm_name=args.get("norm_name", "instance"),
-            res_block=bool(args.get("res_block", False)),
-        )
+        network = DynUNet(**dynunet_arguments(args))
         return onednn_conv3d(channels_last_on_cpu(network))
+
+    def monai_network_config(self, args: Mapping[str, Any], arch: Mapping[str, Any]) -> dict[str, Any]:
+        """The same DynUNet as a MONAI bundle config item (the speed-ups keep its state dict)."""
+        return {"_target_": "monai.networks.nets.DynUNet", **dynunet_arguments(args)}
+
+
+def dynunet_arguments(args: Mapping[str, Any]) -> dict[str, Any]:
+    """``DynUNet``'s constructor arguments for the space's ``args`` (JSON-serialisable)."""
+    return {
+        "spatial_dims": 3,
+        "in_channels": int(args["in_channels"]),
+        "out_channels": int(args["out_channels"]),
+        "kernel_size": [list(k) for k in args["kernel_size"]],
+        "strides": [list(s) for s in args["strides"]],
+        "upsample_kernel_size": [list(s) for s in args["strides"][1:]],
+        "filters": [int(f) for f in args["filters"]],
+        "norm_name": args.get("norm_name", "instance"),
+        "res_block": bool(args.get("res_block", False)),
+    }

@@ -3,69 +3,18 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from automl_seg.errors import ExportError
 from automl_seg.export import ExportRequest, export_model
 from automl_seg.plugins import load_plugins
-from automl_seg.testing.fixtures import TINY_DATASET, tiny_prepared_data
+from automl_seg.testing.fixtures import TINY_DATASET
 
 pytestmark = pytest.mark.cli_in_process  # many CLI calls: no Python start for each
-
-
-def dints_arch(num_blocks: int, num_depths: int) -> dict[str, list]:
-    """Every path active, operation 0 everywhere, in MONAI's arch_code layout."""
-    from monai.networks.nets import TopologyInstance
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "arch_code not provided": we only read the path count
-        paths = TopologyInstance(num_blocks=num_blocks, num_depths=num_depths, arch_code=None).arch_code_a.shape[1]
-    return {
-        "arch_code_a": [[1] * paths] * num_blocks,
-        "arch_code_c": [[0] * paths] * num_blocks,
-        "node_a": [[1] * num_depths] * (num_blocks + 1),
-    }
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A data root with the tiny synthetic task and a registry holding a fixed and a dints model with weights."""
-    from automl_seg_registry import ArchitectureRecord, DatasetRef, Registry, SpaceRef, StrategyRef
-
-    root = tmp_path_factory.mktemp("export-world")
-    data = tiny_prepared_data(root / "data")
-    host = load_plugins()
-    refs = {}
-    with Registry.open(root / "registry") as registry:
-        for space_name in ("fixed", "dints"):
-            space = host.space(space_name)
-            args = space.default_args(data.plan, "quick")
-            arch = dints_arch(args["num_blocks"], args["num_depths"]) if space_name == "dints" else {}
-            torch.manual_seed(0)
-            weights = root / f"{space_name}.pt"
-            torch.save(space.build_network(args, arch).state_dict(), weights)
-            record = ArchitectureRecord(
-                name=f"{space_name}-tiny",
-                space=SpaceRef(name=space.name, version=str(space.version), args=args),
-                arch=arch,
-                strategy=StrategyRef(name=space_name),
-                dataset=DatasetRef(
-                    name=TINY_DATASET,
-                    fingerprint_hash=data.fingerprint.content_hash,
-                    plan=data.plan.model_dump(mode="json"),
-                ),
-                seed=0,
-            )
-            refs[space_name] = registry.register(record, files={"weights": (weights, "weights")}).ref
-        bare = ArchitectureRecord(**{**record.model_dump(exclude={"artifacts", "version"}), "name": "no-weights"})
-        refs["bare"] = registry.register(bare).ref
-    return {"data_root": root / "data", "registry": root / "registry", "refs": refs, "host": host}
 
 
 def request(world: dict, ref: str, **extra) -> ExportRequest:
@@ -222,7 +171,7 @@ def test_cli_exports_with_json(world: dict, cli, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--format", "tflite"], "unknown exporter 'tflite'; installed: onnx, torch-export, torchscript"),
+        (["--format", "tflite"], "unknown exporter 'tflite'; installed: monai-bundle, onnx, torch-export, torchscript"),
         (["--opset", "99"], "ONNX opset 99 is not supported"),
         (["-o", "/nonexistent/folder/m.onnx"], "output folder /nonexistent/folder does not exist"),
         (["-o", "/nonexistent/folder/"], "output folder /nonexistent/folder does not exist"),

@@ -95,3 +95,14 @@ def test_existing_output_needs_overwrite(cli, trained, tmp_path) -> None:
     assert out.read_text() == "keep me"
     assert cli("report", architecture, "-o", out, "--registry", registry, "--overwrite").returncode == 0
     assert out.read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize(("count", "roles"), [(1, ["best"]), (2, ["best", "worst"]), (5, ["best", "median", "worst"])])
+def test_best_median_and_worst_are_distinct_cases(count, roles) -> None:
+    from automl_seg.report.overlays import ranked_cases
+
+    cases = [{"case": f"c{i}", "dice": {"a": i / 10, "b": i / 10}} for i in range(count)]
+    ranked = ranked_cases({"cases": cases})
+    assert [role for role, _, _ in ranked] == roles
+    assert ranked[0][1] == f"c{count - 1}" and ranked[-1][1] == "c0"
+    assert len({case for _, case, _ in ranked}) == len(roles)

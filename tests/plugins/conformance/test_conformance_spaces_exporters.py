@@ -67,3 +67,9 @@ class TestTorchExportExporter(ExporterContract):
     @pytest.fixture
     def exporter(self, host: PluginHost) -> Exporter:
         return host.exporter("torch-export")
+
+
+class TestMonaiBundleExporter(ExporterContract):
+    @pytest.fixture
+    def exporter(self, host: PluginHost) -> Exporter:
+        return host.exporter("monai-bundle")

@@ -1,0 +1,180 @@
+"""Model quality on cases no training run sees: the training recipe's ablation, and Dice versus wall clock
+for the quick and standard budgets (DiNTS and the fixed DynUNet), in one process (run by hand, not in CI).
+
+Every run holds the same seeded 20 % of the cases out (``DataSettings.holdout_fraction``, seeded by the
+split seed): no search, training or validation sees them, and every Dice below is measured on them.
+
+Ablation: one architecture (the fixed strategy's DynUNet at the chosen budget) retrained with the budget's
+recipe, then with one ingredient of it taken away at a time (foreground oversampling, rotation/scaling,
+gamma, noise/blur, warm-up, mirroring); each row's difference is against the full recipe, measured in the
+same run with the same seed. Curve: ``search`` for every (strategy, budget) pair, its wall-clock minutes
+(search + retraining + validation) and held-out Dice, each against the quick DiNTS run of the same process.
+
+    python benchmarks/bench_quality.py                      # both tables on Task04_Hippocampus (hours)
+    python benchmarks/bench_quality.py --table ablation --budget standard
+    python benchmarks/bench_quality.py --table curve --budgets quick,standard --strategies dints,fixed
+    python benchmarks/bench_quality.py --smoke              # minutes: 12 cases, a few steps, every code path
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from automl_seg.config import DataSettings
+from automl_seg.plugins import PluginHost, load_plugins
+
+#: one recipe ingredient taken away per ablation row: (row name, training settings that remove it)
+ABLATIONS: list[tuple[str, dict[str, Any]]] = [
+    ("- foreground oversampling (0.5)", {"foreground_ratio": 0.5}),
+    ("- rotation/scaling", {"spatial_aug": 0.0}),
+    ("- gamma", {"gamma_aug": 0.0}),
+    ("- noise/blur", {"noise_blur_aug": 0.0}),
+    ("- warm-up", {"warmup_steps": 0}),
+    ("- mirroring", {"mirror": False}),
+]
+#: --smoke: a few cases and steps, so every path runs in minutes
+SMOKE_TRAIN = {"epochs": 1, "iterations": 2, "val_every": 1, "val_cases": 1, "warmup_steps": 1}
+SMOKE_STRATEGY = {"dints": {"epochs": 2, "warmup_epochs": 1, "max_steps_per_epoch": 1, "measure_memory": False}}
+
+
+@dataclass
+class Outcome:
+    label: str
+    dice: dict[str, float]
+    dice_mean: float
+    wall_s: float
+
+
+def data_settings(args: argparse.Namespace) -> DataSettings:
+    return DataSettings(
+        dataset=args.dataset,
+        data_root=args.data_root,
+        holdout_fraction=args.holdout,
+        split_seed=args.seed,
+        max_cases=12 if args.smoke else None,
+        patch_size=(32, 32, 32) if args.smoke else None,
+    )
+
+
+def held_out_dice(
+    registry: Any, ref: str, host: PluginHost, args: argparse.Namespace
+) -> tuple[dict[str, float], float]:
+    """The model's Dice on the held-out cases of its own split settings."""
+    from automl_seg.engine.evaluate import evaluate_reference
+
+    report = evaluate_reference(
+        registry, ref, host, device=args.device, data_root=args.data_root, split="test", progress=False
+    )
+    return report.dice_per_class, report.dice_mean
+
+
+def search_run(
+    registry: Any, host: PluginHost, args: argparse.Namespace, strategy: str, budget: str, train: Mapping[str, Any]
+) -> tuple[Any, float]:
+    """One whole ``search`` (search, retraining, validation): its result and wall-clock seconds."""
+    from automl_seg.engine.pipeline import run_search
+    from automl_seg.engine.settings import SearchRunSettings, train_settings
+
+    run = SearchRunSettings(
+        strategy=strategy, budget=budget, seed=args.seed, device=args.device, progress=False,
+        workdir=Path(tempfile.mkdtemp(prefix=f"quality-{strategy}-{budget}-")),
+    )  # fmt: skip
+    overrides = SMOKE_STRATEGY.get(strategy, {}) if args.smoke else {}
+    began = time.perf_counter()
+    result = run_search(
+        run, data_settings(args), train_settings(budget, overrides=dict(train)), overrides,
+        registry=registry, host=host, promote=False,
+    )  # fmt: skip
+    return result, time.perf_counter() - began
+
+
+def ablation(registry: Any, host: PluginHost, args: argparse.Namespace) -> list[Outcome]:
+    """The fixed architecture retrained with the budget's full recipe, then without each ingredient."""
+    from automl_seg.engine.pipeline import retrain
+    from automl_seg.engine.settings import RunSettings, train_settings
+
+    smoke = SMOKE_TRAIN if args.smoke else {}
+    first, wall = search_run(registry, host, args, "fixed", args.budget, smoke)
+    rows = [Outcome(f"{args.budget} recipe", *held_out_dice(registry, first.trained.record.ref, host, args), wall)]
+    for label, change in ABLATIONS:
+        run = RunSettings(budget=args.budget, seed=args.seed, device=args.device, progress=False,
+                          workdir=Path(tempfile.mkdtemp(prefix="quality-ablation-")))  # fmt: skip
+        began = time.perf_counter()
+        trained = retrain(first.architecture.ref, run, train_settings(args.budget, overrides={**smoke, **change}),
+                          registry=registry, host=host, data_options={"data_root": args.data_root})  # fmt: skip
+        rows.append(
+            Outcome(label, *held_out_dice(registry, trained.record.ref, host, args), time.perf_counter() - began)
+        )
+    return rows
+
+
+def curve(registry: Any, host: PluginHost, args: argparse.Namespace) -> list[Outcome]:
+    """Held-out Dice and wall clock of a whole search per (strategy, budget)."""
+    rows = []
+    for strategy in args.strategies.split(","):
+        for budget in args.budgets.split(","):
+            result, wall = search_run(registry, host, args, strategy, budget, SMOKE_TRAIN if args.smoke else {})
+            rows.append(
+                Outcome(f"{strategy} {budget}", *held_out_dice(registry, result.trained.record.ref, host, args), wall)
+            )
+    return rows
+
+
+def table(title: str, rows: list[Outcome], reference: Outcome) -> Table:
+    out = Table(title=title)
+    names = list(reference.dice)
+    for column in ["run", *(f"Dice {n}" for n in names), "mean Dice", "vs reference", "wall min", "wall vs reference"]:
+        out.add_column(column, justify="left" if column == "run" else "right")
+    for row in rows:
+        out.add_row(
+            row.label, *(f"{row.dice[n]:.3f}" for n in names), f"{row.dice_mean:.3f}",
+            f"{row.dice_mean - reference.dice_mean:+.3f}", f"{row.wall_s / 60:.1f}",
+            f"{row.wall_s / reference.wall_s:.2f}x",
+        )  # fmt: skip
+    out.caption = f"reference: {reference.label}; Dice on the held-out cases (holdout_fraction, never trained on)"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="Task04_Hippocampus")
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--table", choices=["ablation", "curve", "both"], default="both")
+    parser.add_argument("--budget", default="standard", help="the ablation's budget")
+    parser.add_argument("--budgets", default="quick,standard", help="the curve's budgets")
+    parser.add_argument("--strategies", default="dints,fixed", help="the curve's strategies")
+    parser.add_argument("--holdout", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--registry", type=Path, default=None, help="default: a temporary one")
+    parser.add_argument("--smoke", action="store_true", help="12 cases, 32^3 patches, a few steps: checks every path")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    from automl_seg_registry import Registry
+
+    console = Console()
+    host = load_plugins()
+    with (
+        tempfile.TemporaryDirectory(prefix="quality-registry-") as tmp,
+        Registry.open(args.registry or Path(tmp)) as reg,
+    ):
+        if args.table in ("ablation", "both"):
+            rows = ablation(reg, host, args)
+            console.print(table(f"recipe ablation, fixed DynUNet, {args.budget} budget", rows, rows[0]))
+        if args.table in ("curve", "both"):
+            rows = curve(reg, host, args)
+            console.print(table("held-out Dice versus wall clock (search + retrain + validation)", rows, rows[0]))
+
+
+if __name__ == "__main__":
+    main()
