@@ -327,7 +327,8 @@ def plan_warnings(fingerprint: Fingerprint, plan: Plan) -> list[str]:
     small = [
         case.id
         for case in cases
-        if all(
+        if max(plan.patch_size) > plan.divisor  # a case under the smallest possible patch is no surprise
+        and all(
             side * step / target < patch
             for side, step, target, patch in zip(case.shape, case.spacing, plan.spacing, plan.patch_size, strict=True)
         )

@@ -184,7 +184,7 @@ def prepare_data(
     for warning in warnings:
         log.warning("%s: %s", info.name, warning)
     log.info(
-        "%s: %d cases (%d train, %d val%s), spacing %s mm, patch %s (%s)",
+        "%s: %d cases (%d train, %d val%s), spacing %s mm, patch %s",
         info.name,
         fingerprint.num_cases,
         len(split.train),
@@ -192,8 +192,9 @@ def prepare_data(
         f", {len(held_out)} held out" if held_out else "",
         "x".join(f"{s:g}" for s in plan.spacing),
         "x".join(map(str, plan.patch_size)),
-        plan.rationale or "stored plan",
     )
+    # the planner's reasons matter most where it gave up resolution (data check always shows them)
+    log.log(logging.INFO if plan.resamples_coarser else logging.DEBUG, "%s plan: %s", info.name, plan.rationale)
     return PreparedData(
         info=info,
         fingerprint=fingerprint,

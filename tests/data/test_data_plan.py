@@ -140,10 +140,11 @@ def test_warnings_name_the_cases():
     spacings = [(1.0, 1.0, 1.0)] * 4 + [(1.0, 1.0, 12.0)]
     fp = _fingerprint((10, 10, 10), (1.0, 1.0, 1.0), (4, 4, 4), spacings=spacings, classes=[0, 1])
     fp = fp.model_copy(update={"labels": {0: "background", 1: "organ", 2: "tumour"}})
-    plan = derive_plan(fp)
+    plan = derive_plan(fp, patch_size=(32, 32, 32))
     warnings = plan_warnings(fp, plan)
     assert any("along z varies" in w and "case_004" in w and "case_000" in w for w in warnings)
     assert any("smaller than the patch" in w and "case_000" in w for w in warnings)
+    assert not any("smaller than the patch" in w for w in plan_warnings(fp, derive_plan(fp)))  # 16^3: the minimum
     assert any("class 2 (tumour) occurs in no case" in w for w in warnings)
     quiet = _fingerprint((64, 64, 64), (1.0, 1.0, 1.0), (20, 20, 20))
     assert plan_warnings(quiet, derive_plan(quiet)) == []
