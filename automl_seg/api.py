@@ -14,7 +14,7 @@ Training a network
 Settings
     ``build_settings`` validates a pydantic model from a preset < a config section < overrides and
     turns pydantic's errors into one ``ConfigError`` line (``describe_validation_error`` does only
-    the wording). ``Budget`` names a budget preset.
+    the wording). ``Settings`` is a pydantic base refusing unknown keys; ``Budget`` names a budget preset.
 Reproducibility and checkpoints
     ``seed_everything`` seeds Python, NumPy and torch; ``rng_states``/``set_rng_states`` put every
     generator's state in a checkpoint and back; ``atomic_torch_save`` writes a file that is either
@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from automl_seg import API_VERSION
 from automl_seg.compute import Stopwatch
-from automl_seg.config import Budget, build_settings, describe_validation_error
+from automl_seg.config import Budget, Settings, build_settings, describe_validation_error
 from automl_seg.data.models import Plan
 from automl_seg.data.prepared import PreparedData
 from automl_seg.engine.checkpoint import atomic_torch_save, read_checkpoint
@@ -73,6 +73,7 @@ __all__ = [
     "Plan",
     "PreparedData",
     "Schedule",
+    "Settings",
     "Stopwatch",
     "TrainResult",
     "TrainSettings",

@@ -1,9 +1,18 @@
 """The hooks automl-seg offers plugins.
 
 A plugin is a module (or object) named in the ``automl_seg`` entry-point group that implements
-some of these hooks with ``@automl_seg.hookimpl``. Registration hooks get a ``register``
-callback: the host owns the names and rejects duplicates. Lifecycle hooks let observers
-(TensorBoard, MLflow, ...) follow a run without the engine knowing them.
+some of these hooks, each marked ``@hookimpl`` (``from automl_seg.hookspecs import hookimpl``), and
+declares ``AUTOML_SEG_API = 2`` (the ``automl_seg.API_VERSION`` it was written for). Registration
+hooks get a ``register`` callback: the host owns the names and rejects duplicates. Lifecycle hooks
+let observers (TensorBoard, MLflow, ...) follow a run without the engine knowing them.
+
+Lifecycle of one run (``automl_seg.interfaces.RunInfo``; ``run.kind`` is ``"search"``, ``"train"``
+or ``"tune"``): ``on_run_started`` once, then ``on_epoch_ended`` after each epoch (``phase="search"``
+for the strategy's epochs, then ``phase="train"`` for the retraining inside the same search run, or
+for a standalone ``train`` run), ``on_model_registered`` after each registration, then
+``on_run_ended`` exactly once, also when the run fails (``result["status"]``). An observer may end
+a run on purpose by raising ``automl_seg.errors.RunStopped`` from ``on_epoch_ended`` (the run stops
+after that epoch's checkpoint, resumable); any other exception of an observer is logged and ignored.
 """
 
 from __future__ import annotations
@@ -66,8 +75,16 @@ def on_model_registered(
 
 
 @hookspec
-def on_search_ended(run: RunInfo, result: Mapping[str, Any]) -> None:
+def on_run_ended(run: RunInfo, result: Mapping[str, Any]) -> None:
     """Called once when a run ends, also when it fails. ``result["status"]`` is ``"finished"``,
     ``"failed"``, ``"stopped"`` (an observer ended it) or ``"interrupted"``; a failed run's
     ``result["error"]`` says why. A finished search or training run adds its registry refs
-    (``architecture``, ``trained``), ``dice_mean`` and ``promoted``; a tuning run adds ``best``."""
+    (``architecture``: the searched architecture, search runs only; ``trained``: the trained model,
+    or None with ``--no-train``), ``dice_mean`` (its mean validation Dice, or None) and ``promoted``
+    (whether it became ``<name>@best``); a tuning run adds ``best``."""
+
+
+@hookspec(warn_on_impl=DeprecationWarning("on_search_ended is API 1's name of on_run_ended; implement on_run_ended"))
+def on_search_ended(run: RunInfo, result: Mapping[str, Any]) -> None:
+    """API 1's name of ``on_run_ended`` (it fires for retraining and tuning too): still called, with
+    the same arguments, right after ``on_run_ended``."""

@@ -1,12 +1,15 @@
-"""What plugins provide: search spaces, search strategies and exporters.
+"""What plugins provide (search spaces, search strategies, exporters) and what they are handed.
 
-These are structural protocols: a plugin object need not inherit from anything, it only needs
-these attributes and methods. The core calls them (the engine, export, tuning and ``plugins verify``),
-always through the plugin host.
+The providers are structural protocols: a plugin object need not inherit from anything, it only
+needs these attributes and methods. The core calls them (the engine, export, tuning and
+``plugins verify``), always through the plugin host. Optional abilities of a space are small
+protocols of their own (``SupernetSpace``, ``SamplingSpace``, ``MemoryEstimatingSpace``): test
+them with ``isinstance``.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,21 +29,41 @@ if TYPE_CHECKING:
     from automl_seg.engine.distributed import Distributed
 
 
+#: What a run is (``RunInfo.kind``): ``"search"`` (search, then retrain unless ``--no-train``),
+#: ``"train"`` (``automl-seg train``: retrain a registered architecture), ``"tune"`` (a study).
+RunKind = Literal["search", "train", "tune"]
+#: The phase an ``on_epoch_ended`` call reports: the strategy's search epochs, or the retraining's.
+Phase = Literal["search", "train"]
+
+
 @dataclass(frozen=True)
 class RunInfo:
-    """Identity of one run, handed to lifecycle hooks.
+    """Identity of one run, handed to every lifecycle hook of that run.
 
-    ``parent`` is the ``run_id`` of the run this one belongs to (a tuning trial's search names its
-    study's run), so observers can nest runs. ``settings`` are the run's settings as JSON-able
-    sections (``run``, ``data``, ``train``, ``strategy``, ...), for observers that log parameters."""
+    ``run_id`` is unique to this run (two runs of the same settings differ); ``settings_key`` is the
+    same for runs of the same settings (it names the work folder that ``--resume`` continues from).
+    The retraining inside ``search`` belongs to the search run: it reports as the same ``RunInfo``
+    with ``phase="train"``. ``parent`` is the ``run_id`` of the run this one belongs to (a tuning
+    trial's search names its study's run), so observers can nest runs. ``settings`` are the run's
+    settings as JSON-able sections (``run``, ``data``, ``train``, ``strategy``, ...), for observers
+    that log parameters."""
 
     run_id: str
-    kind: str  # "search", "train", "tune", ...
+    kind: RunKind | str
     dataset: str | None = None
     strategy: str | None = None
     workdir: Path | None = None
+    settings_key: str | None = None
     parent: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+def new_run_id(kind: str) -> str:
+    """A run id no other run has: the kind, the UTC start time and a random suffix."""
+    import uuid
+    from datetime import UTC, datetime
+
+    return f"{kind}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
 class TunableParameter(BaseModel):
@@ -64,13 +87,12 @@ class TunableParameter(BaseModel):
 class SearchSpace(Protocol):
     """A family of networks. ``build_network`` turns a discrete architecture into an nn.Module.
 
-    Optional methods, offered where they make sense (callers check with ``getattr``):
-    ``build_supernet(args) -> nn.Module``, every candidate at once with its architecture parameters
-    (what gradient-based strategies search); ``sample_arch(args, rng) -> dict``, a random member;
-    ``estimate_memory(args, arch, plan) -> {"fraction", "mb"}``, an architecture's memory estimate;
-    ``monai_network_config(args, arch) -> dict``, a MONAI bundle config item (``{"_target_": ...}``,
-    JSON-serialisable) that builds the same network from MONAI's own classes, into which the state
-    dict of ``build_network``'s network loads (what a MONAI bundle export writes as ``network_def``).
+    Optional abilities, offered where they make sense, are the protocols below
+    (``isinstance(space, SamplingSpace)``): ``SupernetSpace``, ``SamplingSpace``,
+    ``MemoryEstimatingSpace``. Also optional: ``monai_network_config(args, arch) -> dict``, a MONAI
+    bundle config item (``{"_target_": ...}``, JSON-serialisable) that builds the same network from
+    MONAI's own classes, into which the state dict of ``build_network``'s network loads (what a
+    MONAI bundle export writes as ``network_def``).
 
     Optional attribute ``budgets``: the names of the budgets ``default_args`` has presets for (a
     space without it accepts every budget); a run refuses a budget the space does not declare."""
@@ -87,9 +109,43 @@ class SearchSpace(Protocol):
         ...
 
 
+@runtime_checkable
+class SupernetSpace(Protocol):
+    """A space that can build every candidate at once (what gradient-based strategies search)."""
+
+    def build_supernet(self, args: Mapping[str, Any]) -> nn.Module:
+        """The supernet of ``args``, with its architecture parameters."""
+        ...
+
+
+@runtime_checkable
+class SamplingSpace(Protocol):
+    """A space of several architectures that can draw one at random (random search, the kit's checks)."""
+
+    def sample_arch(self, args: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
+        """A random member as a JSON-serialisable ``arch``; the same ``rng`` state gives the same one."""
+        ...
+
+
+@runtime_checkable
+class MemoryEstimatingSpace(Protocol):
+    """A space that estimates an architecture's memory without building it."""
+
+    def estimate_memory(self, args: Mapping[str, Any], arch: Mapping[str, Any], plan: Plan) -> dict[str, float]:
+        """``{"fraction": share of the space's largest member, "mb": megabytes at the plan's batch and patch}``."""
+        ...
+
+
 @dataclass
 class SearchContext:
-    """Everything a strategy's ``search`` gets from the engine."""
+    """Everything a strategy's ``search`` gets from the engine.
+
+    ``data`` is the prepared dataset (``automl_seg.api.PreparedData``: ``plan``, ``train_cases``,
+    ``val_cases``, ``train_loader(...)``, ``val_loader(...)``; see docs/writing-plugins.md);
+    ``settings`` is what the strategy's own ``settings(budget, overrides)`` returned; ``budget`` the
+    run's budget preset. Call ``epoch_ended(epoch, metrics)`` after every epoch (1-based, finite
+    float metrics): observers see it as ``on_epoch_ended(phase="search")``, and an observer may end
+    the run there by raising ``RunStopped`` (let it through)."""
 
     space: SearchSpace
     space_args: dict[str, Any]
@@ -103,20 +159,66 @@ class SearchContext:
     epoch_ended: Callable[[int, Mapping[str, float]], None] = lambda epoch, metrics: None
     #: show progress bars (the run's ``--progress/--no-progress``)
     progress: bool = True
+    #: the run's budget preset (``--budget``)
+    budget: Budget = "quick"
     #: the DDP job this process is a rank of (a world of one by default): shard the data, wrap the
     #: model, average gradients, and let rank 0 alone write (``automl_seg.engine.distributed``)
     dist: Distributed = field(default_factory=lambda: _single_process())
 
 
+class MemoryFigures(BaseModel):
+    """Memory of a found architecture; each figure is optional. Fractions are shares of the space's
+    largest member (the scale of a fractional memory budget), ``*_mb`` megabytes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requested: float | None = Field(default=None, description="the budget, as a fraction")
+    estimated: float | None = Field(default=None, description="the architecture's estimate, as a fraction")
+    requested_mb: float | None = Field(default=None, description="the budget on the estimate's megabyte scale")
+    estimated_mb: float | None = Field(default=None, description="the architecture's estimate in MB")
+    full_estimated_mb: float | None = Field(default=None, description="the largest member's estimate in MB")
+    budget_mb: float | None = Field(default=None, description="a budget given as training memory (e.g. 900MB)")
+    predicted_mb: float | None = Field(default=None, description="predicted training memory")
+    measured_mb: float | None = Field(default=None, description="measured training memory")
+
+    @classmethod
+    def from_record(cls, memory: Mapping[str, float]) -> MemoryFigures:
+        """The figures of a registry record's ``metrics.memory`` (keys this model does not know are left out)."""
+        return cls.model_validate({k: v for k, v in memory.items() if k in cls.model_fields})
+
+    def figures(self) -> dict[str, float]:
+        """The figures given, as the registry record's ``metrics.memory`` stores them."""
+        return {k: float(v) for k, v in self.model_dump(exclude_none=True).items()}
+
+
+#: the ``metrics`` key prefix plugins written for API 1 used for memory figures
+LEGACY_MEMORY_PREFIX = "memory_"
+
+
 @dataclass
 class SearchOutcome:
-    """What a strategy returns: a discrete architecture and how it was found."""
+    """What a strategy returns: a discrete architecture and how it was found.
+
+    ``metrics`` are finite floats (search score, trials, ...); memory figures go in ``memory``. For
+    plugins written for API 1, ``metrics`` keys ``memory_<figure>`` naming a ``MemoryFigures`` field
+    are moved there."""
 
     arch: dict[str, Any]
     space_args: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
+    memory: MemoryFigures = field(default_factory=MemoryFigures)
+
+    def __post_init__(self) -> None:
+        legacy = [key for key in self.metrics if key.startswith(LEGACY_MEMORY_PREFIX)]
+        moved = {
+            key.removeprefix(LEGACY_MEMORY_PREFIX): self.metrics.pop(key)
+            for key in legacy
+            if key.removeprefix(LEGACY_MEMORY_PREFIX) in MemoryFigures.model_fields
+        }
+        if moved:
+            self.memory = MemoryFigures.model_validate({**self.memory.model_dump(exclude_none=True), **moved})
 
 
 @runtime_checkable

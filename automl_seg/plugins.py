@@ -19,7 +19,7 @@ from typing import Any
 
 import pluggy
 
-from automl_seg import API_VERSION, hookspecs
+from automl_seg import API_VERSION, SUPPORTED_API_VERSIONS, hookspecs
 from automl_seg.engine.budgets import budget_declaration_problem
 from automl_seg.errors import PluginError, RunStopped
 from automl_seg.interfaces import Exporter, RunInfo, SearchSpace, SearchStrategy
@@ -94,10 +94,14 @@ class PluginHost:
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Call a lifecycle hook on every observer; a failing observer is logged, never fatal.
 
-        Only ``RunStopped`` goes through: it is how an observer (a pruner) ends a run on purpose."""
+        Only ``RunStopped`` goes through: it is how an observer (a pruner) ends a run on purpose.
+        ``on_run_ended`` also calls API 1's ``on_search_ended`` implementations."""
         if not self.observing:
             return
-        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+        impls = list(getattr(self.pm.hook, hook).get_hookimpls())
+        if hook == "on_run_ended":
+            impls += self.pm.hook.on_search_ended.get_hookimpls()
+        for impl in impls:
             try:
                 call_hookimpl(impl, **kwargs)
             except RunStopped:
@@ -107,7 +111,7 @@ class PluginHost:
 
     @contextmanager
     def observed(self, run: RunInfo) -> Iterator[dict[str, Any]]:
-        """``on_run_started``, the block, then ``on_search_ended`` exactly once: with ``status`` "finished"
+        """``on_run_started``, the block, then ``on_run_ended`` exactly once: with ``status`` "finished"
         and the summary the block put into the yielded dict, or with the failure's status and reason."""
         self.notify("on_run_started", run=run)
         summary: dict[str, Any] = {}
@@ -115,9 +119,9 @@ class PluginHost:
             yield summary
         except BaseException as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            self.notify("on_search_ended", run=run, result={"status": _end_status(exc), "error": reason})
+            self.notify("on_run_ended", run=run, result={"status": _end_status(exc), "error": reason})
             raise
-        self.notify("on_search_ended", run=run, result={"status": "finished", **summary})
+        self.notify("on_run_ended", run=run, result={"status": "finished", **summary})
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -125,9 +129,10 @@ class PluginHost:
         """Register one plugin object and collect what it registers."""
         info = self.plugins.setdefault(name, PluginInfo(name=name, version=version))
         api = getattr(plugin, "AUTOML_SEG_API", API_VERSION)
-        if api != API_VERSION:
+        if api not in SUPPORTED_API_VERSIONS:
+            supported = ", ".join(map(str, SUPPORTED_API_VERSIONS))
             info.errors.append(
-                f"written for plugin API {api}, this automl-seg provides API {API_VERSION}; "
+                f"written for plugin API {api}, this automl-seg provides API {API_VERSION} (and loads {supported}); "
                 "upgrade the plugin or automl-seg"
             )
             return

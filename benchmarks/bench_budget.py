@@ -3,7 +3,7 @@
     python benchmarks/bench_budget.py                    # quick preset, batch 4 of 32^3, 6 random architectures
     python benchmarks/bench_budget.py --archs 10 --device cuda
 
-Calibrates DiNTS' cost model as a search with ``--memory-budget NMB`` does (``automl_seg_dints.calibrate``:
+Calibrates DiNTS' cost model as a search with ``--set memory_budget=NMB`` does (``automl_seg_dints.calibrate``:
 the sparsest and the densest architecture measured), then measures seeded random architectures of the
 space and prints, for each, the cost model's megabytes, the calibrated prediction and the measured
 training memory: how far off a megabyte budget would be read on the cost model alone, and with the

@@ -72,7 +72,7 @@ def steps(args: argparse.Namespace, inputs: Path) -> list[Step]:
     """The commands, sized for the device: the real quick preset on a GPU, a few cases on the CPU."""
     cli = [sys.executable, "-m", "automl_seg.cli.main"]
     where = ["--registry", str(args.out / "registry")]
-    tiny = [] if args.device == "cuda" else ["--max-cases", "8", "--epochs", "2", "--warmup-epochs", "1",
+    tiny = [] if args.device == "cuda" else ["--max-cases", "8", "--set", "epochs=2", "--set", "warmup_epochs=1",
                                              "--train-epochs", "2", "--patch-size", "32x32x32"]  # fmt: skip
     providers = ["--providers", CUDA_EP] if args.device == "cuda" else []
     bench_s = 240 if args.device == "cuda" else 900  # MONAI's supernet and ours, on a 2-core CPU

@@ -111,31 +111,34 @@ def _pm(value: Stat | None, pattern: str) -> str:
     if value is None:
         return "-"
     text = pattern.format(value.mean)
-    return text if value.sd is None else f"{text} ± {pattern.format(value.sd)}"
+    return text if value.sd is None else f"{text}±{pattern.format(value.sd)}"
 
 
 def comparison_table(report: CompareReport) -> Table:
-    """One row per strategy (best first): held-out Dice mean ± sd over seeds, costs, p-value against the best."""
+    """One row per strategy (best first): held-out Dice mean±sd over seeds (three decimals), mean costs, p-value
+    against the best (the JSON has every figure in full, spreads of the costs included)."""
     classes = list(report.summary[0].dice_per_class)
     p_values = {test.other: test.p_value for test in report.tests}
     table = Table(
         title=f"{report.dataset}, {report.budget} budget, {report.seeds} seed(s), "
         f"{len(report.heldout_cases)} held-out cases ({report.device})",
         box=box.SIMPLE_HEAD,
+        caption="Dice: mean±sd over seeds; seconds: wall / device (the equal-compute measure)",
     )
     table.add_column("strategy", no_wrap=True)
     for name in [*(f"Dice {c}" for c in classes), "mean Dice"]:
-        table.add_column(name, justify="right", overflow="fold")
-    for name in ("search s wall / device", "retrain s wall / device", "peak MB", "params", "p vs best"):
-        table.add_column(name, justify="right", overflow="fold")
+        table.add_column(name, justify="right", min_width=11)
+    for name in ("search s", "retrain s", "peak MB", "params"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("p vs best", justify="right", no_wrap=True, min_width=9)
     for summary in report.summary:
         table.add_row(
             summary.strategy,
-            *(_pm(summary.dice_per_class[c], "{:.4f}") for c in classes),
-            _pm(summary.dice_mean, "{:.4f}"),
-            f"{_pm(summary.search_wall_s, '{:.0f}')} / {_pm(summary.search_device_s, '{:.0f}')}",
-            f"{_pm(summary.retrain_wall_s, '{:.0f}')} / {_pm(summary.retrain_device_s, '{:.0f}')}",
-            _pm(summary.peak_memory_mb, "{:.0f}"),
+            *(_pm(summary.dice_per_class[c], "{:.3f}") for c in classes),
+            _pm(summary.dice_mean, "{:.3f}"),
+            f"{summary.search_wall_s.mean:.0f} / {summary.search_device_s.mean:.0f}",
+            f"{summary.retrain_wall_s.mean:.0f} / {summary.retrain_device_s.mean:.0f}",
+            "-" if summary.peak_memory_mb is None else f"{summary.peak_memory_mb.mean:.0f}",
             "-" if summary.params is None else f"{summary.params.mean / 1e6:.2f} M",
             "best" if summary.strategy == report.best else f"{p_values[summary.strategy]:.3g}",
         )

@@ -99,16 +99,6 @@ def parse_patch(text: str | None) -> tuple[int, int, int] | None:
     return sides  # type: ignore[return-value]
 
 
-def parse_memory_budget(text: str | None) -> float | str | None:
-    """``0.5`` (a fraction) becomes a float; ``900MB`` stays a string for the strategy to parse."""
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
 def load_config(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
@@ -225,22 +215,21 @@ def keep_largest_override(text: str | None, registry: Any, refs: list[str]) -> A
 def search(
     ctx: typer.Context,
     strategy: Annotated[
-        str | None, typer.Option("--strategy", help="Search strategy (default dints; see `automl-seg plugins list`).")
+        str | None,
+        typer.Option("--strategy", help="Search strategy, e.g. dints or fixed (installed: `automl-seg plugins list`)."),
     ] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="MSD task name.")] = None,
     data_root: DataRootOption = None,
     registry: RegistryOption = None,
     config: ConfigOption = None,
     budget: BudgetOption = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Search epochs (strategy setting).")] = None,
-    warmup_epochs: Annotated[
-        int | None, typer.Option("--warmup-epochs", help="Search warm-up epochs (strategy setting).")
-    ] = None,
-    memory_budget: Annotated[
-        str | None,
+    assignments: Annotated[
+        list[str] | None,
         typer.Option(
-            "--memory-budget",
-            help="Memory budget: a fraction of the full supernet (0.5) or the network's training memory (900MB).",
+            "--set",
+            metavar="KEY=VALUE",
+            help="A setting of the strategy, e.g. --set epochs=4 --set memory_budget=900MB (repeatable; over the "
+            "config's strategy section). `automl-seg plugins show STRATEGY` lists its keys.",
         ),
     ] = None,
     train_epochs: Annotated[int | None, typer.Option("--train-epochs", help="Retraining epochs.")] = None,
@@ -262,6 +251,7 @@ def search(
     """Search an architecture, register it, retrain and evaluate it, register the trained model."""
     from automl_seg.engine.budgets import check_search_budget
     from automl_seg.engine.distributed import process_group
+    from automl_seg.engine.options import chosen_strategy, parse_assignments
     from automl_seg.engine.pipeline import run_search
     from automl_seg.engine.settings import SearchRunSettings, train_settings
     from automl_seg.plugins import load_plugins
@@ -282,20 +272,9 @@ def search(
         source="data settings",
     )
     host = load_plugins()
-    check_search_budget(host, run.budget, run.strategy)
+    check_search_budget(host, run.budget, chosen_strategy(host, run.strategy).name)
     train = train_settings(run.budget, section(cfg, "train"), {"epochs": train_epochs})
-    overrides = {
-        **section(cfg, "strategy"),
-        **{
-            k: v
-            for k, v in {
-                "epochs": epochs,
-                "warmup_epochs": warmup_epochs,
-                "memory_budget": parse_memory_budget(memory_budget),
-            }.items()
-            if v is not None
-        },
-    }
+    overrides = {**section(cfg, "strategy"), **parse_assignments(assignments or [])}
     if launched_as_job(ctx, nproc, run.device, RESUME_HINT):
         return
     with mlflow_tracking(mlflow), process_group(run.device) as dist, _open_registry(registry) as reg:

@@ -42,7 +42,8 @@ def _row(p: PluginInfo, verification: PluginVerification | None) -> dict[str, An
 
 def _verify_cell(verification: PluginVerification) -> str:
     if verification.ok:
-        return f"[green]pass[/] ({len(verification.checks)} checks)"
+        count = len(verification.checks)
+        return f"[green]pass[/] ({count} check{'' if count == 1 else 's'})"
     return "[red]FAIL[/]\n" + "\n".join(verification.failures)
 
 
@@ -82,6 +83,35 @@ def list_plugins(as_json: JsonFlag = False, verify: VerifyFlag = False) -> None:
                 if not failure.startswith("loads and registers"):
                     err_console.print(f"[red]error:[/] plugin '{v.plugin}' fails {failure}", highlight=False)
         raise typer.Exit(1)
+
+
+@app.command("show")
+def show_strategy(
+    name: Annotated[str, typer.Argument(help="A search strategy (see `automl-seg plugins list`).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """List a strategy's settings: the keys `search --set KEY=VALUE` (or a config's strategy section)
+    accepts, their types and their defaults under each budget."""
+    from automl_seg.engine.budgets import known_budgets
+    from automl_seg.engine.options import setting_rows
+
+    host = load_plugins()
+    strategy = host.strategy(name)
+    owner = host.owners.get(("strategy", name), "?")
+    budgets = known_budgets(strategy=strategy, space=host.space(strategy.space))
+    rows = setting_rows(strategy, budgets)
+    if as_json:
+        print_json({"strategy": name, "plugin": owner, "space": strategy.space, "budgets": budgets, "settings": rows})
+        return
+    if not rows:
+        console.print(f"strategy '{name}' (plugin {owner}, space {strategy.space}) has no settings")
+        return
+    table = Table(title=f"strategy '{name}' (plugin {owner}, space {strategy.space}): search --set KEY=VALUE")
+    for column in ["key", "type", *budgets, "what it is"]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["key"], row["type"], *(str(row["defaults"].get(b, "-")) for b in budgets), row["help"])
+    console.print(table)
 
 
 def register(root: typer.Typer) -> None:

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from automl_seg.compute import Spent, Stopwatch
-from automl_seg.config import SPLIT_KEYS, DataSettings, build_settings, describe_validation_error
+from automl_seg.config import SPLIT_KEYS, DataSettings, build_settings
 from automl_seg.engine.budgets import check_budget
 from automl_seg.engine.devices import loader_workers, resolve_device
 from automl_seg.engine.distributed import Distributed
@@ -38,11 +38,12 @@ from automl_seg.engine.model import (
     record_plan,
     save_weights,
 )
+from automl_seg.engine.options import chosen_strategy, strategy_settings
 from automl_seg.engine.precision import mixed_precision
 from automl_seg.engine.settings import RunSettings, SearchRunSettings, TrainSettings, plan_limits
 from automl_seg.engine.train import TrainResult, train_network
 from automl_seg.errors import ConfigError, RegistryError, RunStopped, UserError
-from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome
+from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome, new_run_id
 from automl_seg.paths import work_folder
 
 if TYPE_CHECKING:
@@ -100,21 +101,6 @@ def package_versions(host: PluginHost) -> dict[str, str]:
     versions = {"automl-seg": __version__, "torch": torch.__version__, "monai": monai.__version__}
     versions.update({f"plugin:{name}": info.version for name, info in sorted(host.plugins.items())})
     return versions
-
-
-def strategy_settings(strategy: Any, budget: str, overrides: Mapping[str, Any]) -> BaseModel:
-    """The strategy's settings; pydantic errors become one ``ConfigError`` line."""
-    try:
-        return strategy.settings(budget, {k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, f"strategy '{strategy.name}' settings")) from exc
-
-
-def split_outcome_metrics(metrics: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
-    """``memory_*`` keys (prefix stripped) and the rest."""
-    memory = {k.removeprefix("memory_"): float(v) for k, v in metrics.items() if k.startswith("memory_")}
-    extra = {k: float(v) for k, v in metrics.items() if not k.startswith("memory_")}
-    return memory, extra
 
 
 def artifact_kind(path: Path, name: str) -> str:
@@ -237,7 +223,7 @@ def run_search(
     get its records."""
     dist = dist or Distributed()
     host, run = _rank_view(host, run, dist)
-    strategy = host.strategy(run.strategy)
+    strategy = chosen_strategy(host, run.strategy)
     space = host.space(strategy.space)
     check_budget(run.budget, strategy=strategy, space=space)
     settings = strategy_settings(strategy, run.budget, strategy_overrides)
@@ -254,8 +240,8 @@ def run_search(
         data = prepare(data_settings, run, device)
     check_run_folds(run, data, dist)
     info = RunInfo(
-        run_id=key, kind="search", dataset=data.plan.dataset, strategy=strategy.name, workdir=workdir,
-        parent=parent_run, settings=_json_settings(
+        run_id=dist.broadcast(new_run_id("search")), kind="search", dataset=data.plan.dataset,
+        strategy=strategy.name, workdir=workdir, settings_key=key, parent=parent_run, settings=_json_settings(
             run=run, data=data_settings, train=train, strategy=settings, space=space_overrides, record=record_overrides
         ),
     )  # fmt: skip
@@ -268,13 +254,17 @@ def run_search(
                 space=space, space_args=space_args, data=data, settings=settings, seed=run.seed, device=device,
                 workdir=workdir / "search", resume=run.resume, run=info,
                 epoch_ended=_notify_epoch(host, info, "search", dist), progress=run.progress, dist=dist,
+                budget=run.budget,
             )  # fmt: skip
             ctx.workdir.mkdir(parents=True, exist_ok=True)
             preprocess_all(data)
             clock = Stopwatch(device)
             outcome = strategy.search(ctx)
             if dist.is_main:
-                record = _architecture_record(outcome, ctx, data_settings, host, budget=run.budget, spent=clock.spent())
+                record = architecture_record(
+                    outcome, ctx, split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
+                    versions=package_versions(host), spent=clock.spent(),
+                )  # fmt: skip
                 record = _with_overrides(record, record_overrides)
                 architecture = registry.register(record, files=_outcome_files(outcome, workdir))
                 (workdir / ARCH_MARKER).write_text(json.dumps({"ref": architecture.ref}))
@@ -307,37 +297,41 @@ def _search_workdir(run: SearchRunSettings, key: str) -> Path:
     return work_folder(workdir)
 
 
-def _architecture_record(
+def architecture_record(
     outcome: SearchOutcome,
     ctx: SearchContext,
-    data_settings: DataSettings,
-    host: PluginHost,
     *,
-    budget: str,
-    spent: Spent,
+    split: Mapping[str, Any] | None = None,
+    versions: Mapping[str, str] | None = None,
+    spent: Spent | None = None,
 ) -> ArchitectureRecord:
-    """The record of a searched architecture: what was searched, on which data, how, and its search metrics."""
+    """The record of a searched architecture: what was searched, on which data, how, and its search
+    metrics (memory figures from ``outcome.memory``; compute from ``spent``). The one record builder
+    of ``search`` and the conformance kit's ``register_outcome``."""
     from automl_seg_registry import ArchitectureRecord, Compute, DatasetRef, Metrics, SpaceRef, StrategyRef
 
     plan, info = ctx.data.plan, ctx.run
-    memory, extra = split_outcome_metrics(outcome.metrics)
+    strategy = info.strategy or ""
     return ArchitectureRecord(
-        name=record_name(info.strategy, plan.dataset),
+        name=record_name(strategy, plan.dataset),
         space=SpaceRef(name=ctx.space.name, version=str(ctx.space.version), args=outcome.space_args),
         arch=outcome.arch,
-        strategy=StrategyRef(name=info.strategy, settings=ctx.settings.model_dump(mode="json")),
+        strategy=StrategyRef(name=strategy, settings=ctx.settings.model_dump(mode="json")),
         dataset=DatasetRef(
             name=plan.dataset,
             fingerprint_hash=ctx.data.fingerprint.content_hash,
             plan=plan.model_dump(mode="json"),
-            split=data_settings.model_dump(mode="json", include=set(SPLIT_KEYS)),
+            split=dict(split or {}),
         ),
         seed=ctx.seed,
-        versions=package_versions(host),
+        versions=dict(versions or {}),
         metrics=Metrics(
-            search_time_s=spent.wall_s, memory=memory, extra=extra, compute=Compute(search=phase_compute(spent))
+            search_time_s=spent.wall_s if spent else None,
+            memory=outcome.memory.figures(),
+            extra={k: float(v) for k, v in outcome.metrics.items()},
+            compute=Compute(search=phase_compute(spent)) if spent else Compute(),
         ),
-        provenance={"run": info.run_id, "budget": budget, "device": ctx.device.type},
+        provenance={"run": info.run_id, "budget": ctx.budget, "device": ctx.device.type},
     )
 
 
@@ -413,7 +407,8 @@ def retrain(
     if data.fingerprint.content_hash != record.dataset.fingerprint_hash:
         log.warning("%s was searched on other data than %s holds now (fingerprints differ)", record.ref, data.info.name)
     info = RunInfo(
-        run_id=key, kind="train", dataset=record.dataset.name, strategy=record.strategy.name, workdir=workdir,
+        run_id=dist.broadcast(new_run_id("train")), kind="train", dataset=record.dataset.name,
+        strategy=record.strategy.name, workdir=workdir, settings_key=key,
         settings=_json_settings(architecture={"ref": record.ref}, run=run, data=data_settings, train=train),
     )  # fmt: skip
     split = data_settings.model_dump(mode="json", include=set(SPLIT_KEYS))

@@ -172,5 +172,5 @@ class RunSettings(Settings):
 class SearchRunSettings(RunSettings):
     """A search run: the strategy, and whether to retrain the found architecture."""
 
-    strategy: str = "dints"
+    strategy: str | None = Field(default=None, description="the search strategy (``--strategy``); required")
     no_train: bool = False

@@ -9,9 +9,11 @@ A plugin author subclasses a contract and points it at their object through a fi
         def strategy(self):
             return MyStrategy()
 
-The contracts (``SearchSpaceContract``, ``SearchStrategyContract``, ``ExporterContract``) need
-pytest; the plain check functions in :mod:`automl_seg.testing.checks` and the tiny data helpers in
-:mod:`automl_seg.testing.fixtures` do not (``automl-seg plugins list --verify`` runs them).
+The contracts (``SearchSpaceContract``, ``SearchStrategyContract``, ``ExporterContract``,
+``ObserverContract``) need pytest; the plain check functions in :mod:`automl_seg.testing.checks`
+(``play_run`` plays an observer a run) and the tiny data helpers in :mod:`automl_seg.testing.fixtures`
+(``installed`` gets an installed plugin's strategy, space or exporter) do not
+(``automl-seg plugins list --verify`` runs them).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ _CONTRACTS = {
     "SearchSpaceContract": "automl_seg.testing.spaces",
     "SearchStrategyContract": "automl_seg.testing.strategies",
     "ExporterContract": "automl_seg.testing.exporters",
+    "ObserverContract": "automl_seg.testing.observers",
 }
 
 __all__ = ["ContractViolation", *_CONTRACTS]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from automl_seg.errors import ConfigError
 from automl_seg.hookspecs import hookimpl
-from automl_seg.interfaces import Budget, ExportOptions, SearchContext, SearchOutcome
+from automl_seg.interfaces import Budget, ExportOptions, RunInfo, SamplingSpace, SearchContext, SearchOutcome
 
 if TYPE_CHECKING:
     import torch
@@ -124,10 +124,9 @@ def sample_arch(space: SearchSpace, args: Mapping[str, Any], seed: int = 0) -> d
 
     Spaces holding one architecture (like ``fixed``) need no ``sample_arch``; spaces with many must
     offer it so automl-seg can check them (and random search can draw from them)."""
-    sampler = getattr(space, "sample_arch", None)
-    if sampler is None:
+    if not isinstance(space, SamplingSpace):
         return {}
-    arch = sampler(args, random.Random(seed))
+    arch = space.sample_arch(args, random.Random(seed))
     _require(isinstance(arch, dict), f"sample_arch must return a dict, got {type(arch).__name__}")
     return arch
 
@@ -151,7 +150,7 @@ def check_space_network(
         net = space.build_network(args, arch)
     except Exception as exc:
         hint = ""
-        if not arch and not hasattr(space, "sample_arch"):
+        if not arch and not isinstance(space, SamplingSpace):
             hint = " (the space offers no sample_arch(args, rng); a space of several architectures must)"
         raise ContractViolation(f"build_network failed: {type(exc).__name__}: {exc}{hint}") from exc
     _require(isinstance(net, nn.Module), f"build_network must return a torch.nn.Module, got {type(net).__name__}")
@@ -251,9 +250,17 @@ class EpochRecorder:
         self.calls.append((epoch, dict(metrics)))
 
 
-def check_epoch_reports(recorder: EpochRecorder, settings: BaseModel, limit_field: str = "epochs") -> None:
-    """Epochs are reported in order with finite numbers, never more often than ``settings.<limit_field>``."""
+def check_epoch_reports(
+    recorder: EpochRecorder, settings: BaseModel, limit_field: str = "epochs", *, require_any: bool = True
+) -> None:
+    """Epochs are reported (at least one unless ``require_any`` is False) in order with finite numbers,
+    never more often than ``settings.<limit_field>``."""
     epochs = [epoch for epoch, _ in recorder.calls]
+    _require(
+        epochs or not require_any,
+        "the search reported no epoch: call ctx.epoch_ended(epoch, metrics) after every epoch (observers and "
+        "tune's pruner follow a run through it)",
+    )
     _require(epochs == sorted(epochs), f"epoch_ended called with epochs out of order: {epochs}")
     for epoch, metrics in recorder.calls:
         for key, value in metrics.items():
@@ -267,13 +274,14 @@ def check_epoch_reports(recorder: EpochRecorder, settings: BaseModel, limit_fiel
 
 
 def check_memory_budget(outcome: SearchOutcome, tolerance: float = 1e-6) -> None:
-    """When a strategy reports ``memory_requested`` and ``memory_estimated`` (fractions), it kept to it."""
-    requested = outcome.metrics.get("memory_requested")
-    estimated = outcome.metrics.get("memory_estimated")
+    """A strategy with a hard budget reports ``memory.requested`` and ``memory.estimated`` (fractions)
+    and kept to it."""
+    requested, estimated = outcome.memory.requested, outcome.memory.estimated
     _require(
         requested is not None and estimated is not None,
-        "a hard memory budget needs metrics memory_requested and memory_estimated",
+        "a hard memory budget needs SearchOutcome.memory.requested and .estimated",
     )
+    assert requested is not None and estimated is not None
     _require(
         estimated <= requested + tolerance, f"estimated memory {estimated:.3f} exceeds the requested {requested:.3f}"
     )
@@ -352,3 +360,72 @@ def check_export_roundtrip(
         agreement = float((got.argmax(1) == expected.argmax(1)).mean())
         _require(agreement >= 0.999, f"artefact labels agree with torch on only {agreement:.2%} of voxels")
     return facts
+
+
+# -- observers (lifecycle hooks) ------------------------------------------------------------------
+
+#: the lifecycle hooks, in the order a run calls them
+LIFECYCLE_HOOKS = ("on_run_started", "on_epoch_ended", "on_run_ended", "on_search_ended")
+
+
+def _observer_host(observer: object):  # noqa: ANN202 - PluginHost, private to automl-seg
+    from automl_seg.plugins import load_plugins
+
+    host = load_plugins(extra=[("observer", observer)], use_entry_points=False)
+    info = host.plugins["observer"]
+    _require(info.ok, "the host refuses the observer: " + "; ".join(info.errors))
+    _require(
+        any(hook in LIFECYCLE_HOOKS for hook in info.hooks),
+        f"the observer implements no lifecycle hook ({', '.join(LIFECYCLE_HOOKS[:3])}); it has {info.hooks}",
+    )
+    return host
+
+
+def check_observer_loads(observer: object) -> None:
+    """The host admits ``observer`` (API version, hook names and signatures) and it observes something."""
+    _observer_host(observer)
+
+
+def play_run(observer: object, *, kind: str = "search", workdir: Path | None = None) -> RunInfo:
+    """Play ``observer`` one run's lifecycle as the engine calls it; return the run's ``RunInfo``.
+
+    A search run reports two search epochs, then two of its retraining (``phase="train"``, same run);
+    a ``train`` run only the latter. Each call's failure is a ``ContractViolation`` naming the hook
+    (the engine itself would log it and go on). ``RunStopped`` from ``on_epoch_ended`` ends the play
+    as it ends a run."""
+    from automl_seg.errors import RunStopped
+    from automl_seg.interfaces import new_run_id
+    from automl_seg.plugins import call_hookimpl
+
+    host = _observer_host(observer)
+    run = RunInfo(
+        run_id=new_run_id(kind), kind=kind, dataset="Task99_Synthetic", strategy="fixed", workdir=workdir,
+        settings_key="0123456789abcdef",
+    )  # fmt: skip
+
+    def call(hook: str, **kwargs: Any) -> None:
+        for impl in getattr(host.pm.hook, hook).get_hookimpls():
+            try:
+                call_hookimpl(impl, **kwargs)
+            except RunStopped:
+                if hook != "on_epoch_ended":
+                    raise ContractViolation(f"{hook} raised RunStopped; only on_epoch_ended may end a run") from None
+                raise
+            except Exception as exc:
+                raise ContractViolation(f"{hook} raised {type(exc).__name__}: {exc}") from exc
+
+    phases = ["search", "train"] if kind == "search" else ["train"]
+    call("on_run_started", run=run)
+    try:
+        for phase in phases:
+            for epoch in (1, 2):
+                metrics = {"loss": 1.0 / epoch, "time_s": 0.5} | ({"val_dice": 0.5} if phase == "train" else {})
+                call("on_epoch_ended", run=run, phase=phase, epoch=epoch, metrics=metrics)
+    except RunStopped:
+        return run
+    result: dict[str, Any] = {"trained": "fixed-Task99_Synthetic:2", "dice_mean": 0.5, "promoted": True}
+    if kind == "search":
+        result = {"architecture": "fixed-Task99_Synthetic:1", **result}
+    call("on_run_ended", run=run, result=result)
+    call("on_search_ended", run=run, result=result)
+    return run

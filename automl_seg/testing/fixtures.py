@@ -11,10 +11,10 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from automl_seg.data.models import Plan
-from automl_seg.interfaces import Budget, RunInfo, SearchContext, SearchOutcome
+from automl_seg.interfaces import Budget, RunInfo, SearchContext, SearchOutcome, new_run_id
 
 if TYPE_CHECKING:
     from automl_seg_registry import ArchitectureRecord, Registry
@@ -99,17 +99,26 @@ def search_context(
         workdir=Path(workdir),
         resume=False,
         run=RunInfo(
-            run_id=f"conformance-{strategy.name}-{seed}",
+            run_id=new_run_id("search"),
             kind="search",
             dataset=data.plan.dataset,
             strategy=strategy.name,
             workdir=Path(workdir),
+            settings_key=f"conformance-{strategy.name}-{seed}",
         ),
         progress=False,
+        budget=budget,
     )
     if epoch_ended is not None:
         ctx.epoch_ended = epoch_ended
     return ctx
+
+
+def installed(kind: Literal["strategy", "space", "exporter"], name: str) -> Any:
+    """The ``kind`` named ``name`` that the installed plugins register (a clear error when none does)."""
+    from automl_seg.plugins import load_plugins
+
+    return load_plugins().get(kind, name)
 
 
 def temporary_registry(root: Path) -> Registry:
@@ -124,23 +133,12 @@ def register_outcome(
 ) -> ArchitectureRecord:
     """Register the architecture record a search produces (no weights yet) with its artifacts, as
     ``automl-seg search`` does, and return the stored record."""
-    from automl_seg_registry import ArchitectureRecord, DatasetRef, Metrics, SpaceRef, StrategyRef
+    import dataclasses
 
-    from automl_seg.engine.pipeline import artifact_kind, record_name, split_outcome_metrics
+    from automl_seg.engine.pipeline import architecture_record, artifact_kind
 
-    plan = ctx.data.plan
-    memory, extra = split_outcome_metrics(outcome.metrics)
-    record = ArchitectureRecord(
-        name=record_name(strategy.name, plan.dataset),
-        space=SpaceRef(name=space.name, version=str(space.version), args=outcome.space_args),
-        arch=outcome.arch,
-        strategy=StrategyRef(name=strategy.name, settings=ctx.settings.model_dump(mode="json")),
-        dataset=DatasetRef(
-            name=plan.dataset, fingerprint_hash=ctx.data.fingerprint.content_hash, plan=plan.model_dump(mode="json")
-        ),
-        seed=ctx.seed,
-        metrics=Metrics(memory=memory, extra=extra),
-    )
+    ctx = dataclasses.replace(ctx, space=space, run=dataclasses.replace(ctx.run, strategy=strategy.name))
+    record = architecture_record(outcome, ctx)
     files = {name: (Path(path), artifact_kind(Path(path), name)) for name, path in outcome.artifacts.items()}
     return registry.register(record, files=files)
 

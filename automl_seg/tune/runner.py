@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from automl_seg.config import Budget, DataSettings, Device, Seed, build_settings
 from automl_seg.errors import RunStopped, UserError
+from automl_seg.interfaces import MemoryFigures
 from automl_seg.plugins import PluginHost
 from automl_seg.tune.objective import OBSERVER_NAME, TrialOutcome
 from automl_seg.tune.params import ParameterSpec, Target, check_extremes
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from automl_seg.engine.settings import TrainSettings
 
 log = logging.getLogger(__name__)
-
-MEASURED_MEMORY_KEY = "measured_mb"
 
 
 class EngineTrialSettings(BaseModel):
@@ -88,7 +87,7 @@ class EngineTrialRunner:
     def check(self, host: PluginHost, specs: list[ParameterSpec]) -> None:
         """Refuse a study whose ranges the strategy or training settings reject at an end (``check_extremes``)."""
         from automl_seg.engine.budgets import check_search_budget
-        from automl_seg.engine.pipeline import strategy_settings  # torch: only when a study runs
+        from automl_seg.engine.options import strategy_settings
 
         s = self.settings
         check_search_budget(host, s.budget, s.strategy)
@@ -158,7 +157,8 @@ class EngineTrialRunner:
         if result.trained is None:
             raise UserError("the search run trained no model; tuning needs the retrain step")
         record = result.trained.record
-        memory = record.metrics.memory.get(MEASURED_MEMORY_KEY, record.metrics.peak_memory_mb)
+        measured = MemoryFigures.from_record(record.metrics.memory).measured_mb
+        memory = measured if measured is not None else record.metrics.peak_memory_mb
         return TrialOutcome(dice=float(result.trained.evaluation.dice_mean), memory_mb=memory, ref=record.ref)
 
 

@@ -2,7 +2,7 @@
 
 The cost model (``MemoryEstimator``) counts the searched cells' activations only. A network's real
 training peak adds the stems, weights, gradients, optimiser state and the framework's workspace, so
-``--memory-budget 900MB`` read on the model's scale is not what the device shows. Before a search
+``--set memory_budget=900MB`` read on the model's scale is not what the device shows. Before a search
 with a megabyte budget, the real peak (``automl_seg_dints.measure``) of the space's sparsest and
 densest architectures is measured at the search's batch and patch; the line through the two points
 maps megabytes to the model's scale, where the search works. Quick preset, batch 4 of 32^3, CPU:

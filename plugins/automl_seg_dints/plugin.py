@@ -10,7 +10,7 @@ from automl_seg_dints.space import DintsSpace
 from automl_seg_dints.strategy import DintsStrategy
 from automl_seg_dints.tunable import tunable_parameters  # noqa: F401  (hookimpl)
 
-AUTOML_SEG_API = 1
+AUTOML_SEG_API = 2
 __version__ = "0.1.0"
 
 

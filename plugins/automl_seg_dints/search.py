@@ -44,7 +44,7 @@ from automl_seg.api import (
     set_rng_states,
 )
 from automl_seg.errors import ConfigError
-from automl_seg.interfaces import SearchContext, SearchOutcome
+from automl_seg.interfaces import MemoryFigures, SearchContext, SearchOutcome
 from automl_seg_dints.args import check_patch, parse_space_args
 from automl_seg_dints.calibrate import MemoryCalibration, calibrate
 from automl_seg_dints.losses import arch_loss_terms
@@ -404,30 +404,32 @@ class DintsSearch:
         workdir = Path(self.ctx.workdir)
         decoded = self._decode()
         arch = self.dist.broadcast(decoded.to_payload())
-        metrics = {
-            "memory_requested": self.budget_fraction,
-            "memory_requested_mb": self.budget_fraction * self.reference_full_mb,
-            "memory_estimated": self.estimator.discrete_fraction(decoded.arch_code_a, decoded.arch_code_c),
-            "memory_estimated_mb": self.estimator.discrete_mb(decoded.arch_code_a, decoded.arch_code_c),
-            "memory_full_estimated_mb": self.reference_full_mb,
-            "search_loop_s": seconds,
-            "active_paths": float(decoded.arch_code_a.sum()),
-        }
+        requested = self.budget_fraction
+        estimated_mb = self.estimator.discrete_mb(decoded.arch_code_a, decoded.arch_code_c)
+        memory = MemoryFigures(
+            requested=requested,
+            requested_mb=requested * self.reference_full_mb,
+            estimated=self.estimator.discrete_fraction(decoded.arch_code_a, decoded.arch_code_c),
+            estimated_mb=estimated_mb,
+            full_estimated_mb=self.reference_full_mb,
+        )
+        metrics = {"search_loop_s": seconds, "active_paths": float(decoded.arch_code_a.sum())}
         if self.calibration is not None:
-            metrics["memory_budget_mb"] = float(self.settings.budget.megabytes or 0.0)
-            metrics["memory_predicted_mb"] = self.calibration.measured_for(metrics["memory_estimated_mb"])
-        _warn_over_budget(metrics, self.settings.decode)
+            memory.budget_mb = float(self.settings.budget.megabytes or 0.0)
+            memory.predicted_mb = self.calibration.measured_for(estimated_mb)
+        _warn_over_budget(memory, self.settings.decode)
         if self.settings.measure_memory:
-            metrics["memory_measured_mb"] = measure_training_memory_mb(
+            memory.measured_mb = measure_training_memory_mb(
                 self.args.model_dump(), arch, self.patches_per_batch, self.patch, self.device
             )
-        _log_memory(metrics)
+        _log_memory(memory)
         last = state.history[-1]
         for key in ("train_loss", "arch_loss", "arch_seg_loss"):
             if last.get(key) is not None:
                 metrics[f"final_{key}"] = float(last[key])
         history_path = workdir / "search_history.json"
-        history_path.write_text(json.dumps({"arch": arch, "metrics": metrics, "history": state.history}, indent=1))
+        summary = {"arch": arch, "metrics": metrics, "memory": memory.figures(), "history": state.history}
+        history_path.write_text(json.dumps(summary, indent=1))
         artifacts = {
             "topology_png": plot_topology(decoded, workdir / "topology.png"),
             "search_curves_png": plot_search_curves(state.history, self.budget_fraction, workdir / "search_curves.png"),
@@ -436,14 +438,15 @@ class DintsSearch:
         if self.calibration is not None:
             artifacts["memory_calibration"] = workdir / CALIBRATION
         return SearchOutcome(
-            arch=arch, space_args=self.args.model_dump(), history=state.history, metrics=metrics, artifacts=artifacts
-        )
+            arch=arch, space_args=self.args.model_dump(), history=state.history, metrics=metrics,
+            artifacts=artifacts, memory=memory,
+        )  # fmt: skip
 
 
-def _warn_over_budget(metrics: Mapping[str, float], decode: str) -> None:
+def _warn_over_budget(memory: MemoryFigures, decode: str) -> None:
     """The budget is a loss term, so DiNTS' own decode may exceed it: say so, and what enforces it."""
-    requested = metrics["memory_requested"]
-    if metrics["memory_estimated"] <= requested + min(OVER_BUDGET_SLACK, requested / 2):
+    requested, estimated = float(memory.requested or 0.0), float(memory.estimated or 0.0)
+    if estimated <= requested + min(OVER_BUDGET_SLACK, requested / 2):
         return
     advice = (
         "the decode keeps each path more likely on than off; set `decode: budget` in the config's strategy section "
@@ -451,26 +454,25 @@ def _warn_over_budget(metrics: Mapping[str, float], decode: str) -> None:
         if decode == "probability"
         else "no connected architecture with the searched operations fits under it"
     )
-    if "memory_budget_mb" in metrics:  # calibrated megabytes: say it in training memory
-        sizes = f"{metrics['memory_predicted_mb']:.4g}MB of training memory", f"{metrics['memory_budget_mb']:.4g}MB"
+    if memory.budget_mb is not None:  # calibrated megabytes: say it in training memory
+        sizes = f"{memory.predicted_mb:.4g}MB of training memory", f"{memory.budget_mb:.4g}MB"
     else:
-        sizes = f"{metrics['memory_estimated_mb']:.3g}MB", f"{metrics['memory_requested_mb']:.3g}MB"
+        sizes = f"{memory.estimated_mb:.3g}MB", f"{memory.requested_mb:.3g}MB"
     log.warning(
         "dints: the decoded architecture's estimated memory (%.3f of the supernet, %s) is above the budget "
         "(%.3f, %s): %s",
-        metrics["memory_estimated"], sizes[0], metrics["memory_requested"], sizes[1], advice,
+        estimated, sizes[0], requested, sizes[1], advice,
     )  # fmt: skip
 
 
-def _log_memory(metrics: Mapping[str, float]) -> None:
+def _log_memory(memory: MemoryFigures) -> None:
     """The decoded architecture's memory on every scale the search has, in one line."""
-    parts = [f"{metrics['memory_estimated']:.3f} of the supernet ({metrics['memory_estimated_mb']:.3g}MB estimated)"]
-    if "memory_predicted_mb" in metrics:
-        parts.append(f"{metrics['memory_predicted_mb']:.4g}MB of training memory predicted")
-    if "memory_measured_mb" in metrics:
-        parts.append(f"{metrics['memory_measured_mb']:.4g}MB measured")
-    calibrated = "memory_budget_mb" in metrics
-    budget = f"{metrics['memory_budget_mb']:.4g}MB" if calibrated else f"{metrics['memory_requested']:.3g}"
+    parts = [f"{memory.estimated:.3f} of the supernet ({memory.estimated_mb:.3g}MB estimated)"]
+    if memory.predicted_mb is not None:
+        parts.append(f"{memory.predicted_mb:.4g}MB of training memory predicted")
+    if memory.measured_mb is not None:
+        parts.append(f"{memory.measured_mb:.4g}MB measured")
+    budget = f"{memory.budget_mb:.4g}MB" if memory.budget_mb is not None else f"{memory.requested:.3g}"
     log.info("dints: decoded architecture: %s; budget %s", ", ".join(parts), budget)
 
 

@@ -144,7 +144,7 @@ class DintsSpace:
 
     def estimate_memory(self, args: Mapping[str, Any], arch: Mapping[str, Any], plan: Any) -> dict[str, float]:
         """The estimator's figures for a discrete arch: ``fraction`` of the full supernet (the scale of
-        ``--memory-budget``) and ``mb`` at the plan's batch and patch."""
+        ``memory_budget``) and ``mb`` at the plan's batch and patch."""
         space_args = parse_space_args(args)
         decoded = DecodedArch.from_payload(dict(arch))
         check_arch(space_args, decoded)

@@ -11,7 +11,7 @@ from typing import Any
 
 from automl_seg.hookspecs import hookimpl
 
-AUTOML_SEG_API = 1
+AUTOML_SEG_API = 2
 
 
 @hookimpl

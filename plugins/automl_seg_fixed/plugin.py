@@ -9,7 +9,7 @@ from automl_seg.interfaces import SearchSpace, SearchStrategy
 from automl_seg_fixed.space import FixedSpace
 from automl_seg_fixed.strategy import FixedStrategy
 
-AUTOML_SEG_API = 1
+AUTOML_SEG_API = 2
 
 
 @hookimpl

@@ -33,7 +33,7 @@ URI_ENV = "MLFLOW_TRACKING_URI"
 class MlflowObserver:
     """One per plugin host (the entry point names the class): maps automl-seg runs to MLflow runs."""
 
-    AUTOML_SEG_API = 1
+    AUTOML_SEG_API = 2
 
     def __init__(self) -> None:
         self._tracker: Tracker | None = None
@@ -73,7 +73,7 @@ class MlflowObserver:
         self._call(lambda tracker: tracker.registered(run, record, files, aliases))
 
     @hookimpl
-    def on_search_ended(self, run: RunInfo, result: Mapping[str, Any]) -> None:
+    def on_run_ended(self, run: RunInfo, result: Mapping[str, Any]) -> None:
         self._call(lambda tracker: tracker.ended(run, result))
 
 

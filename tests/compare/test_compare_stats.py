@@ -61,10 +61,25 @@ def test_report_ranks_best_first_and_tests_it_against_each_other() -> None:
     assert [s.strategy for s in report.summary] == ["dints", "fixed", "random"] and report.best == "dints"
     assert [(t.best, t.other) for t in report.tests] == [("dints", "fixed"), ("dints", "random")]
     assert "device seconds" in report.equal_compute
-    console = Console(width=200, record=True)
+    console = Console(width=120, record=True)  # the CLI's width when piped
     console.print(comparison_table(report))
     text = console.export_text()
-    assert "search s wall / device" in text and "100 ± 1 / 190 ± 1" in text and "0.44 M" in text
-    assert f"{report.tests[0].p_value:.3g}" in text and "best" in text
+    assert "wall / device" in text and "100 / 190" in text and "400 / 790" in text and "0.44 M" in text
+    assert "0.866±0.005" in text  # dints' mean Dice ± sd over seeds
+    lines = {line.split()[0]: line.rstrip() for line in text.splitlines() if line.split()[:1] in (["dints"], ["fixed"])}
+    assert lines["dints"].endswith("best") and lines["fixed"].endswith(f"{report.tests[0].p_value:.3g}")
     reused = report.model_copy(update={"runs": [r.model_copy(update={"reused": True}) for r in rows]})
     assert reused.digest() == report.digest()  # reusing runs is not a new finding
+
+
+def test_the_example_compare_config_is_valid() -> None:
+    from pathlib import Path
+
+    from automl_seg.cli.compare_cmd import CONFIG_SECTIONS, _overrides
+    from automl_seg.config import read_config_file
+    from automl_seg.plugins import load_plugins
+
+    config = read_config_file(Path(__file__).parents[2] / "examples" / "compare" / "dints-long-search.yaml")
+    assert set(config) <= CONFIG_SECTIONS
+    settings = load_plugins().strategy("dints").settings("quick", _overrides(config)["dints"])
+    assert settings.epochs - settings.warmup_epochs == 30 and settings.decode == "budget"

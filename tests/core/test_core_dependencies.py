@@ -21,7 +21,8 @@ OWN = {"automl_seg", "automl_seg_registry"} | {
 THROUGH_MONAI = {"scipy": "monai.metrics.HausdorffDistanceMetric (HD95 in every evaluation)"}
 #: the conformance kit's pytest contracts run under their users' pytest (not its checks and
 #: fixtures: `plugins list --verify` imports those without pytest)
-KIT_ONLY = {"pytest": {f"automl_seg/testing/{name}.py" for name in ("spaces", "strategies", "exporters", "tiny_task")}}
+KIT_CONTRACTS = ("spaces", "strategies", "exporters", "observers", "tiny_task")
+KIT_ONLY = {"pytest": {f"automl_seg/testing/{name}.py" for name in KIT_CONTRACTS}}
 #: module -> (extra installing it, the folder of the optional plugin that alone imports it, lazily: the
 #: plugin's entry point loads without it)
 EXTRA_ONLY = {"mlflow": ("mlflow", "plugins/automl_seg_mlflow/")}

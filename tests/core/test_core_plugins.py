@@ -198,7 +198,7 @@ class _Recorder:
         self.calls.append(("started", {}))
 
     @hookimpl
-    def on_search_ended(self, run, result):
+    def on_run_ended(self, run, result):
         self.calls.append(("ended", dict(result)))
 
 

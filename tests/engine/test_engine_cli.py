@@ -87,10 +87,29 @@ def test_unknown_strategy_lists_installed_ones(cli, tiny_data_root: Path) -> Non
     _one_line_error(result, "unknown strategy 'nope'", "fixed")
 
 
-def test_strategy_flag_it_does_not_know(cli, tiny_data_root: Path) -> None:
-    result = cli("search", "--strategy", "fixed", "--epochs", "3", "--dataset", "Task99_Synthetic",
+def test_strategy_setting_it_does_not_have(cli, tiny_data_root: Path) -> None:
+    result = cli("search", "--strategy", "fixed", "--set", "epochs=3", "--dataset", "Task99_Synthetic",
                  "--data-root", tiny_data_root)  # fmt: skip
-    _one_line_error(result, "epochs: unknown setting")
+    _one_line_error(result, "strategy 'fixed' has no setting epochs; its settings: none")
+    result = cli("search", "--strategy", "dints", "--set", "warmup=1", "--dataset", "Task99_Synthetic",
+                 "--data-root", tiny_data_root)  # fmt: skip
+    _one_line_error(result, "strategy 'dints' has no setting warmup; its settings: epochs, warmup_epochs,")
+
+
+def test_search_names_no_strategy_of_its_own(cli, tiny_data_root: Path) -> None:
+    result = cli("search", "--dataset", "Task99_Synthetic", "--data-root", tiny_data_root)
+    _one_line_error(result, "no search strategy given: pass --strategy NAME (installed: dints, fixed)")
+    usage = cli("search", "--help", env={"COLUMNS": "200"})
+    assert "--set" in usage.stdout
+    assert "--warmup-epochs" not in usage.stdout and "--memory-budget" not in usage.stdout
+
+
+def test_plugins_show_lists_a_strategys_settings(cli) -> None:
+    shown = cli("plugins", "show", "dints", "--json")
+    assert shown.returncode == 0, shown.stderr
+    rows = {row["key"]: row for row in json.loads(shown.stdout)["settings"]}
+    assert rows["warmup_epochs"]["defaults"]["quick"] == 2 and "weight-only" in rows["warmup_epochs"]["help"]
+    assert rows["memory_budget"]["defaults"]["full"] == 0.8
 
 
 def test_train_config_keys_it_cannot_use(cli, trained_registry, tmp_path: Path) -> None:

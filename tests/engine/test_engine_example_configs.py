@@ -29,7 +29,7 @@ def test_example_config_is_valid(path: Path) -> None:
 
 def test_quick_search_config_is_the_quick_preset() -> None:
     run, data, strategy, train = settings_of(CONFIGS / "quick-search.yaml")
-    assert run == SearchRunSettings()
+    assert run == SearchRunSettings(strategy="dints")
     assert data == DataSettings(dataset="Task04_Hippocampus")
     assert strategy == load_plugins().strategy("dints").settings("quick", {})
     assert train == train_settings("quick")

@@ -30,7 +30,7 @@ def _search_command(root: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "automl_seg", "search", "--strategy", "dints", "--dataset", "Task99_Synthetic",
         "--data-root", str(root / "data"), "--registry", str(root / "registry"), "--workdir", str(root / "work"),
-        "--config", str(root / "run.yaml"), "--epochs", "4", "--warmup-epochs", "1", "--train-epochs", "2",
+        "--config", str(root / "run.yaml"), "--set", "epochs=4", "--set", "warmup_epochs=1", "--train-epochs", "2",
         "--patch-size", "16x16x16", "--device", "cpu", "--no-progress", "--nproc", "2", *extra,
     ]  # fmt: skip
 

@@ -104,17 +104,32 @@ class RunObserver:
 
     def __init__(self) -> None:
         self.started: list[str] = []
+        self.runs: list = []
         self.ended: list[dict] = []
         self.registered: list[tuple[str, list[str], list[str]]] = []
 
     @hookimpl
     def on_run_started(self, run) -> None:
         self.started.append(run.kind)
+        self.runs.append(run)
 
     @hookimpl
     def on_model_registered(self, record, files, aliases) -> None:
         assert all(path.is_file() for path in files.values())
         self.registered.append((record.ref, sorted(files), aliases))
+
+    @hookimpl
+    def on_run_ended(self, run, result) -> None:
+        self.ended.append(dict(result))
+
+
+class ApiOneObserver:
+    """An observer written for plugin API 1: it implements the old name of the end hook."""
+
+    AUTOML_SEG_API = 1
+
+    def __init__(self) -> None:
+        self.ended: list[dict] = []
 
     @hookimpl
     def on_search_ended(self, run, result) -> None:
@@ -131,8 +146,9 @@ def test_observers_hear_each_run_start_and_its_registered_refs(
     from automl_seg.engine.settings import RunSettings, SearchRunSettings
     from automl_seg.plugins import load_plugins
 
-    observer = RunObserver()
-    host = load_plugins(extra=[("observer", observer)])
+    observer, old = RunObserver(), ApiOneObserver()
+    with pytest.warns(DeprecationWarning, match="on_search_ended"):
+        host = load_plugins(extra=[("observer", observer), ("api-one", old)])
     data = DataSettings(dataset="Task99_Synthetic", data_root=tiny_data_root, patch_size=(16, 16, 16))
     run = SearchRunSettings(strategy="fixed", device="cpu", workdir=tmp_path / "search", progress=False)
     with Registry.open(tmp_path / "registry") as registry:
@@ -158,6 +174,10 @@ def test_observers_hear_each_run_start_and_its_registered_refs(
             "promoted": again.promoted,
         },
     ]
+    assert old.ended == observer.ended  # API 1's end hook still fires
+    first, second = observer.runs
+    assert first.run_id != second.run_id and first.settings_key and first.settings_key != first.run_id
+    assert searched.architecture.provenance["run"] == first.run_id
     trained_files = ["evaluation", "train_curves", "train_history", "weights"]
     assert observer.registered[0][0] == searched.architecture.ref and "weights" not in observer.registered[0][1]
     assert observer.registered[1] == (searched.trained.record.ref, trained_files, ["best", "latest"])

@@ -49,7 +49,7 @@ def test_search_with_the_random_strategy_on_synthetic_data(site: Path, cli, synt
     )
     result = cli(
         "search", "--strategy", "random", "--dataset", "Task99_Synthetic", "--data-root", synthetic_root,
-        "--registry", tmp_path / "registry", "--config", config, "--epochs", "1", "--memory-budget", "0.6",
+        "--registry", tmp_path / "registry", "--config", config, "--set", "epochs=1", "--set", "memory_budget=0.6",
         "--train-epochs", "1", "--patch-size", "16x16x16", "--workdir", tmp_path / "work", "--no-progress", "--json",
         env=plugin_env(site),
     )  # fmt: skip

@@ -9,7 +9,7 @@ from automl_seg.interfaces import SearchStrategy
 from automl_seg_random_search.strategy import RandomSearch
 
 #: The automl-seg plugin API this plugin was written for; another major version is refused by name.
-AUTOML_SEG_API = 1
+AUTOML_SEG_API = 2
 
 
 @hookimpl

@@ -22,14 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from automl_seg.errors import PluginError, UserError
-from automl_seg.interfaces import SearchContext, SearchOutcome
+from automl_seg.interfaces import (
+    MemoryEstimatingSpace,
+    MemoryFigures,
+    SamplingSpace,
+    SearchContext,
+    SearchOutcome,
+)
 from automl_seg_random_search.settings import PRESETS, RandomSettings, random_settings
 
 log = logging.getLogger(__name__)
 
 TRIALS_FILE = "trials.json"
-#: what the strategy needs from its search space, beyond the SearchSpace protocol
-SPACE_METHODS = ("sample_arch", "estimate_memory")
+#: what the strategy needs from its search space, beyond the SearchSpace protocol: method -> ability
+SPACE_ABILITIES: dict[str, type] = {"sample_arch": SamplingSpace, "estimate_memory": MemoryEstimatingSpace}
+SPACE_METHODS = tuple(SPACE_ABILITIES)
 
 
 def split_training_cases(cases: list[str], seed: int) -> tuple[list[str], list[str]]:
@@ -44,16 +51,18 @@ def split_training_cases(cases: list[str], seed: int) -> tuple[list[str], list[s
 
 def draw_within_budget(ctx: SearchContext, settings: RandomSettings, rng: random.Random) -> tuple[dict, dict]:
     """Architectures are drawn until one's estimated memory fraction fits ``settings.memory_budget``."""
+    space = ctx.space
+    assert isinstance(space, SamplingSpace) and isinstance(space, MemoryEstimatingSpace)  # checked by search
     smallest = float("inf")
     for _ in range(settings.max_draws):
-        arch = ctx.space.sample_arch(ctx.space_args, rng)
-        memory = ctx.space.estimate_memory(ctx.space_args, arch, ctx.data.plan)
+        arch = space.sample_arch(ctx.space_args, rng)
+        memory = space.estimate_memory(ctx.space_args, arch, ctx.data.plan)
         if memory["fraction"] <= settings.memory_budget:
             return arch, memory
         smallest = min(smallest, memory["fraction"])
     raise UserError(
         f"memory budget {settings.memory_budget:g} admits none of {settings.max_draws} random architectures "
-        f"(smallest drawn: {smallest:.3f} of the full supernet); raise --memory-budget"
+        f"(smallest drawn: {smallest:.3f} of the full supernet); raise it with --set memory_budget=..."
     )
 
 
@@ -95,7 +104,7 @@ class RandomSearch:
     def search(self, ctx: SearchContext) -> SearchOutcome:
         from automl_seg.api import Stopwatch, TrainSettings, new_network, train_network
 
-        missing = [m for m in SPACE_METHODS if not callable(getattr(ctx.space, m, None))]
+        missing = [method for method, ability in SPACE_ABILITIES.items() if not isinstance(ctx.space, ability)]
         if missing:
             raise PluginError(
                 f"random search needs a search space offering {' and '.join(SPACE_METHODS)}; "
@@ -149,11 +158,11 @@ class RandomSearch:
             space_args=dict(ctx.space_args),
             history=rows,
             metrics={
-                "memory_requested": settings.memory_budget,
-                "memory_estimated": best["memory_fraction"],
-                "memory_estimated_mb": best["memory_mb"],
                 "search_score_dice": best["score_dice"],
                 "search_trials": float(len(rows)),
                 "search_trials_device_s": float(sum(row["device_s"] for row in rows)),
             },
+            memory=MemoryFigures(
+                requested=settings.memory_budget, estimated=best["memory_fraction"], estimated_mb=best["memory_mb"]
+            ),
         )

@@ -14,15 +14,14 @@ from automl_seg_random_search.strategy import SPACE_METHODS, RandomSearch, anoth
 
 from automl_seg.errors import PluginError
 from automl_seg.interfaces import SearchSpace, SearchStrategy
-from automl_seg.plugins import load_plugins
 from automl_seg.testing import SearchStrategyContract
-from automl_seg.testing.fixtures import search_context, tiny_dataset, tiny_prepared_data
+from automl_seg.testing.fixtures import installed, search_context, tiny_dataset, tiny_prepared_data
 
 TINY = {"trials": 2, "epochs": 1, "iterations": 1, "batch_size": 1, "memory_budget": 0.6}
 
 
 def dints_space() -> SearchSpace:
-    space = load_plugins().space("dints")
+    space = installed("space", "dints")
     missing = [m for m in SPACE_METHODS if not hasattr(space, m)]
     if missing:
         pytest.skip(f"the installed dints space lacks {', '.join(missing)}")
@@ -56,9 +55,8 @@ class TestRandomSearchContract(SearchStrategyContract):
 
 
 def test_registered_through_the_entry_point_only():
-    host = load_plugins()
-    assert host.plugins["random"].ok, host.plugins["random"].errors
-    assert host.strategy("random").space == "dints"
+    assert isinstance(installed("strategy", "random"), RandomSearch)
+    assert installed("strategy", "random").space == "dints"
 
 
 def test_training_cases_split_in_disjoint_seeded_halves():
@@ -71,7 +69,7 @@ def test_training_cases_split_in_disjoint_seeded_halves():
 
 def test_a_space_without_sampling_is_refused_by_name(tmp_path):
     data = tiny_prepared_data(tiny_dataset(tmp_path / "data"))
-    fixed = load_plugins().space("fixed")
+    fixed = installed("space", "fixed")
     ctx = search_context(RandomSearch(), fixed, data, tmp_path / "run", overrides=TINY)
     with pytest.raises(PluginError, match="space 'fixed' lacks sample_arch"):
         RandomSearch().search(ctx)

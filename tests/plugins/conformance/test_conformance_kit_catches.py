@@ -12,7 +12,7 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
-from automl_seg.interfaces import SearchOutcome
+from automl_seg.interfaces import MemoryFigures, SearchOutcome
 from automl_seg.testing import ContractViolation, checks
 from automl_seg.testing.exporters import tiny_network
 from automl_seg.testing.fixtures import tiny_plan
@@ -114,9 +114,23 @@ def test_unseeded_search_and_overlong_epoch_reports_are_caught():
 
 
 def test_memory_over_a_hard_budget_is_caught():
-    outcome = SearchOutcome(arch={}, space_args={}, metrics={"memory_requested": 0.5, "memory_estimated": 0.7})
+    outcome = SearchOutcome(arch={}, space_args={}, memory=MemoryFigures(requested=0.5, estimated=0.7))
     with pytest.raises(ContractViolation, match="exceeds the requested"):
         checks.check_memory_budget(outcome)
+    with pytest.raises(ContractViolation, match="needs SearchOutcome.memory.requested"):
+        checks.check_memory_budget(SearchOutcome(arch={}, space_args={}))
+
+
+def test_api_one_memory_keys_move_to_the_typed_figures():
+    outcome = SearchOutcome(arch={}, space_args={}, metrics={"memory_requested": 0.5, "memory_estimated": 0.7, "x": 1})
+    assert outcome.memory == MemoryFigures(requested=0.5, estimated=0.7) and outcome.metrics == {"x": 1}
+
+
+def test_strategy_that_reports_no_epoch_is_caught():
+    settings = type("S", (BaseModel,), {"__annotations__": {"epochs": int}})(epochs=2)
+    with pytest.raises(ContractViolation, match="reported no epoch"):
+        checks.check_epoch_reports(checks.EpochRecorder(), settings)
+    checks.check_epoch_reports(checks.EpochRecorder(), settings, require_any=False)
 
 
 def test_outcome_with_missing_artifact_is_caught(tmp_path: Path):

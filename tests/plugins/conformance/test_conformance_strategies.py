@@ -16,6 +16,10 @@ class TestFixedStrategy(SearchStrategyContract):
     def strategy(self) -> SearchStrategy:
         return load_plugins(disabled=set()).strategy("fixed")
 
+    @pytest.fixture
+    def reports_epochs(self) -> bool:
+        return False  # fixed does not search
+
 
 class TestDintsStrategy(SearchStrategyContract):
     @pytest.fixture

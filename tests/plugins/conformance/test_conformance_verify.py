@@ -65,7 +65,7 @@ class _Raises:
 
 
 class _FromTheFuture(_RegistersStrategy):
-    AUTOML_SEG_API = 2
+    AUTOML_SEG_API = 3
 
 
 def test_verify_reports_each_plugin_with_reasons():
@@ -80,7 +80,7 @@ def test_verify_reports_each_plugin_with_reasons():
     assert "must return a pydantic model" in failures
     assert "searches space 'nowhere', which no installed plugin provides" in failures
     assert results["raises"].failures == ["loads and registers: RuntimeError: exporter hook exploded"]
-    assert "written for plugin API 2, this automl-seg provides API 1" in results["future"].failures[0]
+    assert "written for plugin API 3, this automl-seg provides API 2" in results["future"].failures[0]
     assert len(results["future"].checks) == 1  # nothing of it was registered, so nothing else to check
 
 

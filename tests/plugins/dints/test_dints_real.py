@@ -18,8 +18,8 @@ def test_dints_search_on_real_hippocampus(cli, real_data_root: Path, tmp_path: P
     registry = tmp_path / "registry"
     searched = cli(
         "search", "--strategy", "dints", "--dataset", "Task04_Hippocampus", "--data-root", real_data_root,
-        "--max-cases", "6", "--patch-size", "32x32x32", "--epochs", "2", "--warmup-epochs", "1",
-        "--memory-budget", "0.5", "--train-epochs", "1", "--config", config, "--registry", registry,
+        "--max-cases", "6", "--patch-size", "32x32x32", "--set", "epochs=2", "--set", "warmup_epochs=1",
+        "--set", "memory_budget=0.5", "--train-epochs", "1", "--config", config, "--registry", registry,
         "--workdir", tmp_path / "work", "--device", "cpu", "--no-progress", "--json",
     )  # fmt: skip
     assert searched.returncode == 0, searched.stderr

@@ -16,7 +16,7 @@ from automl_seg_dints.strategy import DintsStrategy
 from automl_seg.config import DataSettings
 from automl_seg.data.synthetic import make_synthetic_msd
 from automl_seg.errors import ConfigError, UserError
-from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome
+from automl_seg.interfaces import MemoryFigures, RunInfo, SearchContext, SearchOutcome
 
 SPACE_ARGS = {"num_blocks": 3, "num_depths": 3, "channel_mul": 0.125}
 FAST = {"batch_size": 1, "max_steps_per_epoch": 4, "measure_memory": False}
@@ -76,15 +76,15 @@ def test_search_lowers_the_loss_and_reports(data: Any, tmp_path: Path, caplog: p
         outcome = _search(data, tmp_path, {"epochs": 5, "warmup_epochs": 1, "measure_memory": True}, seen=seen)
     assert "dints warm-up epoch 1/5: weight loss" in caplog.text
     assert "dints search epoch 5/5: weight loss" in caplog.text and "arch loss" in caplog.text
-    assert f"MB estimated), {outcome.metrics['memory_measured_mb']:.4g}MB measured; budget 0.5" in caplog.text
+    assert f"MB estimated), {outcome.memory.measured_mb:.4g}MB measured; budget 0.5" in caplog.text
     history = outcome.history
     assert [e for e, _ in seen] == [0, 1, 2, 3, 4] and all(isinstance(v, float) for v in seen[0][1].values())
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert history[-1]["arch_seg_loss"] < history[1]["arch_seg_loss"]
     assert history[0]["arch_loss"] is None and history[1]["ramp"] == pytest.approx(0.25)
     assert len(history[-1]["path_probs"]) == 3 and len(history[-1]["op_probs"][0][0]) == 5
-    for key in ("memory_requested", "memory_estimated", "memory_estimated_mb", "memory_measured_mb"):
-        assert outcome.metrics[key] > 0, key
+    for key in ("requested", "estimated", "estimated_mb", "measured_mb"):
+        assert getattr(outcome.memory, key) > 0, key
     for key in ("topology_png", "search_curves_png"):
         assert outcome.artifacts[key].read_bytes()[:4] == b"\x89PNG"
     assert outcome.artifacts["search_history"].is_file()
@@ -138,8 +138,8 @@ def test_budgets_order_the_memory(data: Any, tmp_path: Path) -> None:
         _search(data, tmp_path / str(b), {**settings, "memory_budget": b, "measure_memory": b != 0.5})
         for b in (0.2, 0.5, 0.8)
     ]
-    estimated = [o.metrics["memory_estimated"] for o in outcomes]
-    measured = [outcomes[0].metrics["memory_measured_mb"], outcomes[2].metrics["memory_measured_mb"]]
+    estimated = [o.memory.estimated for o in outcomes]
+    measured = [outcomes[0].memory.measured_mb, outcomes[2].memory.measured_mb]
     assert estimated == sorted(estimated) and estimated[0] < estimated[-1], estimated
     assert measured[0] < measured[-1], measured
 
@@ -173,7 +173,7 @@ def test_budget_decode_lands_in_its_band(data: Any, tmp_path: Path, budget: floa
     settings = {"epochs": 2, "warmup_epochs": 1, "decode": "budget", "budget_tolerance": 0.1, "memory_budget": budget}
     outcome = _search(data, tmp_path, settings)
     slack = 0.01  # path shares are summed on a 0.001 grid
-    assert budget - 0.1 - slack <= outcome.metrics["memory_estimated"] <= budget + slack
+    assert budget - 0.1 - slack <= outcome.memory.estimated <= budget + slack
     assert all(budget - 0.1 - slack <= h["memory_decoded"] <= budget + slack for h in outcome.history)
 
 
@@ -185,15 +185,15 @@ def test_unknown_decode_is_a_config_error(data: Any, tmp_path: Path) -> None:
 def test_decode_over_budget_is_a_warning_with_the_remedy(caplog: pytest.LogCaptureFixture) -> None:
     from automl_seg_dints.search import _warn_over_budget
 
-    metrics = {"memory_estimated": 0.3, "memory_estimated_mb": 3.0, "memory_requested": 0.1, "memory_requested_mb": 1.0}
+    memory = MemoryFigures(estimated=0.3, estimated_mb=3.0, requested=0.1, requested_mb=1.0)
     with caplog.at_level(logging.WARNING):
-        _warn_over_budget(metrics, "probability")
-        _warn_over_budget({**metrics, "memory_estimated": 0.149}, "probability")  # within half the budget: no warning
-        _warn_over_budget({**metrics, "memory_requested": 0.5, "memory_estimated": 0.543}, "probability")  # soft
+        _warn_over_budget(memory, "probability")
+        _warn_over_budget(memory.model_copy(update={"estimated": 0.149}), "probability")  # within half: no warning
+        _warn_over_budget(memory.model_copy(update={"requested": 0.5, "estimated": 0.543}), "probability")  # soft
     assert len(caplog.records) == 1
     assert "0.300 of the supernet, 3MB) is above the budget (0.100, 1MB)" in caplog.text
     assert "decode: budget" in caplog.text
-    _warn_over_budget({**metrics, "memory_budget_mb": 150.0, "memory_predicted_mb": 212.4}, "probability")
+    _warn_over_budget(memory.model_copy(update={"budget_mb": 150.0, "predicted_mb": 212.4}), "probability")
     assert "0.300 of the supernet, 212.4MB of training memory) is above the budget (0.100, 150MB)" in caplog.text
 
 
@@ -212,15 +212,15 @@ def test_megabyte_budget_is_training_memory(
     settings = {"epochs": 2, "warmup_epochs": 1, "memory_budget": "200MB", "measure_memory": True}
     caplog.set_level("INFO", logger="automl_seg_dints.search")
     outcome = _search(data, tmp_path / "run", settings)
-    metrics = outcome.metrics
+    metrics = outcome.memory.figures()
     saved = MemoryCalibration.model_validate_json(outcome.artifacts["memory_calibration"].read_text())
     assert saved.measured_mb == (130.0, 310.0)  # 3 blocks of one path; all 3 x 7 paths
-    full_mb = metrics["memory_full_estimated_mb"]
-    assert metrics["memory_requested"] == pytest.approx(saved.estimated_for(200.0) / full_mb)
-    assert metrics["memory_budget_mb"] == 200.0
-    assert metrics["memory_predicted_mb"] == pytest.approx(saved.measured_for(metrics["memory_estimated_mb"]))
-    assert metrics["memory_measured_mb"] == _fake_measurement({}, outcome.arch, 1, None, torch.device("cpu"))
-    assert f"{metrics['memory_predicted_mb']:.4g}MB of training memory predicted" in caplog.text
+    full_mb = metrics["full_estimated_mb"]
+    assert metrics["requested"] == pytest.approx(saved.estimated_for(200.0) / full_mb)
+    assert metrics["budget_mb"] == 200.0
+    assert metrics["predicted_mb"] == pytest.approx(saved.measured_for(metrics["estimated_mb"]))
+    assert metrics["measured_mb"] == _fake_measurement({}, outcome.arch, 1, None, torch.device("cpu"))
+    assert f"{metrics['predicted_mb']:.4g}MB of training memory predicted" in caplog.text
     assert "MB measured; budget 200MB" in caplog.text
 
     # a resumed search reads the budget as the original run did, without measuring again
@@ -228,9 +228,9 @@ def test_megabyte_budget_is_training_memory(
         _search(data, tmp_path / "killed", settings, kill_after=0)
     monkeypatch.setattr(search, "calibrate", lambda *a: pytest.fail("measured again on resume"))
     resumed = _search(data, tmp_path / "killed", settings, resume=True)
-    assert resumed.metrics["memory_requested"] == metrics["memory_requested"]
+    assert resumed.memory.requested == metrics["requested"]
 
     # without measurements the megabytes are the cost model's, and the log says so
     unmeasured = _search(data, tmp_path / "unmeasured", {**settings, "memory_budget": "1MB", "measure_memory": False})
-    assert unmeasured.metrics["memory_requested"] == pytest.approx(1.0 / full_mb)
+    assert unmeasured.memory.requested == pytest.approx(1.0 / full_mb)
     assert "1MB budget is read on the cost model's scale" in caplog.text
