@@ -177,7 +177,9 @@ def test_bundle_run_on_real_hippocampus_equals_predict(real_data_root: Path, hos
     images = tmp_path / "images"
     images.mkdir()
     for case in ("hippocampus_001", "hippocampus_017", "hippocampus_204"):
-        (images / f"{case}.nii.gz").symlink_to(real_data_root / "Task04_Hippocampus" / "imagesTr" / f"{case}.nii.gz")
+        (images / f"{case}.nii.gz").symlink_to(
+            real_data_root.resolve() / "Task04_Hippocampus" / "imagesTr" / f"{case}.nii.gz"
+        )
     for space in ("fixed", "dints"):
         request = ExportRequest(
             ref=refs[space], format="monai-bundle", output=tmp_path, registry=tmp_path / "registry",
