@@ -73,17 +73,31 @@ def test_search_nproc_2_registers_one_architecture_and_one_trained_model(uninter
     assert uninterrupted["stderr"].count("epoch 2/2: loss") == 1
 
 
+def _descends_from(pid: int, ancestor: int) -> bool:
+    """Whether ``ancestor`` is among ``pid``'s parents (``/proc/<pid>/stat``'s fourth field)."""
+    while pid > 1:
+        try:
+            pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+        if pid == ancestor:
+            return True
+    return False
+
+
 def _rank_pid(launcher: int, rank: int) -> int | None:
-    """The process of ``rank`` among the launcher's job (its environment says so)."""
+    """The process of ``rank`` in the launcher's own job (its environment says so): never a rank of
+    another job running on the machine at the same time."""
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or entry.name == str(launcher):
             continue
         try:
             env = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if f"RANK={rank}".encode() in env and f"{LAUNCHED_ENV}=1".encode() in env and entry.name != str(launcher):
-            return int(entry.name)
+        if f"RANK={rank}".encode() in env and f"{LAUNCHED_ENV}=1".encode() in env:
+            if _descends_from(int(entry.name), launcher):
+                return int(entry.name)
     return None
 
 
