@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from automl_seg.engine.folds import FOLDS_KEY
-from automl_seg.engine.model import WEIGHTS_ARTIFACT, build_network, read_weights, record_plan
+from automl_seg.engine.model import WEIGHTS_ARTIFACT, network_with_weights, record_plan
 from automl_seg.engine.postprocess import PROVENANCE_KEY, Postprocessing
-from automl_seg.errors import ConfigError, RegistryError, UserError
+from automl_seg.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     from automl_seg_registry import ArchitectureRecord, Registry
@@ -125,16 +125,7 @@ def load_model(
     plan = check_members(records)
     networks = []
     for record in records:
-        for name in weight_artifacts(record):
-            path = registry.artifact_path(record.ref, name, verify=True)
-            network = build_network(record, host)
-            try:
-                network.load_state_dict(read_weights(path, record.ref))
-            except RuntimeError as exc:
-                raise RegistryError(
-                    f"weights {name} of {record.ref} do not fit its architecture; re-train it or remove the record"
-                ) from exc
-            networks.append(network)
+        networks.extend(network_with_weights(registry, record, name, host) for name in weight_artifacts(record))
     network = networks[0] if len(networks) == 1 else SoftmaxAverage(networks)
     chosen = postprocessing.check(plan) if postprocessing is not None else stored_postprocessing(records, plan)
     return LoadedModel(

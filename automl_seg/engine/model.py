@@ -99,12 +99,18 @@ def load_trained_model(
         raise UserError(
             f"{record.ref} has no trained weights (an architecture only); train it with `automl-seg train {record.ref}`"
         )
-    path = registry.artifact_path(record.ref, WEIGHTS_ARTIFACT, verify=True)
+    return network_with_weights(registry, record, WEIGHTS_ARTIFACT, host).to(device).eval(), record
+
+
+def network_with_weights(registry: Registry, record: ArchitectureRecord, artifact: str, host: PluginHost) -> nn.Module:
+    """``record``'s network with the weights stored as ``artifact`` (checksum verified); weights that do
+    not fit the architecture are a one-line error."""
+    path = registry.artifact_path(record.ref, artifact, verify=True)
     network = build_network(record, host)
     try:
         network.load_state_dict(read_weights(path, record.ref))
     except RuntimeError as exc:
         raise RegistryError(
-            f"weights of {record.ref} do not fit its architecture; re-train it or remove the record"
+            f"weights {artifact} of {record.ref} do not fit its architecture; re-train it or remove the record"
         ) from exc
-    return network.to(device).eval(), record
+    return network
