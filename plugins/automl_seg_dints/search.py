@@ -241,9 +241,10 @@ class DintsSearch:
         )
 
     def _to(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Plain tensors on the device (MONAI's MetaTensor wraps every op in Python-level dispatch)."""
+        """Plain tensors on the device (MONAI's MetaTensor wraps every op in Python-level dispatch), the
+        image in the weights' dtype."""
         image, label = (_plain(batch[key]) for key in ("image", "label"))
-        return image.to(self.device).float(), label.to(self.device)
+        return image.to(self.device, self.weights[0].dtype), label.to(self.device)
 
     def _set_trainable(self, weights: bool) -> None:
         for p in self.weights:

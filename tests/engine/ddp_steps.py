@@ -1,6 +1,11 @@
 """One training step of the fixed network and one DiNTS search step (weights, then architecture),
 on one process or as a rank of a DDP job: the gradients of the weights and architecture parameters.
 
+Both run in float64: a float32 step has kinks (LeakyReLU inputs within rounding of zero) that
+rounding differences between a batch of two and two batches of one (oneDNN takes the batch-1
+convolutions, ``automl_seg.onednn``) can move to the other side, changing a gradient by far more
+than rounding; in float64 the two computations agree to rounding, so any larger difference is DDP's.
+
 Run as a script by ``test_engine_distributed`` (``ddp_steps.py DATA_ROOT OUT``, two processes under
 torch's elastic agent: each rank steps on its half of the global batch) and imported by it for the
 one-process reference on the whole batch.
@@ -9,6 +14,8 @@ one-process reference on the whole batch.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +25,17 @@ from automl_seg.engine.distributed import Distributed, process_group
 
 GLOBAL_BATCH = 2
 PATCH = (16, 16, 16)
+
+
+@contextmanager
+def float64() -> Iterator[None]:
+    """Tensors and parameters created inside are float64 (the default dtype, restored on exit)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 def global_batch() -> dict[str, torch.Tensor]:
@@ -41,6 +59,7 @@ def prepared(data_root: Path) -> Any:
     return prepare_data(DataSettings(dataset="Task99_Synthetic", data_root=data_root, patch_size=PATCH), progress=False)
 
 
+@float64()
 def fixed_step(dist: Distributed, data_root: Path) -> dict[str, torch.Tensor]:
     """The engine's training step (``automl_seg.engine.train``) on the fixed space's DynUNet."""
     from monai.losses import DiceCELoss
@@ -62,6 +81,7 @@ def fixed_step(dist: Distributed, data_root: Path) -> dict[str, torch.Tensor]:
     return {f"grad:{name}": p.grad.clone() for name, p in network.named_parameters() if p.grad is not None}
 
 
+@float64()
 def dints_step(dist: Distributed, data_root: Path) -> dict[str, torch.Tensor]:
     """A DiNTS weight step then an architecture step (``automl_seg_dints.search``) on the supernet."""
     from automl_seg_dints.search import DintsSearch

@@ -51,7 +51,7 @@ def steps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def _assert_same(one: dict[str, torch.Tensor], two: dict[str, torch.Tensor]) -> None:
     assert one.keys() == two.keys()
     for name in one:
-        torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
+        torch.testing.assert_close(two[name], one[name], atol=1e-9, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
 
 
 @pytest.mark.timeout(300)

@@ -108,9 +108,13 @@ def test_killed_rank_fails_the_job_cleanly_and_resume_finishes_it(
     root = _task(tmp_path)
     job = subprocess.Popen(_search_command(root), stderr=subprocess.PIPE, text=True, env=_env(root))
     checkpoint = root / "work" / "search" / "dints_search.pt"
+    # find rank 1 first (scanning /proc is slow), then kill it the moment the first epoch's checkpoint
+    # lands: the search's later epochs take well under a second on a tiny task
+    pid = None
+    while pid is None and job.poll() is None:
+        pid = _rank_pid(job.pid, 1)
     while not checkpoint.exists() and job.poll() is None:
-        time.sleep(0.1)
-    pid = _rank_pid(job.pid, 1)
+        time.sleep(0.005)
     assert pid is not None and job.poll() is None, "the job ended before a rank could be killed"
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
