@@ -159,9 +159,9 @@ class Layout:
 
     def record_dir(self, record: ArchitectureRecord) -> Path:
         """The committed record's directory (finishing its publication if its writer died just after the commit)."""
-        final = self.version_dir(record.name, record.version)
-        if not final.exists() and self.pending_dir(record.name, record.version).exists():
-            self.finish_pending(record.name, record.version)
+        final = self.version_dir(record.name, record.stored_version)
+        if not final.exists() and self.pending_dir(record.name, record.stored_version).exists():
+            self.finish_pending(record.name, record.stored_version)
         return final
 
     def artifact_file(self, record: ArchitectureRecord, artifact: Artifact) -> Path:

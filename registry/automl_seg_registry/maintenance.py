@@ -153,14 +153,14 @@ def reindex(index: Index, layout: Layout) -> Reindexed:
         known, added = rows.versions(conn), []
         for record in accepted:
             if (record.name, str(record.version)) not in known:  # another reindex may have added it meanwhile
-                rows.reserve_version(conn, record.name, record.version)
+                rows.reserve_version(conn, record.name, record.stored_version)
                 rows.insert(conn, record)
                 added.append(record.ref)
         return added
 
     result.added = index.write(work)
     for record in accepted:
-        layout.raise_high_water(record.name, record.version)
+        layout.raise_high_water(record.name, record.stored_version)
     log.info("re-indexed %d record(s), refused %d", len(result.added), len(result.refused))
     return result
 
@@ -251,20 +251,20 @@ def _sweep_records(conn: Connection, layout: Layout) -> list[Path]:
             if version_dir.is_symlink():
                 continue
             if version_dir.name.startswith(PENDING_PREFIX):
-                version = version_dir.name.removeprefix(PENDING_PREFIX)
-                if (name_dir.name, version) in owned:  # committed; its writer died before the rename
-                    version_dir = layout.finish_pending(name_dir.name, version)
+                pending = version_dir.name.removeprefix(PENDING_PREFIX)
+                if (name_dir.name, pending) in owned:  # committed; its writer died before the rename
+                    version_dir = layout.finish_pending(name_dir.name, pending)
                 else:
                     if not fs.remove_own(version_dir):  # not provably the registry's: set aside
                         layout.quarantine_path(version_dir)
                     removed.append(version_dir)
                     continue
-            paths = owned.get((name_dir.name, version_dir.name))
+            listed = owned.get((name_dir.name, version_dir.name))
             files_dir = version_dir / FILES_DIR
-            if paths is None or files_dir.is_symlink() or (name_dir.name, version_dir.name) in unclear:
+            if listed is None or files_dir.is_symlink() or (name_dir.name, version_dir.name) in unclear:
                 continue  # another (or a lost) index's record, a link, or a record verify reports as unsafe
             for file in sorted(files_dir.iterdir()) if files_dir.is_dir() else []:
-                if f"{FILES_DIR}/{file.name}" not in paths and not file.is_symlink():
+                if f"{FILES_DIR}/{file.name}" not in listed and not file.is_symlink():
                     layout.quarantine_path(file)  # an interrupted attach's, or not ours: never deleted
                     removed.append(file)
         if not any(name_dir.iterdir()):

@@ -32,12 +32,13 @@ def resolve(conn: Connection, ref: Ref, root: Path) -> tuple[str, int]:
         if row is None:
             raise RegistryError(f"the registry at {root} is empty; register a model first")
         return row[0], row[1]
+    version: int | None = None
     if ref.version is not None:
-        exists = _column(conn, records.c.id, ref.name, ref.version) is not None
-        version: int | None = ref.version if exists else None
+        if _column(conn, records.c.id, ref.name, ref.version) is not None:
+            version = ref.version
     elif ref.alias == LATEST:
         version = newest(conn, ref.name)
-    else:
+    elif ref.alias is not None:
         version = alias_target(conn, ref.name, ref.alias)
     if version is None:
         raise RegistryError(f"no record matches {str(ref)!r}; run `automl-seg registry list` to see what exists")
@@ -87,7 +88,7 @@ def versions(conn: Connection) -> set[tuple[str, str]]:
 def insert(conn: Connection, record: ArchitectureRecord) -> None:
     """Add ``record``'s row and its artifacts' rows (the version is the caller's to have reserved)."""
     created = record.created if record.created.tzinfo else record.created.replace(tzinfo=UTC)
-    new_id = conn.execute(
+    inserted = conn.execute(
         records.insert().values(
             name=record.name,
             version=record.version,
@@ -101,14 +102,16 @@ def insert(conn: Connection, record: ArchitectureRecord) -> None:
             schema_version=record.schema_version,
             payload=payload_json(record),
         )
-    ).inserted_primary_key[0]
+    ).inserted_primary_key
+    if inserted is None:  # SQLAlchemy types it optional; a single-row insert always has its key
+        raise RegistryError(f"indexing {record.ref} returned no row id")
     for artifact in record.artifacts:
-        conn.execute(artifacts.insert().values(record_id=new_id, **artifact.model_dump()))
+        conn.execute(artifacts.insert().values(record_id=inserted[0], **artifact.model_dump()))
 
 
 def add_artifact(conn: Connection, updated: ArchitectureRecord, artifact: Artifact) -> None:
     """Index ``artifact`` as one more of the record ``updated`` (which already lists it)."""
-    found = record_id(conn, updated.name, updated.version)
+    found = record_id(conn, updated.name, updated.stored_version)
     conn.execute(artifacts.insert().values(record_id=found, **artifact.model_dump()))
     conn.execute(update(records).where(records.c.id == found).values(payload=payload_json(updated)))
 

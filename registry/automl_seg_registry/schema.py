@@ -106,6 +106,14 @@ class ArchitectureRecord(_Model):
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
 
+    @property
+    def stored_version(self) -> int:
+        """The version the store assigned (a RegistryError for a record not registered yet): what the
+        store's record folders and index rows are keyed by."""
+        if self.version is None:
+            raise RegistryError(f"record {self.name!r} has no version: it is not registered yet")
+        return self.version
+
 
 def _v0_to_v1(old: dict[str, Any]) -> dict[str, Any]:
     """Lift the pre-release flat layout (schema 0, no ``schema_version`` key) to schema 1.

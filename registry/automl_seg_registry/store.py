@@ -16,6 +16,7 @@ record: one missing from the index (a lost or another index) is reported, never 
 
 from __future__ import annotations
 
+import builtins  # Registry.list shadows the builtin in the annotations of the methods after it
 import json
 import logging
 import math
@@ -223,7 +224,7 @@ class Registry:
         with self.index.read() as conn:
             return [load_record(json.loads(payload)) for payload in conn.execute(query).scalars()]
 
-    def aliases(self) -> dict[str, list[str]]:
+    def aliases(self) -> dict[str, builtins.list[str]]:
         """Exact ref -> its aliases, ``latest`` included (per name, and ``latest`` overall separately)."""
         found: dict[str, list[str]] = {}
         with self.index.read() as conn:
@@ -266,18 +267,18 @@ class Registry:
 
     # ----------------------------------------------------------------- checking (see maintenance)
 
-    def verify(self) -> list[Problem]:
+    def verify(self) -> builtins.list[Problem]:
         """What is wrong with the folder against the index (see :func:`automl_seg_registry.maintenance.verify`).
 
         A record.json that differs from the index is rewritten from it and still reported (``mirror-rewritten``).
         """
         return maintenance.verify(self.index, self.layout)
 
-    def cleanup(self) -> list[Path]:
+    def cleanup(self) -> builtins.list[Path]:
         """See :func:`automl_seg_registry.maintenance.cleanup`."""
         return maintenance.cleanup(self.index, self.layout)
 
-    def unindexed(self) -> list[Path]:
+    def unindexed(self) -> builtins.list[Path]:
         """See :func:`automl_seg_registry.maintenance.unindexed`."""
         return maintenance.unindexed(self.index, self.layout)
 
@@ -298,7 +299,7 @@ class Registry:
             raise RegistryError(f"parent {parent!r} cannot be used: {exc}") from None
 
     def _publish(
-        self, conn: Connection, template: ArchitectureRecord, staging: Path, alias_list: list[str]
+        self, conn: Connection, template: ArchitectureRecord, staging: Path, alias_list: builtins.list[str]
     ) -> ArchitectureRecord:
         """Inside the write transaction: allocate the version, move the files into place, index them."""
         if not staging.is_dir():
