@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from automl_seg.config import Budget
+from automl_seg.config import Budget as Budget  # re-exported: plugins name budgets from here
 
 if TYPE_CHECKING:
     import numpy as np

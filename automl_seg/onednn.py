@@ -28,7 +28,7 @@ def _takes_the_slow_path(conv: nn.Conv3d, x: torch.Tensor) -> bool:
         and not isinstance(conv.padding, str)
         and max(conv.kernel_size) > 1
         and torch.backends.mkldnn.is_available()
-        and torch.backends.mkldnn.enabled
+        and bool(torch.backends.mkldnn.enabled)  # a bool at run time; typed as the ContextProp that sets it
     )
 
 

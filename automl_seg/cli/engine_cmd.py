@@ -7,7 +7,7 @@ imported inside the commands so ``automl-seg --help`` stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 from rich import box
@@ -82,6 +82,7 @@ KeepLargestOption = Annotated[
     ),
 ]
 ProgressOption = Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+ProgressFlag = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]  # no config
 RESUME_HINT = "rerun it with --resume to continue"
 
 CONFIG_SECTIONS = {"data", "train", "search", "strategy"}
@@ -96,7 +97,7 @@ def parse_patch(text: str | None) -> tuple[int, int, int] | None:
         raise ConfigError(f"--patch-size {text!r} is not like 32x48x32") from None
     if len(sides) != 3:
         raise ConfigError(f"--patch-size {text!r} needs 3 sides, like 32x48x32")
-    return sides  # type: ignore[return-value]
+    return sides
 
 
 def load_config(path: Path | None) -> dict[str, Any]:
@@ -391,7 +392,7 @@ def evaluate(
         str, typer.Option("--split", help="val, or test: the cases held out by data.holdout_fraction.")
     ] = "val",
     keep_largest: KeepLargestOption = None,
-    progress: ProgressOption = True,
+    progress: ProgressFlag = True,
     nproc: NprocOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -412,7 +413,8 @@ def evaluate(
     with process_group(device or "auto") as dist, _open_registry(registry) as reg:
         report = evaluate_reference(
             reg, refs, load_plugins(), device=device or "auto", dataset=dataset, data_root=data_root,
-            images=images, labels=labels, max_cases=max_cases, tta=tta, progress=progress, split=split,  # type: ignore[arg-type]
+            images=images, labels=labels, max_cases=max_cases, tta=tta, progress=progress,
+            split=cast(Literal["val", "test"], split),  # checked above
             postprocessing=keep_largest_override(keep_largest, reg, refs), dist=dist,
         )  # fmt: skip
     if not dist.is_main:
@@ -445,11 +447,11 @@ def predict(
     registry: RegistryOption = None,
     device: DeviceOption = None,
     tta: TtaOption = False,
-    progress: ProgressOption = True,
+    progress: ProgressFlag = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Segment NIfTI images: one label map per input, same name, same shape, affine and header."""
-    from automl_seg.engine.predict import predict_reference
+    from automl_seg.engine.predict import Backend, predict_reference
     from automl_seg.plugins import load_plugins
 
     if backend not in ("torch", "onnxruntime", "torch-export"):
@@ -463,7 +465,7 @@ def predict(
     ref = ",".join(refs)
     with _open_registry(registry) as reg:
         predictions, used = predict_reference(
-            reg, refs, load_plugins(), input, output, device=device or "auto", backend=backend,
+            reg, refs, load_plugins(), input, output, device=device or "auto", backend=cast(Backend, backend),
             providers=provider_list, overwrite=overwrite, tta=tta, progress=progress,
             postprocessing=keep_largest_override(keep_largest, reg, refs),
         )  # fmt: skip

@@ -9,7 +9,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.logging import RichHandler
@@ -32,8 +32,12 @@ from automl_seg.engine.launch import LAUNCHED_ENV, FailureKind, failure_kind, re
 from automl_seg.errors import Terminated, UserError
 
 DEBUG_ENV = "AUTOML_SEG_DEBUG"
-#: click's UsageError, whichever click typer runs on (its own vendored copy in recent releases)
-UsageError = typer.BadParameter.__mro__[1]
+#: click's UsageError, whichever click typer runs on (its own vendored copy in recent releases); the
+#: type checker reads the installed typer's
+if TYPE_CHECKING:
+    from typer._click.exceptions import UsageError
+else:
+    UsageError = typer.BadParameter.__mro__[1]
 
 
 class _OneLineUsageErrors(TyperGroup):

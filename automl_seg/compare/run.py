@@ -112,8 +112,8 @@ def run_comparison(
                         spec, data_settings, train, budget=settings.budget, device=settings.device,
                         workdir=base / f"{strategy}-seed{seed}", registry=registry, host=host,
                     )  # fmt: skip
-                report = heldout_report(record, data, registry=registry, host=host, device=device, folder=base)
-                row = run_row(spec, record, report, reused=reused)
+                heldout = heldout_report(record, data, registry=registry, host=host, device=device, folder=base)
+                row = run_row(spec, record, heldout, reused=reused)
                 rows.append(row)
                 log.info(
                     "%s seed %d%s: held-out Dice %.4f (%s)", strategy, seed, " (reused)" if reused else "",

@@ -225,7 +225,7 @@ def check_patch_size(patch_size: Sequence[int], divisor: int = DIVISOR) -> tuple
             f"patch size {shown} holds {math.prod(patch):,} voxels, more than the {MAX_OVERRIDE_VOXELS:,} a training "
             "batch can hold in memory; give a smaller patch (e.g. 128x128x64) or leave it to the plan"
         )
-    return patch  # type: ignore[return-value]
+    return patch
 
 
 def check_patch_fits_data(

@@ -17,6 +17,7 @@ import nibabel as nib
 import numpy as np
 
 from automl_seg.data.msd import CaseFiles, DatasetInfo
+from automl_seg.data.nifti import load_image
 from automl_seg.errors import DataError
 
 #: foreground voxels sampled per case and channel for the intensity percentiles (as nnU-Net does)
@@ -61,7 +62,7 @@ def _load(path: Path, hasher: Hasher) -> tuple[np.ndarray, np.ndarray, tuple[flo
         raw = path.read_bytes()
         hasher.update(path.name.encode())
         hasher.update(raw)
-        image = nib.load(path)
+        image = load_image(path)
         data = np.asanyarray(image.dataobj)
     except Exception as exc:  # nibabel raises many types for truncated/corrupt files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -11,7 +11,7 @@ import numpy as np
 LABELS = {"0": "background", "1": "anterior", "2": "posterior"}
 
 
-def _blob_label(shape: tuple[int, int, int], rng: np.random.Generator, num_classes: int) -> np.ndarray:
+def _blob_label(shape: tuple[int, ...], rng: np.random.Generator, num_classes: int) -> np.ndarray:
     grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), axis=-1).astype(np.float32)
     label = np.zeros(shape, dtype=np.uint8)
     for cls in range(1, num_classes):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import random
+from typing import Any, NotRequired, TypedDict, cast
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from automl_seg.config import Device
 from automl_seg.errors import ConfigError
@@ -49,12 +51,22 @@ def seed_everything(seed: int) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def rng_states() -> dict[str, object]:
+class RngStates(TypedDict):
+    """Every generator's state as a checkpoint stores it (plain values and tensors, so that it loads
+    with ``torch.load(weights_only=True)``)."""
+
+    python: tuple[Any, ...]
+    numpy: list[Any]  #: NumPy's MT19937 state: name, keys (an int64 tensor), pos, has_gauss, cached
+    torch: torch.Tensor
+    cuda: NotRequired[list[torch.Tensor]]  #: where CUDA is available
+
+
+def rng_states() -> RngStates:
     """Every generator's state, for checkpoints (restored by ``set_rng_states``)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    states: dict[str, object] = {
+    # the global generator is MT19937, whose legacy state is the tuple (the stub also allows a dict)
+    name, keys, pos, has_gauss, cached = cast(tuple[str, NDArray[np.uint32], int, int, float], np.random.get_state())
+    states: RngStates = {
         "python": random.getstate(),
-        # as plain values and a tensor, so checkpoints load with torch.load(weights_only=True)
         "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
     }
@@ -63,10 +75,11 @@ def rng_states() -> dict[str, object]:
     return states
 
 
-def set_rng_states(states: dict[str, object]) -> None:
-    random.setstate(states["python"])  # type: ignore[arg-type]
-    name, keys, pos, has_gauss, cached = states["numpy"]  # type: ignore[misc]
+def set_rng_states(states: RngStates) -> None:
+    """Restore what ``rng_states`` returned."""
+    random.setstate(states["python"])
+    name, keys, pos, has_gauss, cached = states["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(states["torch"])  # type: ignore[arg-type]
+    torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])  # type: ignore[arg-type]
+        torch.cuda.set_rng_state_all(states["cuda"])

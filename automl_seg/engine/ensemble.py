@@ -123,7 +123,7 @@ def load_model(
         raise ConfigError("no model given: pass REF, or --ensemble REF,REF,...")
     records = [registry.get(ref) for ref in refs]
     plan = check_members(records)
-    networks = []
+    networks: list[nn.Module] = []
     for record in records:
         networks.extend(network_with_weights(registry, record, name, host) for name in weight_artifacts(record))
     network = networks[0] if len(networks) == 1 else SoftmaxAverage(networks)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -85,18 +87,12 @@ def score_case(case: str, prediction: torch.Tensor, label: torch.Tensor, names: 
     )
 
 
-class _quiet_monai:
+@contextmanager
+def _quiet_monai() -> Iterator[None]:
     """HD95 of an empty class warns on every call; the report already shows it as missing."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
+        yield
 
 
 def summarise(cases: list[CaseScore], names: Sequence[str]) -> EvalReport:
@@ -104,7 +100,7 @@ def summarise(cases: list[CaseScore], names: Sequence[str]) -> EvalReport:
     dice = {n: float(np.mean([c.dice[n] for c in cases])) if cases else 0.0 for n in names}
     hd95: dict[str, float | None] = {}
     for n in names:
-        values = [c.hd95[n] for c in cases if c.hd95[n] is not None]
+        values = [h for c in cases if (h := c.hd95[n]) is not None]
         hd95[n] = float(np.mean(values)) if values else None
     finite = [v for v in hd95.values() if v is not None]
     return EvalReport(
@@ -118,7 +114,7 @@ def summarise(cases: list[CaseScore], names: Sequence[str]) -> EvalReport:
 
 def evaluate_loader(
     window: Window,
-    batches: Iterable[Mapping[str, object]],
+    batches: Iterable[Mapping[str, Any]],
     plan: Plan,
     device: torch.device,
     sw_batch_size: int = 4,

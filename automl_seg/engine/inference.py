@@ -12,13 +12,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import nibabel as nib
 import numpy as np
 import torch
 
 from automl_seg.data.models import Plan
+from automl_seg.data.nifti import load_image
 from automl_seg.errors import DataError
+
+if TYPE_CHECKING:
+    from monai.transforms import Compose
 
 Window = Callable[[torch.Tensor], torch.Tensor]
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -54,7 +58,7 @@ def check_input(path: Path, plan: Plan) -> None:
     """``path``'s header read and checked against ``plan`` before any inference: a readable NIfTI, a 3D
     volume (4D with channels last for several modalities), as many channels as the model takes."""
     try:
-        shape = tuple(int(side) for side in nib.load(path).shape)
+        shape = tuple(int(side) for side in load_image(path).shape)
     except Exception as exc:  # nibabel raises many types for damaged files; its message names the damage
         raise DataError(f"{path} cannot be read as a NIfTI image ({_reason(exc)}); check the file") from exc
     shown = "x".join(map(str, shape))
@@ -100,10 +104,13 @@ def sliding_window_logits(window: Window, image: torch.Tensor, plan: Plan, sw_ba
     from monai.inferers import sliding_window_inference
 
     with torch.no_grad():
-        return sliding_window_inference(
+        logits = sliding_window_inference(
             image, roi_size=plan.patch_size, sw_batch_size=sw_batch_size, predictor=window,
             overlap=plan.sw_overlap, mode="gaussian",
         )  # fmt: skip
+    if not isinstance(logits, torch.Tensor):  # MONAI returns what the window does: a tuple or dict of tensors
+        raise TypeError(f"the window predictor returned a {type(logits).__name__}, not a tensor of logits")
+    return logits
 
 
 def logits_on_grid(
@@ -117,12 +124,12 @@ def logits_on_grid(
 
     plain = logits.as_tensor() if isinstance(logits, MetaTensor) else logits  # its own meta would clash
     source = MetaTensor(plain.detach().float().cpu(), affine=affine.detach().cpu().double())
-    resample = SpatialResample(mode="bilinear", padding_mode="border", dtype=torch.float32)
+    resample = SpatialResample(mode="bilinear", padding_mode="border", dtype=np.float32)  # computes in torch.float32
     resampled = resample(source, dst_affine=target_affine.detach().cpu().double(), spatial_size=tuple(shape))
     return torch.as_tensor(resampled)
 
 
-def load_preprocessed(path: Path, plan: Plan) -> tuple[dict, object]:
+def load_preprocessed(path: Path, plan: Plan) -> tuple[dict[str, Any], Compose]:
     """The file through ``inference_transforms`` (data dict, transforms); clear errors for bad files."""
     from automl_seg.data.transforms import inference_transforms
 
@@ -170,7 +177,7 @@ def predict_file_labels(
 def read_label(path: Path, reference: Path) -> np.ndarray:
     """A label file's voxels; it must be on the same grid (shape and affine) as its image."""
     try:
-        label, image = nib.load(path), nib.load(reference)
+        label, image = load_image(path), load_image(reference)
         voxels = np.asanyarray(label.dataobj)
     except Exception as exc:
         raise DataError(f"{path} cannot be read as a NIfTI label ({_reason(exc)}); check the file") from exc

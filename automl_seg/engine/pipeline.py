@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from pydantic import BaseModel
@@ -188,7 +188,10 @@ def _notify_epoch(host: PluginHost, info: RunInfo, phase: str, dist: Distributed
     return callback
 
 
-def _rank_view(host: PluginHost, run: RunSettings, dist: Distributed) -> tuple[PluginHost, RunSettings]:
+RunT = TypeVar("RunT", bound=RunSettings)
+
+
+def _rank_view(host: PluginHost, run: RunT, dist: Distributed) -> tuple[PluginHost, RunT]:
     """What a rank other than 0 works with: no observers notified, no progress shown (rank 0 alone
     reports a run)."""
     if dist.is_main:
@@ -271,6 +274,8 @@ def run_search(
                 log.info("registered architecture %s", architecture.ref)
                 notify_registered(host, info, registry, architecture)
             architecture = dist.broadcast(architecture)
+        if architecture is None:  # every rank got rank 0's record above
+            raise RuntimeError("the searched architecture did not reach this rank")
 
         trained, cross_validated = None, None
         if not run.no_train and run.folds is not None:
@@ -474,7 +479,10 @@ def _train_and_register(
     with mixed_precision(device, train.amp):
         evaluation = evaluate_cases(network, data, device, train.sw_batch_size, dist=dist)
     if not dist.is_main:
-        stored, promoted = dist.broadcast(None)
+        received: tuple[ArchitectureRecord, bool] | None = dist.broadcast(None)  # rank 0's (record, promoted)
+        if received is None:
+            raise RuntimeError("rank 0 sent no trained record")
+        stored, promoted = received
         return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)
     metrics = _trained_metrics(parent, evaluation, result, train, val_cases=len(data.val_cases), spent=spent)
     payload = parent.model_dump(exclude={"version", "artifacts", "created"})

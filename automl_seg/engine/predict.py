@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from automl_seg.data.models import Plan
+from automl_seg.data.nifti import load_image
 from automl_seg.data.plan import resampling_note
 from automl_seg.engine.inference import (
     Window,
@@ -104,7 +105,7 @@ def prepare_output_dir(output_dir: Path, sources: Sequence[Path], overwrite: boo
 def write_label_map(labels: np.ndarray, reference: Path, destination: Path) -> None:
     """Save ``labels`` with the reference image's affine and header (uint8, no intensity scaling),
     atomically (temp file + rename), so an interrupted run leaves no partial output."""
-    source = nib.load(reference)
+    source = load_image(reference)
     header = source.header.copy()
     image = nib.Nifti1Image(labels.astype(np.uint8), source.affine, header=header)
     image.set_data_dtype(np.uint8)

@@ -106,7 +106,10 @@ def compare_case(case: str, reference: torch.Tensor, candidate: torch.Tensor, nu
     ref_labels = reference.argmax(1, keepdim=True)
     cand_labels = candidate.argmax(1, keepdim=True)
     metric = DiceMetric(include_background=False, reduction="mean", ignore_empty=False)
-    dice = metric(one_hot(cand_labels, num_classes), one_hot(ref_labels, num_classes)).nanmean().item()
+    scores = metric(one_hot(cand_labels, num_classes), one_hot(ref_labels, num_classes))
+    if not isinstance(scores, torch.Tensor):  # MONAI types a metric's result as a tensor or a list of them
+        raise TypeError(f"DiceMetric returned a {type(scores).__name__}, not a tensor")
+    dice = scores.nanmean().item()
     return CaseParity(
         case=case,
         shape=list(reference.shape[2:]),

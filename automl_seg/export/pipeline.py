@@ -167,8 +167,8 @@ def export_model(
         plan = record_plan(record)
         loaded = load_model(registry, [record.ref], host, torch.device("cpu"))
         model = loaded.network
-        source, cases = parity_volumes(plan, record.dataset.name, request.data_root, request.parity_cases)
-        cases = list(cases)
+        source, drawn = parity_volumes(plan, record.dataset.name, request.data_root, request.parity_cases)
+        cases = list(drawn)
         subject = (
             build_subject(registry, record, host, plan, cases, loaded.postprocessing)
             if hasattr(exporter, "export_model")

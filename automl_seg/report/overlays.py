@@ -69,28 +69,28 @@ def overlays(
     """The section; ``model`` and ``images`` (case -> image, label files) are the reason when absent."""
     if evaluation is None:
         return section("overlays", TITLE, missing("not evaluated: no validation cases to show"))
-    for absent in (model, images):
-        if isinstance(absent, str):
-            return section("overlays", TITLE, missing(absent))
-    import nibabel as nib
-
+    if isinstance(model, str):
+        return section("overlays", TITLE, missing(model))
+    if isinstance(images, str):
+        return section("overlays", TITLE, missing(images))
+    from automl_seg.data.nifti import load_image
     from automl_seg.engine.inference import predict_file_labels
 
-    network, plan = model  # type: ignore[misc]
+    network, plan = model
     parts = []
     for role, case, dice in ranked_cases(evaluation):
         if case not in images:
             parts.append(missing(f"{role}: case {case} is not in the dataset any more"))
             continue
-        image_file, label_file = images[case]  # type: ignore[index]
+        image_file, label_file = images[case]
         try:
             prediction = predict_file_labels(network, image_file, plan, device)
         except UserError as exc:
             parts.append(missing(f"{role}: case {case} cannot be predicted ({exc})"))
             continue
-        volume = np.asarray(nib.load(image_file).dataobj, dtype=np.float32)
+        volume = np.asarray(load_image(image_file).dataobj, dtype=np.float32)
         volume = volume[..., 0] if volume.ndim == 4 else volume
-        label = np.asarray(nib.load(label_file).dataobj).astype(np.uint8)
+        label = np.asarray(load_image(label_file).dataobj).astype(np.uint8)
         parts.append(f"<h3>{text(role)}: {text(case)} (mean Dice {dice:.4f})</h3>")
         parts.append(image(overlay_png(volume, label, prediction), f"{role} case {case}"))
     return section("overlays", TITLE, *parts)

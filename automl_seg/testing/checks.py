@@ -257,7 +257,7 @@ def check_epoch_reports(
     never more often than ``settings.<limit_field>``."""
     epochs = [epoch for epoch, _ in recorder.calls]
     _require(
-        epochs or not require_any,
+        bool(epochs) or not require_any,
         "the search reported no epoch: call ctx.epoch_ended(epoch, metrics) after every epoch (observers and "
         "tune's pruner follow a run through it)",
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pluggy import HookImpl
@@ -72,7 +72,7 @@ class ParameterSpec(BaseModel):
 
 
 def collect_parameters(
-    host: PluginHost, strategy: str, space: str, defaults: list[tuple[str, TunableParameter]] = ()
+    host: PluginHost, strategy: str, space: str, defaults: Sequence[tuple[str, TunableParameter]] = ()
 ) -> list[tuple[str, TunableParameter]]:
     """Every ``(plugin name, parameter)`` declared for ``strategy`` on ``space``, in plugin order.
 
@@ -128,7 +128,7 @@ def check_extremes(specs: list[ParameterSpec], target: Target, validate: Callabl
             ends = list(param.choices or [])
         else:
             cast = int if param.kind == "int" else float
-            ends = [cast(param.low), cast(param.high)]
+            ends = [cast(end) for end in _range(param)]
         for value in ends:
             try:
                 validate({**fixed, param.name: value})
@@ -169,6 +169,13 @@ def _check_declaration(param: TunableParameter, source: str, error: type[Excepti
         raise error(f"{source}: parameter '{param.name}' needs low <= high (got {param.low}, {param.high})")
     if param.log and param.low <= 0:
         raise error(f"{source}: log-scale parameter '{param.name}' needs low > 0 (got {param.low})")
+
+
+def _range(param: TunableParameter) -> tuple[float, float]:
+    """A numeric parameter's ``(low, high)``, which ``_check_declaration`` made sure it declares."""
+    if param.low is None or param.high is None:
+        raise PluginError(f"parameter '{param.name}' declares no low/high")
+    return param.low, param.high
 
 
 def build_space(
@@ -225,9 +232,10 @@ def _narrow(param: TunableParameter, raw: Mapping[str, Any], source: str) -> Tun
     else:
         if narrowing.choices is not None:
             raise ConfigError(f"{where}: numeric parameter takes low/high, not 'choices'")
-        low = param.low if narrowing.low is None else narrowing.low
-        high = param.high if narrowing.high is None else narrowing.high
-        if low < param.low or high > param.high:  # type: ignore[operator]
+        declared_low, declared_high = _range(param)
+        low = declared_low if narrowing.low is None else narrowing.low
+        high = declared_high if narrowing.high is None else narrowing.high
+        if low < declared_low or high > declared_high:
             raise ConfigError(f"{where}: range [{low}, {high}] leaves the declared [{param.low}, {param.high}]")
         log = param.log if narrowing.log is None else narrowing.log
         narrowed = param.model_copy(update={"low": low, "high": high, "log": log})
@@ -246,9 +254,11 @@ def suggest(trial: optuna.Trial, specs: list[ParameterSpec]) -> dict[Target, dic
             labels = [choice_label(c) for c in p.choices or []]
             value = (p.choices or [])[labels.index(trial.suggest_categorical(p.name, labels))]
         elif p.kind == "int":
-            value = trial.suggest_int(p.name, int(math.ceil(p.low)), int(p.high), log=p.log)  # type: ignore[arg-type]
+            low, high = _range(p)
+            value = trial.suggest_int(p.name, int(math.ceil(low)), int(high), log=p.log)
         else:
-            value = trial.suggest_float(p.name, float(p.low), float(p.high), log=p.log)  # type: ignore[arg-type]
+            low, high = _range(p)
+            value = trial.suggest_float(p.name, float(low), float(high), log=p.log)
         values[p.target][p.name] = value
     return values
 

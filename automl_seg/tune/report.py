@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from automl_seg.tune.best import best_trials, completed
 from automl_seg.tune.objective import DICE, FAIL_REASON, MEMORY_MB, REF, VALUES
 from automl_seg.tune.params import ParamValue, Target
-from automl_seg.tune.study import StudyIdentity, study_identity
+from automl_seg.tune.study import Direction, StudyIdentity, study_identity
 
 if TYPE_CHECKING:
     import optuna
@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 #: Optuna's ``TrialState`` names
 TrialStateName = Literal["RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL"]
-Direction = Literal["maximize", "minimize"]
 
 
 class TrialRow(BaseModel):

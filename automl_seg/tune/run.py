@@ -128,7 +128,11 @@ def run_tune(
     study = open_study(storage, request.study_name, identity, sampler, pruner)
     best = BestAlias(request, identity)
     finished: list[FrozenTrial] = []
-    callbacks = [_log_trial, best, lambda _study, trial: finished.append(trial)]
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [
+        _log_trial,
+        best,
+        lambda _study, trial: finished.append(trial),
+    ]
     callbacks += [lambda _study, trial: on_trial(trial)] if on_trial else []
     objective = TuneObjective(specs, runner, request.objective, prune=not isinstance(pruner, optuna.pruners.NopPruner))
     log.info("study '%s' in %s: %d trial(s) on this worker", request.study_name, safe_url(url), request.trials)
@@ -192,7 +196,7 @@ class BestAlias:
     def __call__(self, study: optuna.Study, _trial: FrozenTrial | None) -> None:
         best = best_with_record(study, self.identity)
         ref = best.user_attrs["ref"] if best is not None else None
-        if ref is None or ref == self.tagged:
+        if best is None or ref is None or ref == self.tagged:
             return
         from automl_seg_registry import Registry
 

@@ -169,8 +169,11 @@ def _shared_workdir(dist: Distributed, trial_number: int) -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix=f"tune-{trial_number}-") as workdir:
             yield dist.broadcast(workdir)
     else:
-        yield dist.broadcast(None)
+        received: str | None = dist.broadcast(None)  # rank 0's folder
+        if received is None:
+            raise RuntimeError("rank 0 sent no trial workdir")
+        yield received
 
 
-def _plain(values: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def _plain(values: Mapping[Target, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     return {target: dict(v) for target, v in values.items() if v}

@@ -27,6 +27,7 @@ IDENTITY_WAIT_S = 5.0
 Objective = Literal["dice", "dice-per-mb", "pareto"]
 SamplerName = Literal["tpe", "random", "cmaes"]
 PrunerName = Literal["median", "hyperband", "none"]
+Direction = Literal["maximize", "minimize"]  #: an objective value's, as Optuna spells it
 
 
 class StudyIdentity(BaseModel):
@@ -40,7 +41,7 @@ class StudyIdentity(BaseModel):
     objective: Objective
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Direction]:
         """Dice (or Dice per MB) is maximised; with ``pareto`` measured memory is minimised too."""
         return ["maximize", "minimize"] if self.objective == "pareto" else ["maximize"]
 

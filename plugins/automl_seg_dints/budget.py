@@ -41,6 +41,8 @@ class MemoryBudget:
 
         if self.fraction is not None:
             fraction = self.fraction
+        elif self.megabytes is None:
+            raise ConfigError(f"the memory budget sets neither a fraction nor megabytes; {HELP}")
         elif calibration is None:
             fraction = self.megabytes / reference_full_mb
         else:

@@ -43,8 +43,8 @@ from automl_seg.api import (
     seed_everything,
     set_rng_states,
 )
-from automl_seg.errors import ConfigError
-from automl_seg.interfaces import MemoryFigures, SearchContext, SearchOutcome
+from automl_seg.errors import ConfigError, PluginError
+from automl_seg.interfaces import MemoryFigures, SearchContext, SearchOutcome, SupernetSpace
 from automl_seg_dints.args import check_patch, parse_space_args
 from automl_seg_dints.calibrate import MemoryCalibration, calibrate
 from automl_seg_dints.losses import arch_loss_terms
@@ -164,8 +164,14 @@ class DintsSearch:
         self.device = torch.device(ctx.device)
         self.dist: Distributed = ctx.dist
         seed_everything(ctx.seed)
-        self.model = ctx.space.build_supernet(self.args.model_dump()).to(self.device)
-        self.space: FastTopologySearch = self.model.dints_space  # type: ignore[assignment]
+        space = ctx.space
+        if not isinstance(space, SupernetSpace):
+            raise PluginError(f"the dints strategy searches a supernet, which space '{space.name}' does not build")
+        model = space.build_supernet(self.args.model_dump()).to(self.device)
+        if not isinstance(model, DiNTS) or not isinstance(model.dints_space, FastTopologySearch):
+            raise PluginError(f"space '{space.name}' built a supernet that is not a DiNTS around FastTopologySearch")
+        self.model = model
+        self.space = model.dints_space
         arch_names = {id(p): name for name, p in self.model.named_parameters()}
         # the weights' gradients are averaged by DDP; the architecture's by _arch_step (DDP's reducer
         # would expect them in every backward, but the weight steps leave them frozen)
@@ -400,8 +406,10 @@ class DintsSearch:
         """The decoded architecture with its metrics and artefacts; in DDP rank 0 decodes, measures and
         writes, and the other ranks get the architecture alone (the engine registers rank 0's outcome)."""
         if not self.dist.is_main:
-            arch = self.dist.broadcast(None)
-            return SearchOutcome(arch=arch, space_args=self.args.model_dump(), history=state.history)
+            received: dict[str, Any] | None = self.dist.broadcast(None)  # rank 0's architecture
+            if received is None:
+                raise RuntimeError("rank 0 sent no architecture")
+            return SearchOutcome(arch=received, space_args=self.args.model_dump(), history=state.history)
         workdir = Path(self.ctx.workdir)
         decoded = self._decode()
         arch = self.dist.broadcast(decoded.to_payload())

@@ -22,7 +22,7 @@ class StaticTopologyInstance(TopologyInstance):
             [path for path, on in enumerate(row.tolist()) if on] for row in self.arch_code_a
         ]
 
-    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:  # type: ignore[override]
+    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
         inputs = x
         for blk_idx, paths in enumerate(self.active_paths):
             outputs = [torch.tensor(0.0, dtype=x[0].dtype, device=x[0].device)] * self.num_depths

@@ -15,6 +15,8 @@ plain MONAI.
 
 from __future__ import annotations
 
+from typing import cast
+
 from monai.networks.nets import DiNTS
 from torch import nn
 
@@ -23,8 +25,9 @@ from automl_seg.api import channels_last_on_cpu
 
 def fast_stems(model: DiNTS) -> DiNTS:
     """``model`` with the identity resize dropped and its full-resolution stems channels-last on the CPU."""
-    finest = model.stem_down["0"].mod
-    if isinstance(finest[0], nn.Upsample) and finest[0].scale_factor in (1, 1.0) and finest[0].align_corners:
+    finest = cast(nn.Sequential, model.stem_down["0"].mod)  # MONAI's StemTS: its layers, untyped
+    first = finest[0]
+    if isinstance(first, nn.Upsample) and first.scale_factor == 1 and first.align_corners:
         finest[0] = nn.Identity()
     channels_last_on_cpu(model.stem_down["0"])
     channels_last_on_cpu(model.stem_finals)

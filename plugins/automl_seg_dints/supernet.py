@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -77,9 +78,15 @@ def _conv3d(x: torch.Tensor, weight: torch.Tensor, padding: Sequence[int]) -> to
 
 def _conv(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     """One of MONAI's (stride 1, no bias) convolutions through ``_conv3d``."""
-    if conv.stride != (1, 1, 1) or conv.bias is not None or conv.groups != 1 or conv.dilation != (1, 1, 1):
+    if (
+        conv.stride != (1, 1, 1)
+        or conv.bias is not None
+        or conv.groups != 1
+        or conv.dilation != (1, 1, 1)
+        or isinstance(conv.padding, str)
+    ):
         return conv(x)
-    return _conv3d(x, conv.weight, conv.padding)  # type: ignore[arg-type]
+    return _conv3d(x, conv.weight, conv.padding)
 
 
 def _reduce(block: FactorizedReduceBlock, x: torch.Tensor) -> torch.Tensor:
@@ -102,20 +109,31 @@ def _preprocess(cell: Cell, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _composed_kernel(block: P3DActiConvNormBlock) -> torch.Tensor:
+def _layers(block: nn.Module) -> tuple[list[nn.Conv3d], nn.InstanceNorm3d]:
+    """The convolutions (one, or the pseudo-3D pair in order) and the instance norm of one of MONAI's
+    operation blocks, typed: MONAI adds them by name (``add_module``), which types them as any module."""
+    names = ("conv", "conv_1") if isinstance(block, P3DActiConvNormBlock) else ("conv",)
+    return [getattr(block, name) for name in names], cast(nn.InstanceNorm3d, block.norm)
+
+
+def _composed_kernel(first: nn.Conv3d, second: nn.Conv3d) -> torch.Tensor:
     """The pseudo-3D pair (``k x k x 1`` then ``1 x 1 x k``, say) as the one ``k x k x k`` kernel it
     equals: both are linear without bias, and in each axis one of the two kernels has size 1, so the
     composed kernel is their outer product (zero padding composes too)."""
-    first, second = block.conv.weight, block.conv_1.weight
-    kernel = torch.einsum("omabc,midef->oiadbecf", second, first)
-    sizes = [a * b for a, b in zip(second.shape[2:], first.shape[2:], strict=True)]
+    kernel = torch.einsum("omabc,midef->oiadbecf", second.weight, first.weight)
+    sizes = [a * b for a, b in zip(second.weight.shape[2:], first.weight.shape[2:], strict=True)]
     return kernel.reshape(*kernel.shape[:2], *sizes)
 
 
-def _fused_kernel(cell: Cell) -> torch.Tensor:
-    """The kernels of the 3x3x3 and the three pseudo-3D operations, stacked along output channels."""
-    blocks = cell.op.ops[1:]
-    return torch.cat([_composed_kernel(b) if isinstance(b, P3DActiConvNormBlock) else b.conv.weight for b in blocks])
+def _kernel(convs: list[nn.Conv3d]) -> torch.Tensor:
+    """One operation's kernel: its convolution's, or its pseudo-3D pair's composed."""
+    return convs[0].weight if len(convs) == 1 else _composed_kernel(convs[0], convs[1])
+
+
+def _ram_cost(block: nn.Module) -> float:
+    """MONAI's memory cost of one of its DiNTS blocks, relative to the block's output (an attribute the
+    blocks set, which the type checker reads as any module)."""
+    return cast(float, block.ram_cost)
 
 
 def _operations_sum(cell: Cell, activated: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -132,20 +150,20 @@ def _operations_sum(cell: Cell, activated: torch.Tensor, weights: torch.Tensor) 
     only input gradients are needed (the architecture step) the separate convolutions are faster
     and keep nothing extra, so they run.
     """
-    blocks = cell.op.ops[1:]
-    eps = blocks[0].norm.eps
-    gains = [b.norm.weight * w for b, w in zip(blocks, weights, strict=True)]
-    shifts = [b.norm.bias * w for b, w in zip(blocks, weights, strict=True)]
-    if activated.shape[1] <= FUSED_OPS_MAX_CHANNELS and blocks[0].conv.weight.requires_grad:
-        kernel = _fused_kernel(cell)
+    ops = [_layers(block) for block in cell.op.ops[1:]]
+    eps = ops[0][1].eps
+    gains = [norm.weight * w for (_, norm), w in zip(ops, weights, strict=True)]
+    shifts = [norm.bias * w for (_, norm), w in zip(ops, weights, strict=True)]
+    if activated.shape[1] <= FUSED_OPS_MAX_CHANNELS and ops[0][0][0].weight.requires_grad:
+        kernel = torch.cat([_kernel(convs) for convs, _ in ops])  # the four kernels along output channels
         y = F.conv3d(activated, kernel, padding=kernel.shape[-1] // 2)
         y = F.instance_norm(y, weight=torch.cat(gains), bias=torch.cat(shifts), eps=eps)
-        return y.view(y.shape[0], len(blocks), -1, *y.shape[2:]).sum(1)
+        return y.view(y.shape[0], len(ops), -1, *y.shape[2:]).sum(1)
     total: torch.Tensor | None = None
-    for block, gain, shift in zip(blocks, gains, shifts, strict=True):
-        y = _conv(block.conv, activated)
-        if isinstance(block, P3DActiConvNormBlock):
-            y = _conv(block.conv_1, y)
+    for (convs, _), gain, shift in zip(ops, gains, shifts, strict=True):
+        y = activated
+        for conv in convs:
+            y = _conv(conv, y)
         y = F.instance_norm(y, weight=gain, bias=shift, eps=eps)
         total = y if total is None else total.add_(y)
     assert total is not None
@@ -175,6 +193,8 @@ def _mixed_op(cell: Cell, x: torch.Tensor, weights: torch.Tensor) -> torch.Tenso
 class FastTopologySearch(nn.Module):
     """Drop-in search space for ``monai.networks.nets.DiNTS`` (``dints_space=``), MONAI's parameters."""
 
+    ram_cost: torch.Tensor  #: a buffer, ``(blocks, P, ops)``: each operation's memory cost, preprocessing included
+
     def __init__(self, num_blocks: int, num_depths: int, channel_mul: float = 1.0, use_downsample: bool = True) -> None:
         super().__init__()
         self.num_blocks = num_blocks
@@ -199,11 +219,15 @@ class FastTopologySearch(nn.Module):
         cost = np.zeros((num_blocks, topo.num_paths, len(OPS)), dtype=np.float32)
         for b in range(num_blocks):
             for p in range(topo.num_paths):
-                cell = self.cell_tree[str((b, p))]
-                cost[b, p] = [op.ram_cost + cell.preprocess.ram_cost for op in cell.op.ops]
+                cell = self._cell(b, p)
+                cost[b, p] = [_ram_cost(op) + _ram_cost(cell.preprocess) for op in cell.op.ops]
         self.register_buffer("ram_cost", torch.from_numpy(cost), persistent=False)
 
     # -- architecture parameters ------------------------------------------------------------------
+
+    def _cell(self, b: int, p: int) -> Cell:
+        """Block ``b``'s cell on path ``p`` (typed: a ModuleDict holds any module)."""
+        return cast(Cell, self.cell_tree[str((b, p))])
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [self.log_alpha_a, self.log_alpha_c]
@@ -229,7 +253,7 @@ class FastTopologySearch(nn.Module):
         for b in range(self.num_blocks):
             outputs: list[torch.Tensor | None] = [None] * self.num_depths
             for p in range(topo.num_paths):
-                y = _mixed_op(self.cell_tree[str((b, p))], inputs[topo.path_in[p]], weights[b, p])
+                y = _mixed_op(self._cell(b, p), inputs[topo.path_in[p]], weights[b, p])
                 target = topo.path_out[p]
                 outputs[target] = y if outputs[target] is None else outputs[target].add_(y)
             inputs = outputs  # type: ignore[assignment]

@@ -133,6 +133,8 @@ def _export_dynamo(net: nn.Module, example: torch.Tensor, path: Path, opset: int
             external_data=False,
             verbose=False,
         )
+        if program is None:  # only the TorchScript exporter (dynamo=False) returns none
+            raise RuntimeError("torch.onnx.export(dynamo=True) returned no ONNX program")
         program.save(str(path), external_data=False)
 
 

@@ -72,7 +72,7 @@ def stage_instance_norms(net: nn.Module, example: torch.Tensor, min_voxels: int 
     replaced = 0
     for module in list(net.modules()):
         for name, child in list(module.named_children()):
-            if sizes.get(child, 0) > min_voxels:
+            if isinstance(child, _InstanceNorm) and sizes.get(child, 0) > min_voxels:  # only norms were sized
                 setattr(module, name, StagedInstanceNorm(child))
                 replaced += 1
     return replaced

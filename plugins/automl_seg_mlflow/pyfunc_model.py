@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import mlflow.pyfunc
 import numpy as np
+from mlflow.pyfunc import PythonModel  # by name: the type checker reads mlflow.pyfunc as mlflow's LazyLoader
 
 if TYPE_CHECKING:
     from automl_seg_registry import ArchitectureRecord
@@ -22,7 +23,7 @@ RECORD = "record"
 WEIGHTS = "weights"
 
 
-class SegmentationModel(mlflow.pyfunc.PythonModel):
+class SegmentationModel(PythonModel):
     """Input: a preprocessed float32 volume (C, X, Y, Z) or a batch (B, C, X, Y, Z), normalised as the
     record's plan says (what ``automl-seg predict`` does before the network). Output: the label map
     (B, X, Y, Z) as uint8."""
