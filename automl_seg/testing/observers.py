@@ -18,6 +18,8 @@ is allowed: it is how an observer ends a run). Check what it wrote in your own t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from automl_seg.testing import checks
@@ -33,14 +35,14 @@ class ObserverContract:
     def test_host_admits_observer(self, observer: object) -> None:
         checks.check_observer_loads(observer)
 
-    def test_follows_a_search_run(self, observer: object, tmp_path: pytest.TempPathFactory) -> None:
-        checks.play_run(observer, kind="search", workdir=tmp_path)  # type: ignore[arg-type]
+    def test_follows_a_search_run(self, observer: object, tmp_path: Path) -> None:
+        checks.play_run(observer, kind="search", workdir=tmp_path)
 
-    def test_follows_a_train_run(self, observer: object, tmp_path: pytest.TempPathFactory) -> None:
-        checks.play_run(observer, kind="train", workdir=tmp_path)  # type: ignore[arg-type]
+    def test_follows_a_train_run(self, observer: object, tmp_path: Path) -> None:
+        checks.play_run(observer, kind="train", workdir=tmp_path)
 
-    def test_tells_two_runs_apart(self, observer: object, tmp_path: pytest.TempPathFactory) -> None:
+    def test_tells_two_runs_apart(self, observer: object, tmp_path: Path) -> None:
         """Two runs of the same settings get different ``run_id`` and the same ``settings_key``."""
-        first = checks.play_run(observer, kind="search", workdir=tmp_path)  # type: ignore[arg-type]
-        second = checks.play_run(observer, kind="search", workdir=tmp_path)  # type: ignore[arg-type]
+        first = checks.play_run(observer, kind="search", workdir=tmp_path)
+        second = checks.play_run(observer, kind="search", workdir=tmp_path)
         assert first.run_id != second.run_id and first.settings_key == second.settings_key

@@ -11,6 +11,7 @@ rounding. Both DiNTS networks (supernet and discrete) resize this way.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,7 @@ def interpolation_matrix(size_in: int, size_out: int, like: torch.Tensor) -> tor
     return matrix.to(dtype=like.dtype, device=like.device)
 
 
-def resize_trilinear(x: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+def resize_trilinear(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """``F.interpolate(x, size, mode="trilinear", align_corners=True)`` for ``(N, C, D, H, W)``."""
     d, h, w = x.shape[2:]
     x = x @ interpolation_matrix(w, size[2], x)
@@ -55,7 +56,7 @@ class SeparableTrilinear(nn.Module):
         if exporting():
             return F.interpolate(x, scale_factor=self.scale_factor, mode="trilinear", align_corners=True)
         size = tuple(math.floor(s * self.scale_factor) for s in x.shape[2:])
-        return resize_trilinear(x, size)  # type: ignore[arg-type]
+        return resize_trilinear(x, size)
 
     def extra_repr(self) -> str:
         return f"scale_factor={self.scale_factor}"
