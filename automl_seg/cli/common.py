@@ -56,6 +56,15 @@ MlflowOption = Annotated[
         "(default: $MLFLOW_TRACKING_URI; needs automl-seg[mlflow]).",
     ),
 ]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="A setting of the strategy, e.g. --set epochs=4 --set memory_budget=900MB (repeatable; over the "
+        "config's strategy section). `automl-seg plugins show STRATEGY` lists its keys.",
+    ),
+]
 NprocOption = Annotated[
     int | None,
     typer.Option(

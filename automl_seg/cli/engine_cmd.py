@@ -20,6 +20,7 @@ from automl_seg.cli.common import (
     MlflowOption,
     NprocOption,
     RegistryOption,
+    SetOption,
     console,
     launched_as_job,
     mlflow_tracking,
@@ -223,15 +224,7 @@ def search(
     registry: RegistryOption = None,
     config: ConfigOption = None,
     budget: BudgetOption = None,
-    assignments: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY=VALUE",
-            help="A setting of the strategy, e.g. --set epochs=4 --set memory_budget=900MB (repeatable; over the "
-            "config's strategy section). `automl-seg plugins show STRATEGY` lists its keys.",
-        ),
-    ] = None,
+    assignments: SetOption = None,
     train_epochs: Annotated[int | None, typer.Option("--train-epochs", help="Retraining epochs.")] = None,
     seed: SeedOption = None,
     device: DeviceOption = None,
