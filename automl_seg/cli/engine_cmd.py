@@ -16,6 +16,7 @@ from rich.table import Table
 from automl_seg.cli.common import (
     ConfigOption,
     DataRootOption,
+    EnsembleOption,
     JsonFlag,
     MlflowOption,
     NprocOption,
@@ -24,6 +25,7 @@ from automl_seg.cli.common import (
     console,
     launched_as_job,
     mlflow_tracking,
+    model_refs,
     print_json,
 )
 from automl_seg.config import DataSettings, Device, build_settings, check_sections, read_config_file, section
@@ -69,10 +71,6 @@ FoldOption = Annotated[
 OptionalRefArgument = Annotated[
     str | None,
     typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest' (or give --ensemble)."),
-]
-EnsembleOption = Annotated[
-    str | None,
-    typer.Option("--ensemble", help="Several models as one: REF,REF,... (their softmax averaged)."),
 ]
 KeepLargestOption = Annotated[
     str | None,
@@ -187,20 +185,6 @@ def _print_cross_validation(result: CrossValResult) -> None:
     kept = ", ".join(result.postprocessing.keep_largest) if result.postprocessing else ""
     console.print(f"postprocessing: keep the largest component of {kept or 'no class'} (chosen on validation)")
     console.print(f"registered [bold]{result.record.ref}[/] ({len(result.folds)} folds, parent {result.record.parent})")
-
-
-def model_refs(ref: str | None, ensemble: str | None) -> list[str]:
-    """REF, or the members of ``--ensemble`` (exactly one of the two)."""
-    if ref is not None and ensemble is not None:
-        raise ConfigError("give REF or --ensemble REF,REF,..., not both")
-    if ensemble is not None:
-        refs = [r.strip() for r in ensemble.split(",") if r.strip()]
-        if len(refs) < 2:
-            raise ConfigError(f"--ensemble {ensemble!r} names {len(refs)} model(s); give at least two: REF,REF")
-        return refs
-    if ref is None:
-        raise ConfigError("give the model: REF, or --ensemble REF,REF,...")
-    return [ref]
 
 
 def keep_largest_override(text: str | None, registry: Any, refs: list[str]) -> Any:
