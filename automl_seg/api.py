@@ -44,9 +44,19 @@ Several processes (DDP)
 Data
     ``PreparedData`` (what ``ctx.data`` is) and ``Plan`` (``ctx.data.plan``); see
     ``docs/writing-plugins.md`` for their fields and loaders.
+Trained models (for observers and exporters)
+    ``trained_network`` builds a registry record's network through its installed search space and
+    loads a weights file into it; ``record_plan`` is the record's preprocessing plan, and
+    ``sliding_window_logits`` runs a network over a preprocessed volume with that plan's windows,
+    as ``automl-seg predict`` does.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from torch import nn
 
 from automl_seg import API_VERSION
 from automl_seg.compute import Stopwatch
@@ -56,7 +66,8 @@ from automl_seg.data.prepared import PreparedData
 from automl_seg.engine.checkpoint import atomic_torch_save, read_checkpoint
 from automl_seg.engine.devices import resolve_device, rng_states, seed_everything, set_rng_states
 from automl_seg.engine.distributed import Distributed, process_group
-from automl_seg.engine.model import new_network
+from automl_seg.engine.inference import sliding_window_logits
+from automl_seg.engine.model import new_network, record_plan
 from automl_seg.engine.precision import grad_scaler, mixed_precision
 from automl_seg.engine.settings import Schedule, TrainSettings
 from automl_seg.engine.train import EpochCallback, TrainResult, check_world_size, lr_factor, train_network
@@ -64,6 +75,9 @@ from automl_seg.layout import channels_last_on_cpu, exporting
 from automl_seg.memory import current_rss_mb, exact_rss_environment, peak_rss_mb, reset_peak_rss
 from automl_seg.onednn import onednn_conv3d
 from automl_seg.progress import progress_bar, track
+
+if TYPE_CHECKING:
+    from automl_seg_registry import ArchitectureRecord
 
 __all__ = [
     "API_VERSION",
@@ -94,11 +108,24 @@ __all__ = [
     "process_group",
     "progress_bar",
     "read_checkpoint",
+    "record_plan",
     "reset_peak_rss",
     "resolve_device",
     "rng_states",
     "seed_everything",
     "set_rng_states",
+    "sliding_window_logits",
     "track",
     "train_network",
+    "trained_network",
 ]
+
+
+def trained_network(record: ArchitectureRecord, weights: Path) -> nn.Module:
+    """``record``'s network, built by its installed search-space plugin, with the state dict in the file
+    ``weights``, in eval mode on the CPU. A missing plugin, another plugin version, unreadable weights
+    or weights that do not fit are one-line errors (``RegistryError``)."""
+    from automl_seg.engine.model import network_from_file
+    from automl_seg.plugins import load_plugins
+
+    return network_from_file(record, weights, load_plugins()).eval()

@@ -56,6 +56,19 @@ MlflowOption = Annotated[
         "(default: $MLFLOW_TRACKING_URI; needs automl-seg[mlflow]).",
     ),
 ]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="A setting of the strategy, e.g. --set epochs=4 --set memory_budget=900MB (repeatable; over the "
+        "config's strategy section). `automl-seg plugins show STRATEGY` lists its keys.",
+    ),
+]
+EnsembleOption = Annotated[
+    str | None,
+    typer.Option("--ensemble", help="Several models as one: REF,REF,... (their softmax averaged)."),
+]
 NprocOption = Annotated[
     int | None,
     typer.Option(
@@ -101,3 +114,19 @@ def launched_as_job(ctx: typer.Context, nproc: int | None, device: str, hint: st
 def print_json(data: Any) -> None:
     """JSON on stdout, unwrapped and uncoloured, so it pipes into jq."""
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def model_refs(ref: str | None, ensemble: str | None) -> list[str]:
+    """REF, or the members of ``--ensemble`` (exactly one of the two)."""
+    from automl_seg.errors import ConfigError
+
+    if ref is not None and ensemble is not None:
+        raise ConfigError("give REF or --ensemble REF,REF,..., not both")
+    if ensemble is not None:
+        refs = [r.strip() for r in ensemble.split(",") if r.strip()]
+        if len(refs) < 2:
+            raise ConfigError(f"--ensemble {ensemble!r} names {len(refs)} model(s); give at least two: REF,REF")
+        return refs
+    if ref is None:
+        raise ConfigError("give the model: REF, or --ensemble REF,REF,...")
+    return [ref]

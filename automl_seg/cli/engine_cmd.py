@@ -16,13 +16,16 @@ from rich.table import Table
 from automl_seg.cli.common import (
     ConfigOption,
     DataRootOption,
+    EnsembleOption,
     JsonFlag,
     MlflowOption,
     NprocOption,
     RegistryOption,
+    SetOption,
     console,
     launched_as_job,
     mlflow_tracking,
+    model_refs,
     print_json,
 )
 from automl_seg.config import DataSettings, Device, build_settings, check_sections, read_config_file, section
@@ -68,10 +71,6 @@ FoldOption = Annotated[
 OptionalRefArgument = Annotated[
     str | None,
     typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest' (or give --ensemble)."),
-]
-EnsembleOption = Annotated[
-    str | None,
-    typer.Option("--ensemble", help="Several models as one: REF,REF,... (their softmax averaged)."),
 ]
 KeepLargestOption = Annotated[
     str | None,
@@ -189,20 +188,6 @@ def _print_cross_validation(result: CrossValResult) -> None:
     console.print(f"registered [bold]{result.record.ref}[/] ({len(result.folds)} folds, parent {result.record.parent})")
 
 
-def model_refs(ref: str | None, ensemble: str | None) -> list[str]:
-    """REF, or the members of ``--ensemble`` (exactly one of the two)."""
-    if ref is not None and ensemble is not None:
-        raise ConfigError("give REF or --ensemble REF,REF,..., not both")
-    if ensemble is not None:
-        refs = [r.strip() for r in ensemble.split(",") if r.strip()]
-        if len(refs) < 2:
-            raise ConfigError(f"--ensemble {ensemble!r} names {len(refs)} model(s); give at least two: REF,REF")
-        return refs
-    if ref is None:
-        raise ConfigError("give the model: REF, or --ensemble REF,REF,...")
-    return [ref]
-
-
 def keep_largest_override(text: str | None, registry: Any, refs: list[str]) -> Any:
     """``--keep-largest`` as a ``Postprocessing`` checked against the first model's classes (None: stored)."""
     if text is None:
@@ -224,15 +209,7 @@ def search(
     registry: RegistryOption = None,
     config: ConfigOption = None,
     budget: BudgetOption = None,
-    assignments: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY=VALUE",
-            help="A setting of the strategy, e.g. --set epochs=4 --set memory_budget=900MB (repeatable; over the "
-            "config's strategy section). `automl-seg plugins show STRATEGY` lists its keys.",
-        ),
-    ] = None,
+    assignments: SetOption = None,
     train_epochs: Annotated[int | None, typer.Option("--train-epochs", help="Retraining epochs.")] = None,
     seed: SeedOption = None,
     device: DeviceOption = None,

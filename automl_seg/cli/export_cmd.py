@@ -14,7 +14,14 @@ import typer
 from rich import box
 from rich.table import Table
 
-from automl_seg.cli.common import DataRootOption, JsonFlag, RegistryOption, console, print_json
+from automl_seg.cli.common import (
+    DataRootOption,
+    JsonFlag,
+    RegistryOption,
+    console,
+    model_refs,
+    print_json,
+)
 from automl_seg.config import build_settings
 from automl_seg.errors import ConfigError
 
@@ -62,8 +69,15 @@ def output_path(text: str | None) -> Path | None:
 
 def export(
     ref: Annotated[
-        str, typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest'.")
-    ] = "latest",
+        str | None, typer.Argument(help="Registered model: NAME, NAME:VERSION, NAME@ALIAS or 'latest' (the default).")
+    ] = None,
+    ensemble: Annotated[
+        str | None,
+        typer.Option(
+            "--ensemble",
+            help="Several models as one graph: REF,REF,... (their softmax averaged); written to --output only.",
+        ),
+    ] = None,
     format: Annotated[
         str,
         typer.Option(
@@ -105,14 +119,16 @@ def export(
     as_json: JsonFlag = False,
 ) -> None:
     """Export a registered model (ONNX, torch.export, MONAI bundle; TorchScript is legacy), prove it computes
-    what torch computes, and register it."""
+    what torch computes, and register it (an ensemble goes to --output only)."""
     from automl_seg.export import ExportRequest, export_model
     from automl_seg.progress import progress_bar
 
+    refs = model_refs(ref if ref is not None or ensemble is not None else "latest", ensemble)
     request = build_settings(
         ExportRequest,
         overrides={
-            "ref": ref,
+            "ref": refs[0],
+            "ensemble": refs if ensemble is not None else None,
             "format": format,
             "output": output_path(output),
             "overwrite": overwrite,

@@ -16,6 +16,7 @@ from automl_seg.cli.common import (
     MlflowOption,
     NprocOption,
     RegistryOption,
+    SetOption,
     console,
     err_console,
     launched_as_job,
@@ -88,7 +89,7 @@ def tune(
         str | None, typer.Option("--budget", help="Preset of every trial by name: quick (default), standard, full, ...")
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto (default), cpu or cuda.")] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Search epochs per trial (strategy).")] = None,
+    assignments: SetOption = None,
     train_epochs: Annotated[int | None, typer.Option("--train-epochs", help="Retraining epochs per trial.")] = None,
     max_cases: Annotated[int | None, typer.Option("--max-cases", help="Use only the first N cases.")] = None,
     data_root: DataRootOption = None,
@@ -104,6 +105,7 @@ def tune(
     if ctx.invoked_subcommand is not None:
         return
     from automl_seg.config import build_settings, check_sections, read_config_file, section
+    from automl_seg.engine.options import parse_assignments
     from automl_seg.errors import ConfigError
     from automl_seg.tune.run import TuneRequest
 
@@ -129,10 +131,11 @@ def tune(
         params=section(tune_section, "params"), params_source=f"config file {config}",
     ), source="tune settings")  # fmt: skip
     request.check()
+    strategy_base = {**section(file, "strategy"), **parse_assignments(assignments or [])}
     if launched_as_job(ctx, nproc, device or search.get("device", "auto"), TUNE_HINT):
         return
     with mlflow_tracking(mlflow):
-        result = _run(request, file, search, budget, device, epochs, train_epochs, max_cases, data_root)
+        result = _run(request, file, search, strategy_base, budget, device, train_epochs, max_cases, data_root)
     if result is None:  # a rank other than 0 of a DDP worker: rank 0 reports
         return
     if as_json:
@@ -149,14 +152,15 @@ def _run(
     request: Any,
     file: dict[str, Any],
     search: dict[str, Any],
+    strategy_base: dict[str, Any],
     budget: str | None,
     device: str | None,
-    epochs: int | None,
     train_epochs: int | None,
     max_cases: int | None,
     data_root: Path | None,
 ) -> TuneResult | None:
-    """The worker's study (``None`` on the ranks other than 0 of a DDP worker, which follow rank 0's trials)."""
+    """The worker's study (``None`` on the ranks other than 0 of a DDP worker, which follow rank 0's trials);
+    ``strategy_base``: every trial's strategy settings before its own values (config section, then ``--set``)."""
     from automl_seg.config import build_settings, section
     from automl_seg.engine.devices import resolve_device
     from automl_seg.engine.distributed import process_group
@@ -166,9 +170,9 @@ def _run(
         strategy=request.strategy, dataset=request.dataset, study=request.study_name, data_root=data_root,
         max_cases=max_cases, budget=budget or search.get("budget", "quick"),
         device=device or search.get("device", "auto"),
-        seed=request.seed, search_epochs=epochs, train_epochs=train_epochs, registry=request.registry,
+        seed=request.seed, train_epochs=train_epochs, registry=request.registry,
         registry_index=request.registry_index, data_section=section(file, "data"),
-        train_section=section(file, "train"), strategy_section=section(file, "strategy"),
+        train_section=section(file, "train"), strategy_section=strategy_base,
     ), source="tune settings")  # fmt: skip
     resolve_device(settings.device)  # CUDA asked where there is none: one line now, not a study of failed trials
     with process_group(settings.device) as dist:

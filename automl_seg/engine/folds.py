@@ -220,7 +220,7 @@ def _register(
 ) -> ArchitectureRecord:
     from automl_seg_registry import Metrics
 
-    from automl_seg.engine.pipeline import notify_registered, package_versions
+    from automl_seg.engine.pipeline import notify_registered, trained_record
 
     mean, sd = fold_summary(folds)
     metrics = Metrics(
@@ -238,23 +238,13 @@ def _register(
             **{f"dice_sd_{name}": value for name, value in sd.items()},
         },
     )
-    payload = parent.model_dump(exclude={"version", "artifacts", "created"})
-    payload["dataset"]["split"] = dict(split)
-    payload.update(
-        parent=parent.ref,
-        metrics=metrics.model_dump(),
-        seed=run.seed,
-        versions=package_versions(host),
+    record = trained_record(
+        parent, metrics, seed=run.seed, host=host, info=info, train=train, device=device, split=split,
         provenance={
-            **parent.provenance,
-            "run": info.run_id,
-            "train": train.model_dump(mode="json"),
-            "device": device.type,
             FOLDS_KEY: {"count": len(folds), "val_cases": [f.val_cases for f in folds]},
             PROVENANCE_KEY: postprocessing.model_dump(mode="json"),
         },
-    )
-    record = type(parent).model_validate(payload)
+    )  # fmt: skip
     files: dict[str, tuple[Path, str]] = {}
     for f in folds:
         folder = fold_folder(workdir, f.fold)

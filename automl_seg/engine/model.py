@@ -105,7 +105,14 @@ def load_trained_model(
 def network_with_weights(registry: Registry, record: ArchitectureRecord, artifact: str, host: PluginHost) -> nn.Module:
     """``record``'s network with the weights stored as ``artifact`` (checksum verified); weights that do
     not fit the architecture are a one-line error."""
-    path = registry.artifact_path(record.ref, artifact, verify=True)
+    return network_from_file(record, registry.artifact_path(record.ref, artifact, verify=True), host, artifact)
+
+
+def network_from_file(
+    record: ArchitectureRecord, path: Path, host: PluginHost, artifact: str = WEIGHTS_ARTIFACT
+) -> nn.Module:
+    """``record``'s network with the state dict in the file ``path`` (its ``artifact``, as the error names
+    it): unreadable weights, or weights that do not fit the architecture, are a one-line error."""
     network = build_network(record, host)
     try:
         network.load_state_dict(read_weights(path, record.ref))

@@ -340,6 +340,41 @@ def architecture_record(
     )
 
 
+def trained_record(
+    parent: ArchitectureRecord,
+    metrics: Metrics,
+    *,
+    seed: int,
+    host: PluginHost,
+    info: RunInfo,
+    train: TrainSettings,
+    device: torch.device,
+    split: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> ArchitectureRecord:
+    """The record of ``parent``'s architecture trained from scratch (one model or a cross-validated set):
+    the parent's space, arch, strategy and dataset (with ``split`` where it was trained on other cases),
+    its own metrics, seed and package versions, and the parent's provenance with this run's (the run,
+    training settings, device) and ``provenance``. The one builder of ``train`` and ``train --folds``."""
+    payload = parent.model_dump(exclude={"version", "artifacts", "created"})
+    if split is not None:
+        payload["dataset"]["split"] = dict(split)
+    payload.update(
+        parent=parent.ref,
+        metrics=metrics.model_dump(),
+        seed=seed,
+        versions=package_versions(host),
+        provenance={
+            **parent.provenance,
+            "run": info.run_id,
+            "train": train.model_dump(mode="json"),
+            "device": device.type,
+            **(provenance or {}),
+        },
+    )
+    return type(parent).model_validate(payload)
+
+
 def _with_overrides(record: ArchitectureRecord, overrides: Mapping[str, Any] | None) -> ArchitectureRecord:
     """``record`` with another ``name``/``tags`` and more ``provenance`` (e.g. a tuning study's trial)."""
     if not overrides:
@@ -485,24 +520,14 @@ def _train_and_register(
         stored, promoted = received
         return TrainRunResult(record=stored, evaluation=evaluation, train=result, promoted=promoted)
     metrics = _trained_metrics(parent, evaluation, result, train, val_cases=len(data.val_cases), spent=spent)
-    payload = parent.model_dump(exclude={"version", "artifacts", "created"})
-    if split is not None:  # retrained on other cases than the parent's
-        payload["dataset"]["split"] = dict(split)
-    payload.update(
-        parent=parent.ref,
-        metrics=metrics.model_dump(),
-        seed=run.seed,
-        versions=package_versions(host),
+    record = trained_record(
+        parent, metrics, seed=run.seed, host=host, info=info, train=train, device=device,
+        split=split,  # retrained on other cases than the parent's
         provenance={
-            **parent.provenance,
-            "run": info.run_id,
-            "train": train.model_dump(mode="json"),
-            "device": device.type,
             "val_cases": list(data.val_cases),
             **({"processes": dist.world_size} if dist.enabled else {}),
         },
-    )
-    record = type(parent).model_validate(payload)
+    )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="artifacts-", dir=workdir) as tmp:
         files = _trained_artifacts(result, evaluation, Path(tmp), title=parent.name)
         stored = registry.register(record, files=files)

@@ -101,32 +101,48 @@ def export_network(
     return artefact, sidecar_file, parity, sidecar
 
 
-def _model_info(registry: Registry, record: ArchitectureRecord, postprocessing: Postprocessing) -> dict[str, Any]:
-    """The sidecar's ``model``: what was exported, its weights' checksums, how several members are averaged
-    (a cross-validated record is one graph of its folds) and the postprocessing chosen on validation."""
+def _members(records: list[ArchitectureRecord]) -> list[dict[str, Any]]:
+    """Every network of ``records``, in the graph's order: its record, weight artifact and checksum."""
     from automl_seg.engine.ensemble import weight_artifacts
 
-    names = weight_artifacts(record)
-    weights = {a.name: a.sha256 for a in record.artifacts if a.name in names}
+    members = []
+    for record in records:
+        sha256 = {a.name: a.sha256 for a in record.artifacts}
+        members.extend({"ref": record.ref, "artifact": n, "sha256": sha256[n]} for n in weight_artifacts(record))
+    return members
+
+
+def _model_info(
+    registry: Registry, records: list[ArchitectureRecord], postprocessing: Postprocessing
+) -> dict[str, Any]:
+    """The sidecar's ``model``: what was exported (one record, or an explicit ensemble of several), its
+    weights' checksums, how several networks are averaged (a cross-validated record is one graph of its
+    folds) and the postprocessing chosen on validation."""
+    members = _members(records)
+    first = records[0]
+    which = (
+        {"ref": first.ref, "name": first.name, "version": first.version,
+         "space": {"name": first.space.name, "version": first.space.version}}
+        if len(records) == 1
+        else {"ensemble_of": [r.ref for r in records],
+              "spaces": [{"name": r.space.name, "version": r.space.version} for r in records]}
+    )  # fmt: skip
     ensemble = (
         {}
-        if names == ["weights"]
+        if len(members) == 1
         else {
             "ensemble": {
-                "members": [{"artifact": n, "sha256": weights[n]} for n in names],
+                "members": members,
                 "output": "the graph averages the members' softmax: its outputs are class probabilities, "
                 "label = argmax over axis 1",
             }
         }
     )
     return {
-        "ref": record.ref,
-        "name": record.name,
-        "version": record.version,
-        "space": {"name": record.space.name, "version": record.space.version},
-        "dataset": record.dataset.name,
-        "dataset_fingerprint": record.dataset.fingerprint_hash,
-        "weights_sha256": weights[names[0]] if len(names) == 1 else None,
+        **which,
+        "dataset": first.dataset.name,
+        "dataset_fingerprint": first.dataset.fingerprint_hash,
+        "weights_sha256": members[0]["sha256"] if len(members) == 1 else None,
         "registry": str(registry.root),
         **ensemble,
         "postprocessing": {
@@ -152,6 +168,8 @@ def export_model(
 
     host = host or load_plugins()
     exporter = host.exporter(request.format)
+    if request.ensemble:
+        return _export_ensemble(request, host, exporter, on_case)
     with Registry.open(request.registry) as registry:
         record = registry.get(request.ref)
         name = artifact_name(request, exporter)
@@ -177,7 +195,7 @@ def export_model(
         with tempfile.TemporaryDirectory(prefix="automl-seg-export-") as tmp:
             artefact, sidecar_file, parity, sidecar = export_network(
                 model, plan, exporter, request, Path(tmp), stem,
-                model_info=_model_info(registry, record, loaded.postprocessing), volumes=(source, cases),
+                model_info=_model_info(registry, [record], loaded.postprocessing), volumes=(source, cases),
                 on_case=on_case, subject=subject,
             )  # fmt: skip
             registry.attach(record.ref, name, artefact, kind="export")
@@ -199,6 +217,56 @@ def export_model(
         sidecar_path=targets[1] if targets else sidecar_registry_path,
         output=targets[0] if targets else None,
         folder=bundle_targets[0] if bundle_targets else None,
+        sha256=sidecar["artefact"]["sha256"],
+        parity=parity,
+        sidecar=sidecar,
+    )
+
+
+def _export_ensemble(
+    request: ExportRequest, host: PluginHost, exporter: Exporter, on_case: CaseCallback | None
+) -> ExportResult:
+    """``export --ensemble A,B``: the members' softmax average as one artefact with its parity proof and
+    sidecar, written to ``--output`` only (an ensemble is no one record, so nothing is registered)."""
+    import torch
+    from automl_seg_registry import Registry
+
+    from automl_seg.engine.ensemble import load_model
+
+    refs = request.ensemble or []
+    if hasattr(exporter, "export_model"):
+        raise ConfigError(
+            f"the {exporter.name} exporter packages one registered model; export an ensemble with an exporter of "
+            "networks (onnx, torch-export, torchscript)"
+        )
+    if request.output is None:
+        raise ConfigError(
+            "an ensemble is not one registered model, so its export is not stored in the registry: "
+            "give --output FILE or FOLDER"
+        )
+    with Registry.open(request.registry) as registry:
+        loaded = load_model(registry, refs, host, torch.device("cpu"))
+        records, name = loaded.records, artifact_name(request, exporter)
+        stem = f"ensemble-{records[0].dataset.name}-{len(records)}models-{name}"
+        targets = output_targets(request.output, f"{stem}{exporter.suffix}", request.overwrite)
+        assert targets is not None  # --output was given
+        source, cases = parity_volumes(loaded.plan, records[0].dataset.name, request.data_root, request.parity_cases)
+        with tempfile.TemporaryDirectory(prefix="automl-seg-export-") as tmp:
+            artefact, _, parity, sidecar = export_network(
+                loaded.network, loaded.plan, exporter, request, Path(tmp), stem,
+                model_info=_model_info(registry, records, loaded.postprocessing), volumes=(source, list(cases)),
+                on_case=on_case,
+            )  # fmt: skip
+            shutil.copyfile(artefact, targets[0])
+    sidecar = {**sidecar, "artefact": {**sidecar["artefact"], "file": targets[0].name}}
+    targets[1].write_text(json.dumps(sidecar, indent=2))
+    return ExportResult(
+        ref=",".join(r.ref for r in records),
+        format=exporter.name,
+        artifact=name,
+        registry_path=None,
+        sidecar_path=targets[1],
+        output=targets[0],
         sha256=sidecar["artefact"]["sha256"],
         parity=parity,
         sidecar=sidecar,

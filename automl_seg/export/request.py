@@ -23,6 +23,9 @@ class ExportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ref: str = "latest"
+    ensemble: list[str] | None = Field(
+        default=None, description="several records exported as one model (softmax averaged) instead of ``ref``"
+    )
     format: str = "onnx"
     output: Path | None = Field(default=None, description="file or existing folder to copy artefact + sidecar to")
     overwrite: bool = Field(default=False, description="replace files already at --output")
@@ -43,7 +46,7 @@ class ExportResult(BaseModel):
     ref: str
     format: str
     artifact: str = Field(description="artifact name in the record")
-    registry_path: Path
+    registry_path: Path | None = Field(description="the artefact in the registry (None for an ensemble: not stored)")
     sidecar_path: Path
     output: Path | None
     folder: Path | None = Field(default=None, description="the artefact's folder at --output (folder exporters)")

@@ -43,20 +43,15 @@ class EngineTrialSettings(BaseModel):
     budget: Budget = "quick"
     device: Device = "auto"
     seed: Seed = 0
-    search_epochs: int | None = Field(default=None, gt=0, description="strategy 'epochs' override")
     train_epochs: int | None = Field(default=None, gt=0)
     registry: Path | None = None
     registry_index: str | None = None
     data_section: dict[str, Any] = Field(default_factory=dict)
     train_section: dict[str, Any] = Field(default_factory=dict)
-    strategy_section: dict[str, Any] = Field(default_factory=dict)
+    strategy_section: dict[str, Any] = Field(
+        default_factory=dict, description="every trial's strategy settings before its own (config, then --set)"
+    )
     progress: bool = False
-
-    @property
-    def strategy_base(self) -> dict[str, Any]:
-        """Every trial's strategy settings before its own values: the config's section, then ``--epochs``."""
-        epochs = {"epochs": self.search_epochs} if self.search_epochs is not None else {}
-        return {**self.strategy_section, **epochs}
 
     def train_settings(self, values: Mapping[str, Any] | None = None) -> TrainSettings:
         """A trial's retraining: the budget's preset < the config's section < ``--train-epochs`` < ``values``."""
@@ -94,7 +89,7 @@ class EngineTrialRunner:
         strategy = host.strategy(s.strategy)
 
         def settings_with(values: dict[str, Any]) -> object:
-            return strategy_settings(strategy, s.budget, {**s.strategy_base, **values})
+            return strategy_settings(strategy, s.budget, {**s.strategy_section, **values})
 
         check_extremes(specs, "strategy", settings_with)
         check_extremes(specs, "train", s.train_settings)
@@ -137,7 +132,7 @@ class EngineTrialRunner:
             source="tune data settings",
         )  # fmt: skip
         train = s.train_settings(values.get("train", {}))
-        strategy_overrides = {**s.strategy_base, **values.get("strategy", {})}
+        strategy_overrides = {**s.strategy_section, **values.get("strategy", {})}
         host = load_plugins(extra=[(OBSERVER_NAME, observer)] if observer is not None else [])
         provenance = {"study": s.study, "trial": trial_number, "params": _plain(values)}
         with _shared_workdir(self.dist, trial_number) as workdir:

@@ -31,20 +31,17 @@ class SegmentationModel(PythonModel):
     def load_context(self, context: Any) -> None:
         from automl_seg_registry.schema import load_record
 
-        from automl_seg.engine.model import build_network, read_weights, record_plan
-        from automl_seg.plugins import load_plugins
+        from automl_seg.api import record_plan, trained_network
 
         record = load_record(json.loads(Path(context.artifacts[RECORD]).read_text()))
-        network = build_network(record, load_plugins())
-        network.load_state_dict(read_weights(Path(context.artifacts[WEIGHTS]), record.ref))
-        self.network = network.eval()
+        self.network = trained_network(record, Path(context.artifacts[WEIGHTS]))
         self.plan = record_plan(record)
 
     # no type hints on the inputs: MLflow would read them as a (list-of-rows) schema
     def predict(self, context, model_input, params=None) -> np.ndarray:  # noqa: ANN001
         import torch
 
-        from automl_seg.engine.inference import sliding_window_logits
+        from automl_seg.api import sliding_window_logits
 
         image = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
         if image.ndim == 4:

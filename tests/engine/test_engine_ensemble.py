@@ -159,3 +159,63 @@ def test_a_cross_validated_record_exports_as_one_onnx_graph(cli, models: Models,
         torch_labels = np.asarray(nib.load(path).dataobj)
         ort_labels = np.asarray(nib.load(tmp_path / "onnxruntime" / path.name).dataobj)
         assert (torch_labels == ort_labels).mean() > 0.999
+
+
+def test_an_explicit_ensemble_exports_to_output_as_one_graph(cli, models: Models, tmp_path: Path) -> None:
+    """``export --ensemble``: one ONNX graph of every member's networks (a model and a 2-fold record),
+    parity-proved against the torch ensemble, written with its sidecar to --output only."""
+    import json
+
+    import onnxruntime as ort
+    from automl_seg_registry import Registry
+
+    from automl_seg.engine.ensemble import load_model
+    from automl_seg.plugins import load_plugins
+
+    def artifacts() -> dict[str, list[str]]:
+        with Registry.open(models.root) as registry:
+            return {r.ref: sorted(a.name for a in r.artifacts) for r in registry.list()}
+
+    before = artifacts()
+    refs = [models.trained, models.cross_validated]
+    done = cli("export", "--ensemble", ",".join(refs), "--output", tmp_path, "--registry", models.root,
+               "--data-root", models.data_root, "--parity-cases", "2", "--no-progress", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["registry_path"] is None and result["parity"]["enforced"] and result["parity"]["within_tolerance"]
+    graph = Path(result["output"])
+    assert graph.parent == tmp_path and graph.suffix == ".onnx"
+    sidecar = json.loads(Path(result["sidecar_path"]).read_text())
+    assert sidecar["model"]["ensemble_of"] == refs and sidecar["artefact"]["file"] == graph.name
+    members = [(m["ref"], m["artifact"]) for m in sidecar["model"]["ensemble"]["members"]]
+    fold_ref = models.cross_validated
+    assert members == [(models.trained, "weights"), (fold_ref, "weights_fold0"), (fold_ref, "weights_fold1")]
+    assert artifacts() == before  # nothing registered
+
+    x = torch.randn(1, 1, 16, 16, 16, generator=torch.Generator().manual_seed(1))
+    with Registry.open(models.root) as registry, torch.no_grad():
+        expected = load_model(registry, refs, load_plugins()).network(x).numpy()
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    (probabilities,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    assert abs(probabilities - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "an ensemble is not one registered model, so its export is not stored in the registry: give --output"),
+        (["--output", "{tmp}", "--format", "monai-bundle"], "the monai-bundle exporter packages one registered model"),
+        (["--output", "{tmp}", "--ensemble", "{trained},{other}"], "ensemble members disagree on the patch size"),
+        (["{trained}", "--output", "{tmp}"], "give REF or --ensemble REF,REF,..., not both"),
+    ],
+)
+def test_bad_ensemble_exports_are_one_line(cli, models: Models, tmp_path: Path, args: list[str], message: str) -> None:
+    names = {"trained": models.trained, "other": models.other_patch, "tmp": str(tmp_path)}
+    args = [a.format(**names) for a in args]
+    if "--ensemble" not in args:
+        args += ["--ensemble", f"{models.trained},{models.cross_validated}"]
+    result = cli("export", *args, "--registry", models.root, "--data-root", models.data_root, "--no-progress")
+    errors = _errors(result)
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"error: {message}"), result.stderr
+    assert not any(tmp_path.iterdir())

@@ -228,3 +228,40 @@ def test_the_runs_worker_count_reaches_the_training_loaders(
         result = run_search(run, data, tiny_train(), {}, registry=registry, host=load_plugins())
     assert result.trained is not None
     assert counts and set(counts) == {1}
+
+
+def test_trained_record_keeps_the_parents_architecture_and_adds_this_runs_facts(tmp_path: Path) -> None:
+    import torch
+    from automl_seg_registry import ArchitectureRecord, Metrics, Registry
+    from automl_seg_registry.schema import DatasetRef, SpaceRef, StrategyRef
+
+    from automl_seg.engine.pipeline import trained_record
+    from automl_seg.engine.settings import train_settings
+    from automl_seg.interfaces import RunInfo
+    from automl_seg.plugins import load_plugins
+
+    searched = ArchitectureRecord(
+        name="dints-Task99_Synthetic",
+        space=SpaceRef(name="dints", version="1", args={"num_blocks": 4}),
+        arch={"arch_code_c": [1, 2, 0, 1]},
+        strategy=StrategyRef(name="dints", settings={"epochs": 2}),
+        dataset=DatasetRef(name="Task99_Synthetic", fingerprint_hash="f" * 16, plan={}, split={"val": ["a"]}),
+        seed=3,
+        metrics=Metrics(search_time_s=12.0),
+        provenance={"run": "search-run", "budget": "quick"},
+    )
+    with Registry.open(tmp_path / "registry") as registry:
+        parent = registry.register(searched, files={})
+    train = train_settings("quick")
+    common = {"seed": 5, "host": load_plugins(), "info": RunInfo(run_id="train-run", kind="train"), "train": train}
+    metrics = Metrics(dice_mean=0.8)
+
+    record = trained_record(parent, metrics, **common, device=torch.device("cpu"), provenance={"folds": 2})
+    assert (record.parent, record.version, record.arch, record.space) == (parent.ref, None, parent.arch, parent.space)
+    assert (record.seed, record.metrics.dice_mean, record.dataset.split) == (5, 0.8, {"val": ["a"]})
+    assert record.provenance == {
+        "run": "train-run", "budget": "quick", "train": train.model_dump(mode="json"), "device": "cpu", "folds": 2,
+    }  # fmt: skip
+    assert "automl-seg" in record.versions
+    moved = trained_record(parent, metrics, **common, device=torch.device("cpu"), split={"val": ["b"]})
+    assert moved.dataset.split == {"val": ["b"]} and parent.dataset.split == {"val": ["a"]}
