@@ -105,7 +105,7 @@ def _members(records: list[ArchitectureRecord]) -> list[dict[str, Any]]:
     """Every network of ``records``, in the graph's order: its record, weight artifact and checksum."""
     from automl_seg.engine.ensemble import weight_artifacts
 
-    members = []
+    members: list[dict[str, Any]] = []
     for record in records:
         sha256 = {a.name: a.sha256 for a in record.artifacts}
         members.extend({"ref": record.ref, "artifact": n, "sha256": sha256[n]} for n in weight_artifacts(record))
