@@ -223,11 +223,11 @@ class FastTopologySearch(nn.Module):
                 cost[b, p] = [_ram_cost(op) + _ram_cost(cell.preprocess) for op in cell.op.ops]
         self.register_buffer("ram_cost", torch.from_numpy(cost), persistent=False)
 
-    # -- architecture parameters ------------------------------------------------------------------
-
     def _cell(self, b: int, p: int) -> Cell:
         """Block ``b``'s cell on path ``p`` (typed: a ModuleDict holds any module)."""
         return cast(Cell, self.cell_tree[str((b, p))])
+
+    # -- architecture parameters ------------------------------------------------------------------
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [self.log_alpha_a, self.log_alpha_c]
