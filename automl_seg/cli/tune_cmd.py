@@ -164,15 +164,17 @@ def _run(
     from automl_seg.config import build_settings, section
     from automl_seg.engine.devices import resolve_device
     from automl_seg.engine.distributed import process_group
+    from automl_seg.interfaces import new_run_id
     from automl_seg.tune.runner import EngineTrialRunner, EngineTrialSettings
 
+    run_id = new_run_id("tune")  # this worker's run: its trials' runs' parent
     settings = build_settings(EngineTrialSettings, overrides=dict(
         strategy=request.strategy, dataset=request.dataset, study=request.study_name, data_root=data_root,
         max_cases=max_cases, budget=budget or search.get("budget", "quick"),
         device=device or search.get("device", "auto"),
         seed=request.seed, train_epochs=train_epochs, registry=request.registry,
         registry_index=request.registry_index, data_section=section(file, "data"),
-        train_section=section(file, "train"), strategy_section=strategy_base,
+        train_section=section(file, "train"), strategy_section=strategy_base, parent_run=run_id,
     ), source="tune settings")  # fmt: skip
     resolve_device(settings.device)  # CUDA asked where there is none: one line now, not a study of failed trials
     with process_group(settings.device) as dist:
@@ -217,7 +219,7 @@ def _study(request: Any, settings: Any, runner: Any) -> TuneResult:
             )
 
         return run_tune(request, host, runner, max_epochs=settings.max_train_epochs,
-                        on_trial=advance, storage=storage)  # fmt: skip
+                        on_trial=advance, storage=storage, run_id=settings.parent_run)  # fmt: skip
 
 
 @app.command("show")

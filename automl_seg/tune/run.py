@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from automl_seg.config import Seed
 from automl_seg.errors import ConfigError, UserError
-from automl_seg.interfaces import RunInfo
+from automl_seg.interfaces import RunInfo, new_run_id
 from automl_seg.paths import registry_root
 from automl_seg.tune.best import best_with_record
 from automl_seg.tune.engine_params import engine_parameters
@@ -110,10 +110,13 @@ def run_tune(
     max_epochs: int = 1,
     on_trial: Callable[[FrozenTrial], None] | None = None,
     storage: optuna.storages.BaseStorage | None = None,
+    run_id: str | None = None,
 ) -> TuneResult:
     """Run ``request.trials`` trials of the (created or resumed) study; returns its report.
 
-    ``storage``: ``request.storage_url`` already opened by the caller (who checked it before other work)."""
+    ``storage``: ``request.storage_url`` already opened by the caller (who checked it before other work).
+    ``run_id``: this worker's run, the ``parent`` of its trials' runs (default: a new one); every worker
+    and every resumption is a run of its own, with the study's name as its ``settings_key``."""
     import optuna
 
     request.check()
@@ -137,7 +140,8 @@ def run_tune(
     objective = TuneObjective(specs, runner, request.objective, prune=not isinstance(pruner, optuna.pruners.NopPruner))
     log.info("study '%s' in %s: %d trial(s) on this worker", request.study_name, safe_url(url), request.trials)
     run = RunInfo(
-        run_id=request.study_name, kind="tune", dataset=request.dataset, strategy=request.strategy,
+        run_id=run_id or new_run_id("tune"), settings_key=request.study_name, kind="tune", dataset=request.dataset,
+        strategy=request.strategy,
         workdir=study_folder(request), settings={"tune": _public_settings(request, url)},
     )  # fmt: skip
     with host.observed(run) as summary:

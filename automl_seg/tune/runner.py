@@ -52,6 +52,7 @@ class EngineTrialSettings(BaseModel):
         default_factory=dict, description="every trial's strategy settings before its own (config, then --set)"
     )
     progress: bool = False
+    parent_run: str | None = Field(default=None, description="the tune worker's run_id: its trials' runs' parent")
 
     def train_settings(self, values: Mapping[str, Any] | None = None) -> TrainSettings:
         """A trial's retraining: the budget's preset < the config's section < ``--train-epochs`` < ``values``."""
@@ -145,7 +146,7 @@ class EngineTrialRunner:
                     run, data, train, strategy_overrides,
                     registry=registry, host=host, space_overrides=dict(values.get("space", {})),
                     record_overrides={"name": s.study, "tags": [f"tune:{s.study}"], "provenance": provenance},
-                    promote=False, dist=self.dist, parent_run=s.study,  # the study's run (``run_tune``'s run_id)
+                    promote=False, dist=self.dist, parent_run=s.parent_run,
                 )  # fmt: skip
         if not self.dist.is_main:
             return None

@@ -41,7 +41,10 @@ def test_observers_see_the_tuning_run_start(tmp_path: Path, host) -> None:
 
     host.add(Observer(), "observer")
     run_tune(request(tmp_path / "reg", trials=1, study="seen"), host, FakeRunner())
-    assert [(r.kind, r.run_id, r.strategy) for r in started] == [("tune", "seen", "fake")]
+    run_tune(request(tmp_path / "reg", trials=1, study="seen"), host, FakeRunner(), run_id="worker-2")
+    assert [(r.kind, r.settings_key, r.strategy) for r in started] == [("tune", "seen", "fake")] * 2
+    # every worker (and every resumption) of one study is a run of its own
+    assert started[0].run_id.startswith("tune-") and started[1].run_id == "worker-2"
 
 
 def test_unreachable_storage_is_one_clear_line() -> None:
