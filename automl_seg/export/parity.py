@@ -100,6 +100,7 @@ def parity_volumes(
 
 def compare_case(case: str, reference: torch.Tensor, candidate: torch.Tensor, num_classes: int) -> CaseParity:
     """Logit difference, label agreement and Dice (MONAI) of the candidate's labels vs the reference's."""
+    import torch
     from monai.metrics import DiceMetric
     from monai.networks.utils import one_hot
 
