@@ -201,10 +201,7 @@ def export_model(
             registry.attach(record.ref, name, artefact, kind="export")
             registry.attach(record.ref, f"{name}_sidecar", sidecar_file, kind="export")
             if targets is not None:
-                shutil.copyfile(artefact, targets[0])
-                # the sidecar beside the copy names the copy's file (same bytes, same sha256)
-                sidecar = {**sidecar, "artefact": {**sidecar["artefact"], "file": targets[0].name}}
-                targets[1].write_text(json.dumps(sidecar, indent=2))
+                sidecar = _write_copy(artefact, sidecar, targets)
             if bundle_targets is not None:
                 copy_artefact(Path(tmp) / f"{stem}{exporter.suffix}", bundle_targets[0])
         registry_path = registry.artifact_path(record.ref, name)
@@ -257,9 +254,7 @@ def _export_ensemble(
                 model_info=_model_info(registry, records, loaded.postprocessing), volumes=(source, list(cases)),
                 on_case=on_case,
             )  # fmt: skip
-            shutil.copyfile(artefact, targets[0])
-    sidecar = {**sidecar, "artefact": {**sidecar["artefact"], "file": targets[0].name}}
-    targets[1].write_text(json.dumps(sidecar, indent=2))
+            sidecar = _write_copy(artefact, sidecar, targets)
     return ExportResult(
         ref=",".join(r.ref for r in records),
         format=exporter.name,
@@ -271,3 +266,12 @@ def _export_ensemble(
         parity=parity,
         sidecar=sidecar,
     )
+
+
+def _write_copy(artefact: Path, sidecar: dict[str, Any], targets: tuple[Path, Path]) -> dict[str, Any]:
+    """Copy ``artefact`` to ``targets[0]`` and write its sidecar to ``targets[1]``, naming the copy's file
+    (same bytes, same sha256); returns that sidecar."""
+    shutil.copyfile(artefact, targets[0])
+    sidecar = {**sidecar, "artefact": {**sidecar["artefact"], "file": targets[0].name}}
+    targets[1].write_text(json.dumps(sidecar, indent=2))
+    return sidecar
