@@ -105,7 +105,12 @@ class SearchSpace(Protocol):
         ...
 
     def build_network(self, args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
-        """The discrete network: input (B, in_channels, *patch) -> logits (B, num_classes, *patch)."""
+        """The discrete network: input (B, in_channels, *patch) -> logits (B, num_classes, *patch).
+
+        Deep supervision, where the space offers it: in training mode the network may return
+        (B, H, num_classes, *patch), H outputs with the full-resolution one first and coarser decoder
+        levels' after it (MONAI ``DynUNet(deep_supervision=True)``); the engine's loss weights output k
+        by 2**-k. In eval mode it returns the full-resolution logits alone."""
         ...
 
 

@@ -2,7 +2,8 @@
 batch-1 convolutions on oneDNN, ``automl_seg.onednn``) vs plain MONAI ``DynUNet``, in one process (run
 by hand, not in CI).
 
-Same arguments (the space's quick preset at a 48x64x48 patch), same weights, same batch: the fastest
+Same arguments (the space's quick preset at a 48x64x48 patch, deep supervision heads included), same
+weights, same batch: the fastest
 training step (forward, Dice-CE loss, backward, SGD step) and the fastest no-gradient inference of
 one patch, the variants taking turns.
 
@@ -17,11 +18,11 @@ import functools
 
 import torch
 from bench_dints import fastest_alternated, infer_patch, train_step
-from monai.losses import DiceCELoss
 from monai.networks.nets import DynUNet
 from rich.console import Console
 from rich.table import Table
 
+from automl_seg.engine.loss import segmentation_loss, training_loss
 from automl_seg.plugins import load_plugins
 from automl_seg.testing.fixtures import tiny_plan
 
@@ -36,13 +37,12 @@ def main() -> None:
     space_args = space.default_args(tiny_plan(tuple(args.patch)), "quick")
     torch.manual_seed(0)
     ours = space.build_network(space_args, {})
-    plain = DynUNet(3, 1, 3, space_args["kernel_size"], space_args["strides"], space_args["strides"][1:],
-                    filters=space_args["filters"], norm_name="instance")  # fmt: skip
+    plain = DynUNet(**{k: v for k, v in space.monai_network_config(space_args, {}).items() if k != "_target_"})
     plain.load_state_dict(ours.state_dict())
     x = torch.randn(args.batch, 1, *args.patch)
     y = torch.randint(0, 3, (args.batch, 1, *args.patch))
     models = {"plain MONAI": plain, "fixed space": ours}
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    loss_fn = functools.partial(training_loss, segmentation_loss())  # over the deep supervision heads too
     cpu = torch.device("cpu")
     train = fastest_alternated(
         {name: functools.partial(train_step, m, torch.optim.SGD(m.parameters(), lr=0.01), loss_fn, x, y)

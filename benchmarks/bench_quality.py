@@ -6,12 +6,14 @@ split seed): no search, training or validation sees them, and every Dice below i
 
 Ablation: one architecture (the fixed strategy's DynUNet at the chosen budget) retrained with the budget's
 recipe, then with one ingredient of it taken away at a time (foreground oversampling, rotation/scaling,
-gamma, noise/blur, warm-up, mirroring); each row's difference is against the full recipe, measured in the
-same run with the same seed. Curve: ``search`` for every (strategy, budget) pair, its wall-clock minutes
-(search + retraining + validation) and held-out Dice, each against the quick DiNTS run of the same process.
+gamma, noise/blur, warm-up, mirroring, deep supervision); each row's difference is against the full
+recipe, measured in the same run with the same seed. Curve: ``search`` for every (strategy, budget)
+pair, its wall-clock minutes (search + retraining + validation) and held-out Dice, each against the
+quick DiNTS run of the same process.
 
     python benchmarks/bench_quality.py                      # both tables on Task04_Hippocampus (hours)
     python benchmarks/bench_quality.py --table ablation --budget standard
+    python benchmarks/bench_quality.py --table ablation --budget quick --rows deep-supervision --seed 1
     python benchmarks/bench_quality.py --table curve --budgets quick,standard --strategies dints,fixed
     python benchmarks/bench_quality.py --smoke              # minutes: 12 cases, a few steps, every code path
 """
@@ -23,7 +25,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +35,25 @@ from rich.table import Table
 from automl_seg.config import DataSettings
 from automl_seg.plugins import PluginHost, load_plugins
 
-#: one recipe ingredient taken away per ablation row: (row name, training settings that remove it)
-ABLATIONS: list[tuple[str, dict[str, Any]]] = [
-    ("- foreground oversampling (0.5)", {"foreground_ratio": 0.5}),
-    ("- rotation/scaling", {"spatial_aug": 0.0}),
-    ("- gamma", {"gamma_aug": 0.0}),
-    ("- noise/blur", {"noise_blur_aug": 0.0}),
-    ("- warm-up", {"warmup_steps": 0}),
-    ("- mirroring", {"mirror": False}),
+
+@dataclass(frozen=True)
+class Ablation:
+    """One recipe ingredient taken away: the training settings and fixed-space arguments that remove it."""
+
+    name: str  #: what ``--rows`` selects it by
+    label: str
+    train: Mapping[str, Any] = field(default_factory=dict)
+    space: Mapping[str, Any] = field(default_factory=dict)
+
+
+ABLATIONS: list[Ablation] = [
+    Ablation("oversampling", "- foreground oversampling (0.5)", train={"foreground_ratio": 0.5}),
+    Ablation("spatial", "- rotation/scaling", train={"spatial_aug": 0.0}),
+    Ablation("gamma", "- gamma", train={"gamma_aug": 0.0}),
+    Ablation("noise", "- noise/blur", train={"noise_blur_aug": 0.0}),
+    Ablation("warmup", "- warm-up", train={"warmup_steps": 0}),
+    Ablation("mirror", "- mirroring", train={"mirror": False}),
+    Ablation("deep-supervision", "- deep supervision", space={"deep_supervision": 0}),
 ]
 #: --smoke: a few cases and steps, so every path runs in minutes
 SMOKE_TRAIN = {"epochs": 1, "iterations": 2, "val_every": 1, "val_cases": 1, "warmup_steps": 1}
@@ -79,9 +92,16 @@ def held_out_dice(
 
 
 def search_run(
-    registry: Any, host: PluginHost, args: argparse.Namespace, strategy: str, budget: str, train: Mapping[str, Any]
+    registry: Any,
+    host: PluginHost,
+    args: argparse.Namespace,
+    strategy: str,
+    budget: str,
+    train: Mapping[str, Any],
+    space: Mapping[str, Any] | None = None,
 ) -> tuple[Any, float]:
-    """One whole ``search`` (search, retraining, validation): its result and wall-clock seconds."""
+    """One whole ``search`` (search, retraining, validation): its result and wall-clock seconds;
+    ``space`` overrides the space's default arguments."""
     from automl_seg.engine.pipeline import run_search
     from automl_seg.engine.settings import SearchRunSettings, train_settings
 
@@ -93,29 +113,44 @@ def search_run(
     began = time.perf_counter()
     result = run_search(
         run, data_settings(args), train_settings(budget, overrides=dict(train)), overrides,
-        registry=registry, host=host, promote=False,
+        registry=registry, host=host, promote=False, space_overrides=space,
     )  # fmt: skip
     return result, time.perf_counter() - began
 
 
 def ablation(registry: Any, host: PluginHost, args: argparse.Namespace) -> list[Outcome]:
-    """The fixed architecture retrained with the budget's full recipe, then without each ingredient."""
+    """The fixed architecture retrained with the budget's full recipe, then without each ingredient
+    (``--rows``: only those); an ingredient of the architecture (deep supervision) is a new search run."""
     from automl_seg.engine.pipeline import retrain
     from automl_seg.engine.settings import RunSettings, train_settings
 
     smoke = SMOKE_TRAIN if args.smoke else {}
     first, wall = search_run(registry, host, args, "fixed", args.budget, smoke)
     rows = [Outcome(f"{args.budget} recipe", *held_out_dice(registry, first.trained.record.ref, host, args), wall)]
-    for label, change in ABLATIONS:
-        run = RunSettings(budget=args.budget, seed=args.seed, device=args.device, progress=False,
-                          workdir=Path(tempfile.mkdtemp(prefix="quality-ablation-")))  # fmt: skip
+    for item in chosen_ablations(args.rows):
         began = time.perf_counter()
-        trained = retrain(first.architecture.ref, run, train_settings(args.budget, overrides={**smoke, **change}),
-                          registry=registry, host=host, data_options={"data_root": args.data_root})  # fmt: skip
-        rows.append(
-            Outcome(label, *held_out_dice(registry, trained.record.ref, host, args), time.perf_counter() - began)
-        )
+        if item.space:
+            ref = search_run(registry, host, args, "fixed", args.budget, {**smoke, **item.train}, item.space)[0]
+            ref = ref.trained.record.ref
+        else:
+            run = RunSettings(budget=args.budget, seed=args.seed, device=args.device, progress=False,
+                              workdir=Path(tempfile.mkdtemp(prefix="quality-ablation-")))  # fmt: skip
+            train = train_settings(args.budget, overrides={**smoke, **item.train})
+            ref = retrain(first.architecture.ref, run, train, registry=registry, host=host,
+                          data_options={"data_root": args.data_root}).record.ref  # fmt: skip
+        rows.append(Outcome(item.label, *held_out_dice(registry, ref, host, args), time.perf_counter() - began))
     return rows
+
+
+def chosen_ablations(rows: str | None) -> list[Ablation]:
+    """The ablation rows ``--rows`` names (comma-separated), all when None."""
+    if rows is None:
+        return ABLATIONS
+    by_name = {item.name: item for item in ABLATIONS}
+    unknown = [name for name in rows.split(",") if name not in by_name]
+    if unknown:
+        raise SystemExit(f"error: unknown ablation row {', '.join(unknown)}; known: {', '.join(by_name)}")
+    return [by_name[name] for name in rows.split(",")]
 
 
 def curve(registry: Any, host: PluginHost, args: argparse.Namespace) -> list[Outcome]:
@@ -151,6 +186,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--table", choices=["ablation", "curve", "both"], default="both")
     parser.add_argument("--budget", default="standard", help="the ablation's budget")
+    parser.add_argument("--rows", default=None, help="the ablation's rows, e.g. deep-supervision,warmup (all)")
     parser.add_argument("--budgets", default="quick,standard", help="the curve's budgets")
     parser.add_argument("--strategies", default="dints,fixed", help="the curve's strategies")
     parser.add_argument("--holdout", type=float, default=0.2)

@@ -1,5 +1,6 @@
-"""Training a network from scratch: DiceCE loss, SGD/AdamW with a schedule, clipping, AMP on CUDA,
-a checkpoint every epoch and an exact resume.
+"""Training a network from scratch: DiceCE loss (over every output of a deeply supervised network,
+``automl_seg.engine.loss``), SGD/AdamW with a schedule, clipping, AMP on CUDA, a checkpoint every
+epoch and an exact resume.
 
 Reproducibility: every epoch draws its batches from a loader seeded with ``(seed, epoch, pass)``,
 so the data an epoch sees never depends on what ran before it in this process, and the checkpoint
@@ -30,6 +31,7 @@ from automl_seg.engine.checkpoint import has_checkpoint, load_checkpoint, save_c
 from automl_seg.engine.devices import rng_states, seed_everything, set_rng_states
 from automl_seg.engine.distributed import Distributed
 from automl_seg.engine.evaluate import EvalReport, evaluate_cases
+from automl_seg.engine.loss import segmentation_loss, training_loss
 from automl_seg.engine.precision import grad_scaler, mixed_precision
 from automl_seg.engine.settings import Schedule, TrainSettings
 from automl_seg.errors import UserError
@@ -177,8 +179,6 @@ def train_network(
     ``epoch_ended(epoch, metrics)`` runs after each epoch's checkpoint is written, so an observer
     that stops the run (``RunStopped``) leaves a resumable state behind. ``dist``: the DDP job this
     process is a rank of (rank 0 alone writes, logs and shows progress)."""
-    from monai.losses import DiceCELoss
-
     dist = dist or Distributed()
     seed_everything(seed)
     network.to(device).train()
@@ -189,7 +189,7 @@ def train_network(
     steps = steps_per_epoch(data, settings, dist)
     scheduler = make_scheduler(optimizer, settings, total_steps=steps * settings.epochs)
     scaler = grad_scaler(device, settings.amp)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    loss_fn = segmentation_loss()
     history: list[dict[str, Any]] = []
     start_epoch, elapsed = 0, 0.0
     if resume:
@@ -273,7 +273,7 @@ def _step(
     optimizer.zero_grad(set_to_none=True)
     with mixed_precision(device, settings.amp):
         logits = network(image)
-    loss = loss_fn(logits.float(), label)
+    loss = training_loss(loss_fn, logits, label)
     scaler.scale(loss).backward()
     if settings.grad_clip is not None:
         scaler.unscale_(optimizer)

@@ -132,16 +132,21 @@ def sample_arch(space: SearchSpace, args: Mapping[str, Any], seed: int = 0) -> d
 
 
 def _forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    import torch
+
     out = net(x)
-    if isinstance(out, list | tuple):  # deep supervision heads: the engine uses the first
-        out = out[0]
+    _require(
+        isinstance(out, torch.Tensor),
+        f"the network returns {type(out).__name__}, not a tensor (deep supervision stacks its outputs along dim 1)",
+    )
     return out
 
 
 def check_space_network(
     space: SearchSpace, args: Mapping[str, Any], arch: Mapping[str, Any], plan: Plan, batch: int = 2
 ) -> nn.Module:
-    """The network maps (B, in_channels, *patch) to finite logits (B, num_classes, *patch) and trains."""
+    """The network maps (B, in_channels, *patch) to finite logits (B, num_classes, *patch) and trains; in
+    training mode a deeply supervised network may return (B, H, num_classes, *patch), H >= 2 outputs."""
     import torch
     from torch import nn
 
@@ -158,9 +163,11 @@ def check_space_network(
     net.train()
     out = _forward(net, x)
     expected = (batch, plan.num_classes, *plan.patch_size)
+    supervised = out.ndim == len(expected) + 1 and out.shape[1] >= 2
     _require(
-        tuple(out.shape) == expected,
-        f"network output shape {tuple(out.shape)} != labels' {expected} (B, classes, *patch)",
+        tuple(out.shape) == expected or (supervised and tuple(out.shape[:1] + out.shape[2:]) == expected),
+        f"network output shape {tuple(out.shape)} != labels' {expected} (B, classes, *patch), in training "
+        "mode nor deeply supervised (B, outputs >= 2, classes, *patch)",
     )
     _require(
         out.dtype.is_floating_point and bool(torch.isfinite(out).all()), "network output is not finite float logits"
@@ -169,6 +176,14 @@ def check_space_network(
     grads = [p.grad for p in net.parameters() if p.requires_grad]
     _require(any(g is not None for g in grads), "no parameter receives a gradient: the engine cannot train it")
     _require(all(g is None or bool(torch.isfinite(g).all()) for g in grads), "gradients are not finite")
+    if supervised:
+        with torch.no_grad():
+            plain = _forward(net.eval(), x)
+        _require(
+            tuple(plain.shape) == expected,
+            f"a deeply supervised network must return the labels' shape {expected} in eval mode, "
+            f"got {tuple(plain.shape)}",
+        )
     return net
 
 

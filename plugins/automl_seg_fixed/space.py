@@ -19,6 +19,10 @@ from automl_seg.interfaces import Budget
 #: doubles quick's width: a DynUNet step at 16 filters measured about 1.5x the 8-filter one on a CPU.
 BASE_FILTERS: dict[str, int] = {"quick": 8, "standard": 16, "full": 32}
 MAX_FILTERS = 320
+#: Deep supervision heads per budget (nnU-Net trains on the outputs of the coarser decoder levels too;
+#: ``automl_seg.engine.loss`` weights them); kept where ``benchmarks/bench_quality.py``'s ablation shows it
+#: helps. A plan too shallow for this many gets as many as its decoder has levels below the top.
+DEEP_SUPERVISION: dict[str, int] = {"quick": 2, "standard": 2, "full": 2}
 #: Stop downsampling an axis once the feature map along it would fall below this many voxels.
 MIN_FEATURE_SIDE = 4
 #: An axis whose spacing is more than this times the finest one is neither downsampled nor given a
@@ -75,6 +79,7 @@ class FixedSpace:
             "filters": [min(base * 2**level, MAX_FILTERS) for level in range(len(strides))],
             "norm_name": "instance",
             "res_block": False,
+            "deep_supervision": max(0, min(DEEP_SUPERVISION[budget], len(strides) - 2)),
         }
 
     def build_network(self, args: Mapping[str, Any], arch: Mapping[str, Any]) -> nn.Module:
@@ -89,7 +94,9 @@ class FixedSpace:
 
 
 def dynunet_arguments(args: Mapping[str, Any]) -> dict[str, Any]:
-    """``DynUNet``'s constructor arguments for the space's ``args`` (JSON-serialisable)."""
+    """``DynUNet``'s constructor arguments for the space's ``args`` (JSON-serialisable); ``deep_supervision``
+    is the number of extra heads (0, or absent in records made before it, for none)."""
+    heads = int(args.get("deep_supervision", 0))
     return {
         "spatial_dims": 3,
         "in_channels": int(args["in_channels"]),
@@ -100,4 +107,5 @@ def dynunet_arguments(args: Mapping[str, Any]) -> dict[str, Any]:
         "filters": [int(f) for f in args["filters"]],
         "norm_name": args.get("norm_name", "instance"),
         "res_block": bool(args.get("res_block", False)),
+        **({"deep_supervision": True, "deep_supr_num": heads} if heads else {}),
     }

@@ -62,9 +62,8 @@ def prepared(data_root: Path) -> Any:
 @float64()
 def fixed_step(dist: Distributed, data_root: Path) -> dict[str, torch.Tensor]:
     """The engine's training step (``automl_seg.engine.train``) on the fixed space's DynUNet."""
-    from monai.losses import DiceCELoss
-
     from automl_seg.engine.devices import seed_everything
+    from automl_seg.engine.loss import segmentation_loss
     from automl_seg.engine.settings import train_settings
     from automl_seg.engine.train import _step, make_optimizer
     from automl_seg.plugins import load_plugins
@@ -76,7 +75,7 @@ def fixed_step(dist: Distributed, data_root: Path) -> dict[str, torch.Tensor]:
     model = dist.wrap(network, static_graph=True)  # as train_network wraps it
     optimizer = make_optimizer(network, settings)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    loss = DiceCELoss(to_onehot_y=True, softmax=True)
+    loss = segmentation_loss()
     _step(model, my_share(global_batch(), dist), loss, optimizer, scaler, settings, torch.device("cpu"))
     return {f"grad:{name}": p.grad.clone() for name, p in network.named_parameters() if p.grad is not None}
 

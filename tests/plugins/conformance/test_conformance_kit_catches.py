@@ -164,3 +164,41 @@ def test_a_setting_given_as_a_class_attribute_is_refused_with_the_fixture_form()
         @pytest.fixture
         def budget(self):
             return "full"
+
+
+class _StackedAlways(nn.Module):
+    """Deeply supervised in training mode, and (wrongly) in eval mode too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(1, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv(x)
+        return torch.stack([out, out * 0.5], dim=1)
+
+
+class StackedSpace(TupleArgsSpace):
+    def build_network(self, args, arch) -> nn.Module:
+        return _StackedAlways()
+
+
+class _Pair(nn.Conv3d):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        out = super().forward(x)
+        return out, out
+
+
+class PairSpace(TupleArgsSpace):
+    def build_network(self, args, arch) -> nn.Module:
+        return _Pair(1, 3, 1)
+
+
+def test_deep_supervision_must_end_in_eval_mode():
+    with pytest.raises(ContractViolation, match=r"labels' shape \(2, 3, 16, 16, 16\) in eval mode"):
+        checks.check_space_network(StackedSpace(), {}, {}, PLAN)
+
+
+def test_outputs_as_a_tuple_are_caught():
+    with pytest.raises(ContractViolation, match="returns tuple, not a tensor"):
+        checks.check_space_network(PairSpace(), {}, {}, PLAN)

@@ -64,3 +64,27 @@ def test_strategy_returns_the_fixed_architecture(tmp_path: Path) -> None:
 def test_strategy_rejects_unknown_settings() -> None:
     with pytest.raises(ConfigError, match="epochs: unknown setting"):
         load_plugins().strategy("fixed").settings("quick", {"epochs": 3})
+
+
+@pytest.mark.parametrize(("patch", "heads"), [((64, 32, 32), 2), ((32, 32, 32), 2), ((16, 16, 16), 1)])
+def test_deep_supervision_heads_fit_the_decoder(patch: tuple[int, int, int], heads: int) -> None:
+    space = load_plugins().space("fixed")
+    args = space.default_args(_plan(patch), "standard")
+    assert args["deep_supervision"] == heads  # at most the levels below the top of the decoder
+    network = space.build_network(args, {})
+    x = torch.randn(2, 1, *patch)
+    out = network.train()(x)
+    assert out.shape == ((2, 1 + heads, 3, *patch) if heads else (2, 3, *patch))
+    with torch.no_grad():
+        assert network.eval()(x).shape == (2, 3, *patch)  # inference and exports see the main output only
+
+
+def test_records_without_deep_supervision_rebuild_the_plain_network() -> None:
+    space = load_plugins().space("fixed")
+    args = space.default_args(_plan((32, 32, 32)), "standard")
+    old = {k: v for k, v in args.items() if k != "deep_supervision"}  # a record made before the heads existed
+    keys = set(space.build_network(old, {}).state_dict())
+    assert not any("deep_supervision" in k for k in keys)
+    assert keys < set(space.build_network(args, {}).state_dict())
+    config = space.monai_network_config(args, {})
+    assert config["deep_supervision"] is True and config["deep_supr_num"] == 2

@@ -1,0 +1,45 @@
+"""The training loss: Dice + cross-entropy, over every output of a deeply supervised network.
+
+A network may offer deep supervision (nnU-Net's habit; MONAI's ``DynUNet(deep_supervision=True)``):
+in training mode it returns ``(B, H, C, *patch)``, H outputs stacked along dim 1, the full-resolution
+one first and then those of coarser decoder levels (brought to the patch size), and in eval mode only
+``(B, C, *patch)``. The coarse outputs give the deep layers a direct gradient. Output ``k`` is weighted
+by ``2**-k``, the weights normalised to sum to 1, as nnU-Net does, so the full-resolution output
+counts most and the loss stays on the scale of a single output's.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def segmentation_loss() -> nn.Module:
+    """Dice + cross-entropy on softmax logits against an integer label map (B, 1, *patch)."""
+    from monai.losses import DiceCELoss
+
+    return DiceCELoss(to_onehot_y=True, softmax=True)
+
+
+def output_weights(count: int) -> list[float]:
+    """The weights of ``count`` stacked outputs: ``2**-k``, normalised to sum to 1."""
+    raw = [2.0**-k for k in range(count)]
+    return [w / sum(raw) for w in raw]
+
+
+def training_loss(loss_fn: nn.Module, output: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """``loss_fn`` of the logits against ``label``; for a deeply supervised ``output`` (one more
+    dimension than ``label``: the stacked outputs) the weighted sum over its outputs."""
+    output = output.float()
+    if output.ndim == label.ndim:
+        return loss_fn(output, label)
+    if output.ndim != label.ndim + 1:
+        raise ValueError(
+            f"network output of shape {tuple(output.shape)} fits neither logits (B, C, *patch) nor "
+            f"deeply supervised logits (B, H, C, *patch) for labels of shape {tuple(label.shape)}"
+        )
+    heads = output.unbind(dim=1)
+    return sum(
+        (weight * loss_fn(head, label) for weight, head in zip(output_weights(len(heads)), heads, strict=True)),
+        start=torch.zeros((), device=output.device),
+    )
