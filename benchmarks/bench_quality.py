@@ -6,7 +6,7 @@ split seed): no search, training or validation sees them, and every Dice below i
 
 Ablation: one architecture (the fixed strategy's DynUNet at the chosen budget) retrained with the budget's
 recipe, then with one ingredient of it taken away at a time (foreground oversampling, rotation/scaling,
-gamma, noise/blur, warm-up, mirroring, deep supervision); each row's difference is against the full
+gamma, noise/blur, warm-up, mirroring) or with deep supervision added; each row's difference is against the full
 recipe, measured in the same run with the same seed. Curve: ``search`` for every (strategy, budget)
 pair, its wall-clock minutes (search + retraining + validation) and held-out Dice, each against the
 quick DiNTS run of the same process.
@@ -38,12 +38,13 @@ from automl_seg.plugins import PluginHost, load_plugins
 
 @dataclass(frozen=True)
 class Ablation:
-    """One recipe ingredient taken away: the training settings and fixed-space arguments that remove it."""
+    """One recipe ingredient taken away (or a candidate added): the training and fixed-strategy settings
+    that do it."""
 
     name: str  #: what ``--rows`` selects it by
     label: str
     train: Mapping[str, Any] = field(default_factory=dict)
-    space: Mapping[str, Any] = field(default_factory=dict)
+    strategy: Mapping[str, Any] = field(default_factory=dict)
 
 
 ABLATIONS: list[Ablation] = [
@@ -53,7 +54,7 @@ ABLATIONS: list[Ablation] = [
     Ablation("noise", "- noise/blur", train={"noise_blur_aug": 0.0}),
     Ablation("warmup", "- warm-up", train={"warmup_steps": 0}),
     Ablation("mirror", "- mirroring", train={"mirror": False}),
-    Ablation("deep-supervision", "- deep supervision", space={"deep_supervision": 0}),
+    Ablation("deep-supervision", "+ deep supervision (2 heads)", strategy={"deep_supervision": 2}),
 ]
 #: --smoke: a few cases and steps, so every path runs in minutes
 SMOKE_TRAIN = {"epochs": 1, "iterations": 2, "val_every": 1, "val_cases": 1, "warmup_steps": 1}
@@ -98,10 +99,9 @@ def search_run(
     strategy: str,
     budget: str,
     train: Mapping[str, Any],
-    space: Mapping[str, Any] | None = None,
+    strategy_settings: Mapping[str, Any] | None = None,
 ) -> tuple[Any, float]:
-    """One whole ``search`` (search, retraining, validation): its result and wall-clock seconds;
-    ``space`` overrides the space's default arguments."""
+    """One whole ``search`` (search, retraining, validation): its result and wall-clock seconds."""
     from automl_seg.engine.pipeline import run_search
     from automl_seg.engine.settings import SearchRunSettings, train_settings
 
@@ -109,18 +109,18 @@ def search_run(
         strategy=strategy, budget=budget, seed=args.seed, device=args.device, progress=False,
         workdir=Path(tempfile.mkdtemp(prefix=f"quality-{strategy}-{budget}-")),
     )  # fmt: skip
-    overrides = SMOKE_STRATEGY.get(strategy, {}) if args.smoke else {}
+    overrides = {**(SMOKE_STRATEGY.get(strategy, {}) if args.smoke else {}), **(strategy_settings or {})}
     began = time.perf_counter()
     result = run_search(
         run, data_settings(args), train_settings(budget, overrides=dict(train)), overrides,
-        registry=registry, host=host, promote=False, space_overrides=space,
+        registry=registry, host=host, promote=False,
     )  # fmt: skip
     return result, time.perf_counter() - began
 
 
 def ablation(registry: Any, host: PluginHost, args: argparse.Namespace) -> list[Outcome]:
     """The fixed architecture retrained with the budget's full recipe, then without each ingredient
-    (``--rows``: only those); an ingredient of the architecture (deep supervision) is a new search run."""
+    (``--rows``: only those); a change of the network (deep supervision) is a new search run."""
     from automl_seg.engine.pipeline import retrain
     from automl_seg.engine.settings import RunSettings, train_settings
 
@@ -129,8 +129,8 @@ def ablation(registry: Any, host: PluginHost, args: argparse.Namespace) -> list[
     rows = [Outcome(f"{args.budget} recipe", *held_out_dice(registry, first.trained.record.ref, host, args), wall)]
     for item in chosen_ablations(args.rows):
         began = time.perf_counter()
-        if item.space:
-            ref = search_run(registry, host, args, "fixed", args.budget, {**smoke, **item.train}, item.space)[0]
+        if item.strategy:
+            ref = search_run(registry, host, args, "fixed", args.budget, {**smoke, **item.train}, item.strategy)[0]
             ref = ref.trained.record.ref
         else:
             run = RunSettings(budget=args.budget, seed=args.seed, device=args.device, progress=False,

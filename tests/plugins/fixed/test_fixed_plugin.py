@@ -10,7 +10,7 @@ from automl_seg_fixed.space import plan_topology
 
 from automl_seg.data.models import Plan
 from automl_seg.errors import ConfigError
-from automl_seg.interfaces import RunInfo, SearchContext
+from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome
 from automl_seg.plugins import load_plugins
 
 
@@ -49,16 +49,10 @@ def test_network_maps_patch_to_class_logits(patch: tuple[int, int, int]) -> None
 
 
 def test_strategy_returns_the_fixed_architecture(tmp_path: Path) -> None:
-    host = load_plugins()
-    strategy, space = host.strategy("fixed"), host.space("fixed")
-    settings = strategy.settings("quick", {})
-    args = space.default_args(_plan((16, 16, 16)), "quick")
-    ctx = SearchContext(
-        space=space, space_args=args, data=None, settings=settings, seed=0, device=torch.device("cpu"),  # type: ignore[arg-type]
-        workdir=tmp_path, resume=False, run=RunInfo(run_id="t", kind="search"),
-    )  # fmt: skip
-    outcome = strategy.search(ctx)
-    assert outcome.arch == {} and outcome.space_args == args
+    outcome = _search({}, (16, 16, 16), "quick", tmp_path)
+    assert outcome.arch == {} and outcome.space_args == load_plugins().space("fixed").default_args(
+        _plan((16, 16, 16)), "quick"
+    )
 
 
 def test_strategy_rejects_unknown_settings() -> None:
@@ -69,7 +63,7 @@ def test_strategy_rejects_unknown_settings() -> None:
 @pytest.mark.parametrize(("patch", "heads"), [((64, 32, 32), 2), ((32, 32, 32), 2), ((16, 16, 16), 1)])
 def test_deep_supervision_heads_fit_the_decoder(patch: tuple[int, int, int], heads: int) -> None:
     space = load_plugins().space("fixed")
-    args = space.default_args(_plan(patch), "standard")
+    args = space.default_args(_plan(patch), "full")
     assert args["deep_supervision"] == heads  # at most the levels below the top of the decoder
     network = space.build_network(args, {})
     x = torch.randn(2, 1, *patch)
@@ -81,10 +75,33 @@ def test_deep_supervision_heads_fit_the_decoder(patch: tuple[int, int, int], hea
 
 def test_records_without_deep_supervision_rebuild_the_plain_network() -> None:
     space = load_plugins().space("fixed")
-    args = space.default_args(_plan((32, 32, 32)), "standard")
+    args = space.default_args(_plan((32, 32, 32)), "full")
     old = {k: v for k, v in args.items() if k != "deep_supervision"}  # a record made before the heads existed
     keys = set(space.build_network(old, {}).state_dict())
     assert not any("deep_supervision" in k for k in keys)
     assert keys < set(space.build_network(args, {}).state_dict())
     config = space.monai_network_config(args, {})
     assert config["deep_supervision"] is True and config["deep_supr_num"] == 2
+
+
+def _search(settings: dict[str, int], patch: tuple[int, int, int], budget: str, tmp_path: Path) -> SearchOutcome:
+    host = load_plugins()
+    strategy, space = host.strategy("fixed"), host.space("fixed")
+    ctx = SearchContext(
+        space=space, space_args=space.default_args(_plan(patch), budget), data=None,  # type: ignore[arg-type]
+        settings=strategy.settings(budget, settings), seed=0, device=torch.device("cpu"), workdir=tmp_path,
+        resume=False, run=RunInfo(run_id="t", kind="search"),
+    )  # fmt: skip
+    return strategy.search(ctx)
+
+
+def test_cpu_budgets_train_without_heads_unless_asked(tmp_path: Path) -> None:
+    assert _search({}, (32, 32, 32), "quick", tmp_path).space_args["deep_supervision"] == 0
+    assert _search({}, (32, 32, 32), "standard", tmp_path).space_args["deep_supervision"] == 0
+    assert _search({"deep_supervision": 2}, (32, 32, 32), "quick", tmp_path).space_args["deep_supervision"] == 2
+    assert _search({"deep_supervision": 0}, (32, 32, 32), "full", tmp_path).space_args["deep_supervision"] == 0
+
+
+def test_more_heads_than_decoder_levels_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="deep_supervision=3: .* use at most 1"):
+        _search({"deep_supervision": 3}, (16, 16, 16), "quick", tmp_path)
