@@ -90,7 +90,7 @@ def test_unknown_strategy_lists_installed_ones(cli, tiny_data_root: Path) -> Non
 def test_strategy_setting_it_does_not_have(cli, tiny_data_root: Path) -> None:
     result = cli("search", "--strategy", "fixed", "--set", "epochs=3", "--dataset", "Task99_Synthetic",
                  "--data-root", tiny_data_root)  # fmt: skip
-    _one_line_error(result, "strategy 'fixed' has no setting epochs; its settings: none")
+    _one_line_error(result, "strategy 'fixed' has no setting epochs; its settings: deep_supervision")
     result = cli("search", "--strategy", "dints", "--set", "warmup=1", "--dataset", "Task99_Synthetic",
                  "--data-root", tiny_data_root)  # fmt: skip
     _one_line_error(result, "strategy 'dints' has no setting warmup; its settings: epochs, warmup_epochs,")

@@ -33,4 +33,5 @@ def test_unknown_keys_list_the_strategys_keys_and_bad_values_keep_pydantics_word
 def test_setting_rows_hold_each_budgets_default():
     rows = {r["key"]: r for r in setting_rows(installed("strategy", "dints"), ["quick", "full", "nope"])}
     assert rows["epochs"]["defaults"] == {"quick": 6, "full": 200} and rows["epochs"]["type"] == "int"
-    assert setting_rows(installed("strategy", "fixed"), ["quick"]) == []
+    (fixed,) = setting_rows(installed("strategy", "fixed"), ["quick"])
+    assert fixed["key"] == "deep_supervision" and fixed["defaults"] == {"quick": None}  # None: the budget's
