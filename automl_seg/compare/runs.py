@@ -73,15 +73,17 @@ def execute_run(
     registry: Registry,
     host: PluginHost,
 ) -> ArchitectureRecord:
-    """Search and retrain through the engine (continuing the run's checkpoints when an earlier attempt left
-    some); the trained record carries the comparison's tag and key."""
-    from automl_seg.engine.pipeline import run_search
+    """Search and retrain through the engine in a folder of ``workdir`` keyed by the strategy's settings
+    (continuing the checkpoints an earlier attempt of the same settings left); the trained record carries the
+    comparison's tag and key."""
+    from automl_seg.engine.pipeline import holds_run, run_key, run_search
     from automl_seg.engine.settings import SearchRunSettings
 
     overrides = dict(spec.overrides)
     if spec.time_budget_s is not None:
         overrides[TIME_BUDGET_KEY] = spec.time_budget_s
-    resume = workdir.is_dir() and any(workdir.iterdir())
+    workdir = workdir / run_key(overrides=overrides)  # other settings (or time budget): other checkpoints
+    resume = holds_run(workdir)
     run = SearchRunSettings(
         strategy=spec.strategy, budget=budget, seed=spec.seed, device=device, workdir=workdir, resume=resume,
         progress=False,

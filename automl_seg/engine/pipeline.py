@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -294,12 +295,37 @@ def run_search(
     return SearchRunResult(architecture=architecture, trained=trained, workdir=workdir, cross_validated=cross_validated)
 
 
+#: In a search's folder: the settings key of the run whose checkpoints it holds, so that ``--resume``
+#: never continues checkpoints made with other settings (a ``--workdir`` reused with another ``--set``).
+SETTINGS_KEY_FILE = "settings-key"
+
+
+def holds_run(workdir: Path) -> bool:
+    """Whether ``workdir`` holds what a run left (checkpoints, records), not just its settings key."""
+    return workdir.is_dir() and any(not p.name.startswith(SETTINGS_KEY_FILE) for p in workdir.iterdir())
+
+
 def _search_workdir(run: SearchRunSettings, key: str) -> Path:
-    """The run's folder (``--workdir`` or one keyed on its settings); ``--resume`` needs one that holds a run."""
+    """The run's folder (``--workdir`` or one keyed on its settings); ``--resume`` needs one that holds a run
+    of the same settings (folders from before the key was written are trusted)."""
     workdir = Path(run.workdir) if run.workdir else default_workdir(key)
-    if run.resume and not (workdir.is_dir() and any(workdir.iterdir())):
-        raise UserError(f"--resume: no checkpoint of this run in {workdir}; run without --resume to start it")
-    return work_folder(workdir)
+    if run.resume:
+        if not holds_run(workdir):
+            raise UserError(f"--resume: no checkpoint of this run in {workdir}; run without --resume to start it")
+        stored = workdir / SETTINGS_KEY_FILE
+        if stored.is_file() and stored.read_text().strip() != key:
+            raise UserError(
+                f"--resume: the checkpoints in {workdir} are of a run with other settings (key "
+                f"{stored.read_text().strip()}, this run's {key}); resume with the settings it started with, "
+                "or start afresh without --resume or in another --workdir"
+            )
+    folder = work_folder(workdir)
+    stored = folder / SETTINGS_KEY_FILE
+    if not stored.is_file() or stored.read_text().strip() != key:
+        partial = folder / f"{SETTINGS_KEY_FILE}.{os.getpid()}"  # the ranks of a DDP job share the folder:
+        partial.write_text(key)  # a reader never sees a half-written key
+        os.replace(partial, stored)
+    return folder
 
 
 def architecture_record(

@@ -62,6 +62,9 @@ def test_two_strategies_two_seeds_at_equal_compute_then_reused(tiny_data, tiny_t
         assert [(r.strategy, r.reused) for r in other_budget.report.runs] == [
             ("dints", True), ("timed", False), ("dints", True), ("timed", False)
         ]  # fmt: skip
+        # ... in folders of their own: the first budget's checkpoints are not continued under the new one
+        assert len(list((tmp_path / "work" / "timed-seed0").iterdir())) == 2
+        assert len(list((tmp_path / "work" / "dints-seed0").iterdir())) == 1
 
 
 def test_search_seconds_sets_the_time_budget(tiny_data, tiny_train, host, tmp_path: Path):

@@ -49,6 +49,30 @@ def test_resume_skips_finished_search_and_continues_training(tiny_data_root: Pat
     assert refs == ["fixed-Task99_Synthetic:1", "fixed-Task99_Synthetic:2"]
 
 
+def test_resume_with_other_settings_is_refused(tiny_data_root: Path, tiny_train, tmp_path: Path) -> None:
+    from automl_seg_registry import Registry
+
+    from automl_seg.config import DataSettings
+    from automl_seg.engine.pipeline import run_search
+    from automl_seg.engine.settings import SearchRunSettings
+    from automl_seg.plugins import load_plugins
+
+    host = load_plugins(extra=[("stopper", StopAtFirstTrainEpoch())])
+    data = DataSettings(dataset="Task99_Synthetic", data_root=tiny_data_root, patch_size=(16, 16, 16))
+    run = SearchRunSettings(strategy="fixed", device="cpu", workdir=tmp_path / "work", progress=False)
+    with Registry.open(tmp_path / "registry") as registry:
+        with pytest.raises(RunStopped):
+            run_search(run, data, tiny_train(), {}, registry=registry, host=host)
+        resume = run.model_copy(update={"resume": True})
+        with pytest.raises(UserError, match="checkpoints in .* are of a run with other settings"):
+            run_search(resume, data, tiny_train(lr=0.5), {}, registry=registry, host=host)
+        with pytest.raises(UserError, match="other settings"):
+            run_search(resume, data, tiny_train(), {"deep_supervision": 1}, registry=registry, host=host)
+        assert [r.ref for r in registry.list()] == ["fixed-Task99_Synthetic:1"]  # nothing more registered
+        resumed = run_search(resume, data, tiny_train(), {}, registry=registry, host=host)  # the same: continues
+    assert resumed.trained is not None and resumed.architecture.ref == "fixed-Task99_Synthetic:1"
+
+
 def test_search_resume_without_a_run_is_a_clear_error(tiny_data_root: Path, tiny_train, tmp_path: Path) -> None:
     from automl_seg_registry import Registry
 
