@@ -130,8 +130,8 @@ def ablation(registry: Any, host: PluginHost, args: argparse.Namespace) -> list[
     for item in chosen_ablations(args.rows):
         began = time.perf_counter()
         if item.strategy:
-            ref = search_run(registry, host, args, "fixed", args.budget, {**smoke, **item.train}, item.strategy)[0]
-            ref = ref.trained.record.ref
+            result, _ = search_run(registry, host, args, "fixed", args.budget, {**smoke, **item.train}, item.strategy)
+            ref = result.trained.record.ref
         else:
             run = RunSettings(budget=args.budget, seed=args.seed, device=args.device, progress=False,
                               workdir=Path(tempfile.mkdtemp(prefix="quality-ablation-")))  # fmt: skip

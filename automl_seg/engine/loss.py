@@ -10,8 +10,11 @@ counts most and the loss stays on the scale of a single output's.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
+from torch.nn.modules.loss import _Loss
 
 
 def segmentation_loss() -> nn.Module:
@@ -29,17 +32,16 @@ def output_weights(count: int) -> list[float]:
 
 def training_loss(loss_fn: nn.Module, output: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     """``loss_fn`` of the logits against ``label``; for a deeply supervised ``output`` (one more
-    dimension than ``label``: the stacked outputs) the weighted sum over its outputs."""
-    output = output.float()
+    dimension than ``label``: the stacked outputs) MONAI's ``DeepSupervisionLoss`` with ``output_weights``."""
+    from monai.losses import DeepSupervisionLoss
+
     if output.ndim == label.ndim:
-        return loss_fn(output, label)
+        return cast(torch.Tensor, loss_fn(output.float(), label))
     if output.ndim != label.ndim + 1:
         raise ValueError(
             f"network output of shape {tuple(output.shape)} fits neither logits (B, C, *patch) nor "
             f"deeply supervised logits (B, H, C, *patch) for labels of shape {tuple(label.shape)}"
         )
-    heads = output.unbind(dim=1)
-    return sum(
-        (weight * loss_fn(head, label) for weight, head in zip(output_weights(len(heads)), heads, strict=True)),
-        start=torch.zeros((), device=output.device),
-    )
+    heads = list(output.unbind(dim=1))
+    weighted = DeepSupervisionLoss(cast(_Loss, loss_fn), weights=output_weights(len(heads)))
+    return cast(torch.Tensor, weighted(heads, label))

@@ -308,23 +308,23 @@ def holds_run(workdir: Path) -> bool:
 def _search_workdir(run: SearchRunSettings, key: str) -> Path:
     """The run's folder (``--workdir`` or one keyed on its settings); ``--resume`` needs one that holds a run
     of the same settings (folders from before the key was written are trusted)."""
-    workdir = Path(run.workdir) if run.workdir else default_workdir(key)
+    workdir = Path(run.workdir).expanduser() if run.workdir else default_workdir(key)
+    stored = workdir / SETTINGS_KEY_FILE
+    previous = stored.read_text().strip() if stored.is_file() else None
     if run.resume:
         if not holds_run(workdir):
             raise UserError(f"--resume: no checkpoint of this run in {workdir}; run without --resume to start it")
-        stored = workdir / SETTINGS_KEY_FILE
-        if stored.is_file() and stored.read_text().strip() != key:
+        if previous not in (None, key):
             raise UserError(
-                f"--resume: the checkpoints in {workdir} are of a run with other settings (key "
-                f"{stored.read_text().strip()}, this run's {key}); resume with the settings it started with, "
-                "or start afresh without --resume or in another --workdir"
+                f"--resume: the checkpoints in {workdir} are of a run with other settings (key {previous}, this "
+                f"run's {key}); resume with the settings it started with, or start afresh without --resume or "
+                "in another --workdir"
             )
     folder = work_folder(workdir)
-    stored = folder / SETTINGS_KEY_FILE
-    if not stored.is_file() or stored.read_text().strip() != key:
+    if previous != key:
         partial = folder / f"{SETTINGS_KEY_FILE}.{os.getpid()}"  # the ranks of a DDP job share the folder:
         partial.write_text(key)  # a reader never sees a half-written key
-        os.replace(partial, stored)
+        os.replace(partial, folder / SETTINGS_KEY_FILE)
     return folder
 
 
