@@ -28,6 +28,7 @@ from automl_seg.cli import (
     tune_cmd,
 )
 from automl_seg.cli.common import err_console, fit_consoles
+from automl_seg.engine.devices import flush_denormals
 from automl_seg.engine.launch import LAUNCHED_ENV, FailureKind, failure_kind, report_failure
 from automl_seg.errors import Terminated, UserError
 
@@ -91,6 +92,7 @@ def main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
+    flush_denormals()
     main_rank = os.environ.get("RANK", "0") == "0"  # in a DDP job rank 0 alone logs
     logging.basicConfig(
         level=(logging.DEBUG if verbose else logging.INFO) if main_rank else logging.ERROR,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Triple = tuple[int, int, int]
 #: spacings within this relative difference count as the same grid
@@ -55,12 +55,39 @@ class Plan(BaseModel):
 
 class PlanLimits(BaseModel):
     """What a budget allows one training patch (its cost per step grows with the voxels): the planner
-    coarsens the spacing rather than shrink the patch's field of view below the foreground's extent."""
+    coarsens the spacing rather than shrink the patch's field of view below the foreground's extent.
+
+    A memory limit is a voxel limit in other units: the training memory of one patch is estimated as
+    its voxels times ``memory_kb_per_voxel``, what the budget's networks keep for the backward pass per
+    voxel of input (a property of their width and depth, so the budget that sizes them declares it)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_patch_voxels: int = Field(gt=0, description="voxels in one training patch, at most")
     max_patch_side: int = Field(default=128, gt=0, description="voxels along one patch side, at most")
+    max_patch_memory_mb: float | None = Field(
+        default=None, gt=0, description="estimated training memory of one patch (MB), at most; None: no limit"
+    )
+    memory_kb_per_voxel: float | None = Field(
+        default=None, gt=0, description="training memory (KB) per patch voxel of the budget's networks"
+    )
+
+    @model_validator(mode="after")
+    def _memory_limit_has_its_rate(self) -> PlanLimits:
+        if (self.max_patch_memory_mb is None) != (self.memory_kb_per_voxel is None):
+            raise ValueError("max_patch_memory_mb and memory_kb_per_voxel go together: give both or neither")
+        return self
+
+    @property
+    def voxel_limit(self) -> int:
+        """``max_patch_voxels``, lowered to what the memory limit allows."""
+        if self.max_patch_memory_mb is None or self.memory_kb_per_voxel is None:
+            return self.max_patch_voxels
+        return min(self.max_patch_voxels, int(self.max_patch_memory_mb * 1024 / self.memory_kb_per_voxel))
+
+    def patch_memory_mb(self, voxels: int) -> float | None:
+        """The estimated training memory (MB) of a patch of ``voxels`` (None without a memory rate)."""
+        return None if self.memory_kb_per_voxel is None else voxels * self.memory_kb_per_voxel / 1024
 
 
 class Augmentation(BaseModel):

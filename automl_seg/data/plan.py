@@ -12,10 +12,12 @@ Rules:
   cases lose slices by the resampling.
 - **Patch at a spacing.** The median shape on that spacing, rounded *up* to a multiple of
   ``divisor`` (one patch covers a typical case), capped at the budget's ``max_patch_side`` and shrunk
-  by ``divisor`` until it holds at most ``max_patch_voxels``; the side shrunk is the one that keeps
+  by ``divisor`` until it holds at most the budget's voxel limit; the side shrunk is the one that keeps
   most of the median foreground bounding box in view, ties going to the side largest relative to
   the median shape (nnU-Net's rule). For Hippocampus (35x50x36 at 1 mm) this is
   48x64x48 without limits and 32x32x32 within 32^3 voxels.
+- **Memory.** A budget may limit a patch's estimated training memory too (``PlanLimits``); that
+  lowers its voxel limit by the memory its networks keep per voxel.
 - **Budget spacing (low resolution).** A budget limits voxels, not millimetres: when the patch
   that fits at the native spacing spans less than ``MIN_COVERAGE`` of the median foreground
   bounding box along some axis, the spacing of the axes it falls short on is coarsened (by
@@ -122,7 +124,7 @@ def fit_patch(
         kept = coverage(smaller, spacing, extent_mm) if spacing is not None and extent_mm is not None else 0.0
         return kept, patch[axis] / max(shape[axis], 1e-6)
 
-    while math.prod(patch) > limits.max_patch_voxels:
+    while math.prod(patch) > limits.voxel_limit:
         shrinkable = [axis for axis in range(3) if patch[axis] > divisor]
         if not shrinkable:
             break
@@ -177,12 +179,26 @@ def coarser(spacing: Sequence[float], short: Sequence[int]) -> Spacing:
     return (out[0], out[1], out[2])
 
 
+def _limit(limits: PlanLimits) -> str:
+    """The voxel limit in words, saying when memory sets it."""
+    if limits.voxel_limit < limits.max_patch_voxels:
+        return f"{limits.voxel_limit} voxels ({limits.max_patch_memory_mb:g} MB of training memory)"
+    return f"{limits.voxel_limit} voxels"
+
+
+def _limited(voxels: int, limits: PlanLimits) -> str:
+    """A patch's voxels (and estimated training memory) against the limit."""
+    memory = limits.patch_memory_mb(voxels)
+    shown = f"{voxels} voxels" + ("" if memory is None else f", about {memory:.0f} MB to train")
+    return f"{shown}, limit {_limit(limits)}"
+
+
 def budget_grid(
     fingerprint: Fingerprint, native: Spacing, limits: PlanLimits, divisor: int = DIVISOR
 ) -> tuple[Spacing, Patch, str]:
     """The spacing and patch for ``limits`` and why (see the module docstring's budget rule)."""
     patch = default_patch_size(fingerprint, native, divisor, limits)
-    fits = f"patch {_mm(patch)} ({math.prod(patch)} voxels, limit {limits.max_patch_voxels})"
+    fits = f"patch {_mm(patch)} ({_limited(math.prod(patch), limits)})"
     extent = foreground_extent_mm(fingerprint)
     if extent is None:
         return native, patch, f"native spacing: {fits}; no foreground extent known"
@@ -204,7 +220,7 @@ def budget_grid(
     patch = default_patch_size(fingerprint, spacing, divisor, limits)
     covered = coverage(patch, spacing, extent)
     return spacing, patch, (
-        f"low resolution: at the native {_mm(native)} mm a patch within {limits.max_patch_voxels} voxels spans "
+        f"low resolution: at the native {_mm(native)} mm a patch within {_limit(limits)} spans "
         f"only {start:.0%} of the median foreground box ({_mm(extent)} mm); at {_mm(spacing)} mm patch "
         f"{_mm(patch)} spans {covered:.0%}"
         + ("" if covered >= MIN_COVERAGE else f" (coarsening stops at {MAX_COARSENING:g}x)")

@@ -10,6 +10,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from automl_seg.config import Budget, Device, Seed, Settings, build_settings
 from automl_seg.data.models import Augmentation, PlanLimits
+from automl_seg.data.plan import MAX_PATCH_SIDE, MAX_PATCH_VOXELS
 from automl_seg.errors import ConfigError
 
 Schedule = Literal["poly", "cosine", "constant"]
@@ -123,9 +124,19 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
 #: What each budget allows one training patch; the planner (``automl_seg.data.plan``) chooses the
 #: spacing and patch within it, coarsening the spacing rather than cutting the field of view below the
 #: foreground's extent. ``quick``'s 32^3 voxels cost about a quarter of Hippocampus' 48x64x48 per step on
-#: a CPU. A budget not named here plans without limits beyond the planner's defaults.
+#: a CPU. ``standard`` keeps the planner's voxel limit and adds a memory limit for a CPU machine's RAM:
+#: 512 MB a patch at 0.75 KB a voxel (what its networks keep for backward, at most 0.73 KB for the
+#: densest DiNTS architecture; ``tests/engine/test_engine_plans.py`` checks the rate), about 88^3 voxels;
+#: Hippocampus' whole-case patch (48x64x48) is far below it. A budget not named here plans without limits
+#: beyond the planner's defaults.
 PLAN_LIMITS: dict[str, PlanLimits] = {
     "quick": PlanLimits(max_patch_voxels=32**3, max_patch_side=64),
+    "standard": PlanLimits(
+        max_patch_voxels=MAX_PATCH_VOXELS,
+        max_patch_side=MAX_PATCH_SIDE,
+        max_patch_memory_mb=512,
+        memory_kb_per_voxel=0.75,
+    ),
 }
 
 

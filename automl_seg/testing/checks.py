@@ -187,6 +187,24 @@ def check_space_network(
     return net
 
 
+def saved_for_backward_mb(model: nn.Module, x: torch.Tensor) -> float:
+    """Megabytes of distinct tensor storage autograd keeps for the backward pass after one forward pass
+    of ``model`` on ``x``: a network's activation memory, counted exactly on any device (what
+    ``PlanLimits.memory_kb_per_voxel`` estimates per input voxel)."""
+    import torch
+
+    storages: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(x)
+    return sum(storages.values()) / 2**20
+
+
 def check_space_rebuild(
     space: SearchSpace, net: nn.Module, args: Mapping[str, Any], arch: Mapping[str, Any], plan: Plan
 ) -> None:

@@ -68,6 +68,34 @@ def test_engine_declares_the_quick_limits():
     assert plan_limits("quick") == QUICK and plan_limits("full") is None
 
 
+def test_standard_budget_limits_a_patch_s_training_memory():
+    limits = plan_limits("standard")
+    assert limits is not None and limits.max_patch_memory_mb is not None
+    assert limits.voxel_limit < limits.max_patch_voxels  # the memory limit is the tighter one
+    assert limits.patch_memory_mb(limits.voxel_limit) <= limits.max_patch_memory_mb
+
+
+@pytest.mark.parametrize("memory_mb", [64.0, 200.0, 700.0])
+def test_memory_limit_shrinks_the_patch_and_coarsens_to_keep_the_field_of_view(memory_mb):
+    limits = PlanLimits(max_patch_voxels=128**3, max_patch_memory_mb=memory_mb, memory_kb_per_voxel=1.0)
+    fp = _fingerprint((190, 142, 88), (0.625, 0.625, 0.625), (80, 80, 50))
+    plan = derive_plan(fp, limits=limits)
+    memory = limits.patch_memory_mb(math.prod(plan.patch_size))
+    assert memory is not None and memory <= memory_mb
+    unlimited = derive_plan(fp, limits=PlanLimits(max_patch_voxels=128**3))
+    assert math.prod(plan.patch_size) < math.prod(unlimited.patch_size)
+    assert coverage(plan.patch_size, plan.spacing, foreground_extent_mm(fp)) >= MIN_COVERAGE
+    assert f"{memory_mb:g} MB of training memory" in plan.rationale
+
+
+def test_memory_limit_needs_its_rate():
+    for half in ({"max_patch_memory_mb": 100.0}, {"memory_kb_per_voxel": 1.0}):
+        with pytest.raises(ValueError, match="give both or neither"):
+            PlanLimits(max_patch_voxels=32**3, **half)
+    generous = PlanLimits(max_patch_voxels=32**3, max_patch_memory_mb=1000, memory_kb_per_voxel=1.0)
+    assert generous.voxel_limit == 32**3  # the voxel limit is the tighter one
+
+
 @pytest.mark.parametrize(
     ("shape", "spacing", "foreground"),
     [

@@ -13,7 +13,9 @@ from automl_seg_dints.supernet import build_supernet
 from automl_seg_dints.topology import DecodedArch, Topology, decode
 
 from automl_seg.data.models import Plan
+from automl_seg.engine.settings import PLAN_LIMITS
 from automl_seg.errors import ConfigError
+from automl_seg.testing.checks import saved_for_backward_mb
 from automl_seg.testing.fixtures import tiny_plan
 
 ARGS = {"in_channels": 1, "num_classes": 3, "num_blocks": 3, "num_depths": 3, "channel_mul": 0.125}
@@ -104,20 +106,6 @@ def test_sample_arch_is_seeded_valid_and_estimated():
     assert 0 < memory["fraction"] <= 1 and memory["mb"] > 0
 
 
-def _saved_for_backward_mb(model: torch.nn.Module, x: torch.Tensor) -> float:
-    """Megabytes of distinct tensor storage autograd keeps for backward after one forward pass."""
-    storages: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        model(x)
-    return sum(storages.values()) / 2**20
-
-
 @pytest.mark.parametrize("step", ["weights", "architecture"])
 def test_supernet_keeps_at_most_six_tenths_of_monai_activations(step: str) -> None:
     """The memory goal in the benchmark's configuration (``benchmarks/bench_dints.py``, at batch 1),
@@ -132,5 +120,28 @@ def test_supernet_keeps_at_most_six_tenths_of_monai_activations(step: str) -> No
     for name, model in (("ours", ours), ("monai", reference)):
         for param_name, param in model.named_parameters():
             param.requires_grad_(("log_alpha" in param_name) == (step == "architecture"))
-        kept[name] = _saved_for_backward_mb(model, x)
+        kept[name] = saved_for_backward_mb(model, x)
     assert kept["ours"] <= 0.6 * kept["monai"], kept
+
+
+@pytest.mark.parametrize(
+    "budget", [budget for budget, limits in PLAN_LIMITS.items() if limits.memory_kb_per_voxel is not None]
+)
+def test_densest_architecture_keeps_within_the_budget_s_memory_rate(budget: str) -> None:
+    """The engine plans a budget's patches by the memory its networks keep per voxel; the densest
+    retrainable DiNTS architecture of that budget (every path, each operation in turn) keeps no more."""
+    from automl_seg_dints.args import parse_space_args
+    from automl_seg_dints.topology import OPS
+
+    patch = (32, 32, 32)
+    space = DintsSpace()
+    args = space.default_args(_plan(patch), budget)
+    space_args = parse_space_args(args)
+    topology = Topology(space_args.num_depths)
+    every_path = torch.ones(space_args.num_blocks, topology.num_paths)
+    worst = 0.0
+    for op in range(len(OPS)):
+        op_logits = torch.nn.functional.one_hot(torch.full(every_path.shape, op), len(OPS)).float()
+        network = space.build_network(args, decode(topology, every_path, op_logits).to_payload()).train()
+        worst = max(worst, saved_for_backward_mb(network, torch.randn(1, 1, *patch)) * 1024 / 32**3)
+    assert worst <= PLAN_LIMITS[budget].memory_kb_per_voxel

@@ -9,9 +9,11 @@ import torch
 from automl_seg_fixed.space import plan_topology
 
 from automl_seg.data.models import Plan
+from automl_seg.engine.settings import PLAN_LIMITS
 from automl_seg.errors import ConfigError
 from automl_seg.interfaces import RunInfo, SearchContext, SearchOutcome
 from automl_seg.plugins import load_plugins
+from automl_seg.testing.checks import saved_for_backward_mb
 
 
 def _plan(patch: tuple[int, int, int], spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Plan:
@@ -105,3 +107,17 @@ def test_cpu_budgets_train_without_heads_unless_asked(tmp_path: Path) -> None:
 def test_more_heads_than_decoder_levels_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="deep_supervision=3: .* use at most 1"):
         _search({"deep_supervision": 3}, (16, 16, 16), "quick", tmp_path)
+
+
+@pytest.mark.parametrize(
+    "budget", [budget for budget, limits in PLAN_LIMITS.items() if limits.memory_kb_per_voxel is not None]
+)
+def test_network_keeps_within_the_budget_s_memory_rate(budget: str) -> None:
+    """The engine plans a budget's patches by the memory its networks keep per voxel; the fixed
+    DynUNet of that budget keeps no more (deep supervision heads included)."""
+    patch = (32, 32, 32)
+    space = load_plugins().space("fixed")
+    args = {**space.default_args(_plan(patch), budget), "deep_supervision": 2}
+    network = space.build_network(args, {}).train()
+    kept_kb = saved_for_backward_mb(network, torch.randn(1, 1, *patch)) * 1024
+    assert kept_kb / (32**3) <= PLAN_LIMITS[budget].memory_kb_per_voxel
