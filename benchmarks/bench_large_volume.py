@@ -36,6 +36,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from automl_seg.engine.devices import flush_denormals
+
 SOURCE = "Task04_Hippocampus"
 TARGET = "Task54_HippocampusLarge"
 GOAL = 0.05
@@ -140,6 +142,7 @@ def run_task(dataset: str, data_root: Path, options: argparse.Namespace, workdir
 
 
 def main() -> None:
+    flush_denormals()  # as the CLI does, before any parallel work starts torch's threads
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("AUTOML_SEG_DATA", "data")))
     parser.add_argument("--workdir", type=Path, default=None, help="made task, runs and registry (default: temp)")

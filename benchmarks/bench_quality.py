@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from automl_seg.config import DataSettings
+from automl_seg.engine.devices import flush_denormals
 from automl_seg.plugins import PluginHost, load_plugins
 
 
@@ -181,6 +182,7 @@ def table(title: str, rows: list[Outcome], reference: Outcome) -> Table:
 
 
 def main() -> None:
+    flush_denormals()  # as the CLI does, before any parallel work starts torch's threads
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="Task04_Hippocampus")
     parser.add_argument("--data-root", type=Path, default=None)
