@@ -17,7 +17,7 @@ same strategy, budget and seed; each is scored on its own validation cases on it
 large task's mean Dice against the native one's, with the goal of a difference within 0.05.
 
     python benchmarks/bench_large_volume.py --max-cases 4 --smoke      # minutes: the pipeline, no figure
-    python benchmarks/bench_large_volume.py                            # all 208 cases, quick budget (hours)
+    python benchmarks/bench_large_volume.py                            # all 208 cases, quick budget (half an hour)
 
 The full run writes about 2.5 GB of NIfTI files for 208 cases at the default size.
 """
