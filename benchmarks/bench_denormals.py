@@ -28,8 +28,8 @@ from rich.console import Console
 from rich.table import Table
 
 #: The reference: the CLI with the flush replaced by a no-op, started before anything else runs.
-_NO_FLUSH = "import automl_seg.cli.main as m; m.flush_denormals = lambda: None; m.run()"
-_CLI = "import automl_seg.cli.main as m; m.run()"
+_NO_FLUSH = "import automl_seg.cli.main as m; m.flush_denormals = lambda: None; m.entry()"
+_CLI = "import automl_seg.cli.main as m; m.entry()"
 
 
 def _train(code: str, args: argparse.Namespace, folder: Path) -> list[dict[str, Any]]:

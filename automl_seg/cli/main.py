@@ -92,7 +92,6 @@ def main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
-    flush_denormals()
     main_rank = os.environ.get("RANK", "0") == "0"  # in a DDP job rank 0 alone logs
     logging.basicConfig(
         level=(logging.DEBUG if verbose else logging.INFO) if main_rank else logging.ERROR,
@@ -208,5 +207,14 @@ def run(argv: list[str] | None = None) -> None:
         _fail(message, kind, 1)
 
 
+def entry(argv: list[str] | None = None) -> None:
+    """The ``automl-seg`` program (console script and ``python -m automl_seg``): :func:`run` in a process
+    of its own, which may therefore set process-wide state first. Subnormal floats are flushed on every
+    thread (``automl_seg.engine.devices.flush_denormals``) before anything starts torch's thread pool;
+    callers of :func:`run` in their own process (tests, notebooks) keep their floating-point mode."""
+    flush_denormals()
+    run(argv)
+
+
 if __name__ == "__main__":
-    run()
+    entry()
