@@ -29,7 +29,7 @@ from automl_seg.cli import (
 )
 from automl_seg.cli.common import err_console, fit_consoles
 from automl_seg.engine.devices import flush_denormals
-from automl_seg.engine.launch import LAUNCHED_ENV, FailureKind, failure_kind, report_failure
+from automl_seg.engine.launch import LAUNCHED_ENV, FailureKind, failure_kind, in_job, report_failure
 from automl_seg.errors import Terminated, UserError
 
 DEBUG_ENV = "AUTOML_SEG_DEBUG"
@@ -213,7 +213,28 @@ def entry(argv: list[str] | None = None) -> None:
     thread (``automl_seg.engine.devices.flush_denormals``) before anything starts torch's thread pool;
     callers of :func:`run` in their own process (tests, notebooks) keep their floating-point mode."""
     flush_denormals()
-    run(argv)
+    try:
+        run(argv)
+    except SystemExit as exc:
+        if exc.code in (0, None) and in_job():
+            _leave_job_process()
+        raise
+    if in_job():
+        _leave_job_process()
+
+
+def _leave_job_process() -> None:
+    """End a process of a multi-process job that finished cleanly without the interpreter's teardown.
+
+    gloo's worker threads may still be releasing a collective's tensors then (the last broadcast's),
+    which needs the GIL, and teardown no longer hands it out: the thread exits mid-destructor and the
+    process aborts ("terminate called without an active exception", SIGABRT) with its work done. A
+    core dump of a DDP tune worker's rank 1 showed exactly this (about one run in ten). Everything a
+    command writes is closed by then; the output streams are flushed here."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -91,3 +91,29 @@ def test_consoles_are_sized_per_invocation_not_at_import(monkeypatch):
     assert common.console.width == common.err_console.width == 300
     monkeypatch.delenv("COLUMNS")
     main.run([])  # leave the default width for the tests after this one
+
+
+_TEARDOWN_PROBE = """
+import atexit, sys
+import automl_seg.cli.main as m
+atexit.register(lambda: print("interpreter teardown ran", flush=True))
+m.entry(sys.argv[1:])
+"""
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(("world_size", "teardown"), [("2", False), ("1", True)])
+def test_a_job_process_that_finished_skips_the_interpreter_teardown(world_size: str, teardown: bool) -> None:
+    """A process of a multi-process job ends without teardown, where gloo's threads could abort it; its
+    output is complete. A lone process ends normally."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WORLD_SIZE": world_size}
+    out = subprocess.run(
+        [sys.executable, "-c", _TEARDOWN_PROBE, "plugins", "list"], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr
+    assert "dints" in out.stdout  # the listing was flushed before the process ended
+    assert ("interpreter teardown ran" in out.stdout) is teardown
