@@ -9,12 +9,16 @@ recipe, then with one ingredient of it taken away at a time (foreground oversamp
 gamma, noise/blur, warm-up, mirroring) or with deep supervision added; each row's difference is against the full
 recipe, measured in the same run with the same seed. Curve: ``search`` for every (strategy, budget)
 pair, its wall-clock minutes (search + retraining + validation) and held-out Dice, each against the
-quick DiNTS run of the same process.
+quick DiNTS run of the same process. Folds: the fixed architecture at the budget trained once (the
+reference: the single model ``search`` gives), then cross-validated (``--folds``, nnU-Net's 5 by default)
+and scored as the ensemble of its folds (softmax averaged), without and with the postprocessing chosen on
+the out-of-fold cases.
 
-    python benchmarks/bench_quality.py                      # both tables on Task04_Hippocampus (hours)
+    python benchmarks/bench_quality.py                      # ablation and curve on Task04_Hippocampus (hours)
     python benchmarks/bench_quality.py --table ablation --budget standard
     python benchmarks/bench_quality.py --table ablation --budget quick --rows deep-supervision --seed 1
     python benchmarks/bench_quality.py --table curve --budgets quick,standard --strategies dints,fixed
+    python benchmarks/bench_quality.py --table folds --budget quick --folds 5
     python benchmarks/bench_quality.py --smoke              # minutes: 12 cases, a few steps, every code path
 """
 
@@ -82,14 +86,16 @@ def data_settings(args: argparse.Namespace) -> DataSettings:
 
 
 def held_out_dice(
-    registry: Any, ref: str, host: PluginHost, args: argparse.Namespace
+    registry: Any, ref: str, host: PluginHost, args: argparse.Namespace, postprocessing: Any = None
 ) -> tuple[dict[str, float], float]:
-    """The model's Dice on the held-out cases of its own split settings."""
+    """The model's Dice on the held-out cases of its own split settings (its stored postprocessing, or
+    ``postprocessing`` instead)."""
     from automl_seg.engine.evaluate import evaluate_reference
 
     report = evaluate_reference(
-        registry, ref, host, device=args.device, data_root=args.data_root, split="test", progress=False
-    )
+        registry, ref, host, device=args.device, data_root=args.data_root, split="test", progress=False,
+        postprocessing=postprocessing,
+    )  # fmt: skip
     return report.dice_per_class, report.dice_mean
 
 
@@ -166,6 +172,37 @@ def curve(registry: Any, host: PluginHost, args: argparse.Namespace) -> list[Out
     return rows
 
 
+def cross_validation(registry: Any, host: PluginHost, args: argparse.Namespace) -> list[Outcome]:
+    """The fixed architecture trained once (the reference), then cross-validated on the same cases and
+    scored as the ensemble of its folds, without and with the postprocessing chosen out of fold."""
+    from automl_seg.engine.folds import CrossValResult, fold_summary
+    from automl_seg.engine.pipeline import retrain
+    from automl_seg.engine.postprocess import Postprocessing
+    from automl_seg.engine.settings import RunSettings, train_settings
+
+    smoke = SMOKE_TRAIN if args.smoke else {}
+    single, wall = search_run(registry, host, args, "fixed", args.budget, smoke)
+    rows = [Outcome("single model", *held_out_dice(registry, single.trained.record.ref, host, args), wall)]
+    run = RunSettings(budget=args.budget, seed=args.seed, device=args.device, progress=False, folds=args.folds,
+                      workdir=Path(tempfile.mkdtemp(prefix="quality-folds-")))  # fmt: skip
+    began = time.perf_counter()
+    result = retrain(single.architecture.ref, run, train_settings(args.budget, overrides=dict(smoke)),
+                     registry=registry, host=host, data_options={"data_root": args.data_root})  # fmt: skip
+    wall = time.perf_counter() - began
+    assert isinstance(result, CrossValResult) and result.record is not None and result.postprocessing is not None
+    mean, sd = fold_summary(result.folds)
+    folds = f"{args.folds}-fold ensemble"
+    kept = ", ".join(result.postprocessing.keep_largest) or "no class"
+    rows.append(Outcome(folds, *held_out_dice(registry, result.record.ref, host, args, Postprocessing()), wall))
+    rows.append(Outcome(f"{folds} + largest component of {kept}",
+                        *held_out_dice(registry, result.record.ref, host, args), wall))  # fmt: skip
+    Console().print(
+        f"fold validation Dice (mean ± sd over {args.folds} folds): "
+        + ", ".join(f"{name} {mean[name]:.3f} ± {sd[name]:.3f}" for name in mean)
+    )
+    return rows
+
+
 def table(title: str, rows: list[Outcome], reference: Outcome) -> Table:
     out = Table(title=title)
     names = list(reference.dice)
@@ -186,11 +223,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="Task04_Hippocampus")
     parser.add_argument("--data-root", type=Path, default=None)
-    parser.add_argument("--table", choices=["ablation", "curve", "both"], default="both")
-    parser.add_argument("--budget", default="standard", help="the ablation's budget")
+    parser.add_argument("--table", choices=["ablation", "curve", "folds", "both"], default="both")
+    parser.add_argument("--budget", default="standard", help="the ablation's and the folds table's budget")
     parser.add_argument("--rows", default=None, help="the ablation's rows, e.g. deep-supervision,warmup (all)")
     parser.add_argument("--budgets", default="quick,standard", help="the curve's budgets")
     parser.add_argument("--strategies", default="dints,fixed", help="the curve's strategies")
+    parser.add_argument("--folds", type=int, default=5, help="the folds table's cross-validation folds")
     parser.add_argument("--holdout", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
@@ -212,6 +250,10 @@ def main() -> None:
         if args.table in ("curve", "both"):
             rows = curve(reg, host, args)
             console.print(table("held-out Dice versus wall clock (search + retrain + validation)", rows, rows[0]))
+        if args.table == "folds":
+            rows = cross_validation(reg, host, args)
+            title = f"cross-validation and ensembling, fixed DynUNet, {args.budget} budget (wall: training)"
+            console.print(table(title, rows, rows[0]))
 
 
 if __name__ == "__main__":
