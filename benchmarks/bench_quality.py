@@ -189,7 +189,8 @@ def cross_validation(registry: Any, host: PluginHost, args: argparse.Namespace) 
     result = retrain(single.architecture.ref, run, train_settings(args.budget, overrides=dict(smoke)),
                      registry=registry, host=host, data_options={"data_root": args.data_root})  # fmt: skip
     wall = time.perf_counter() - began
-    assert isinstance(result, CrossValResult) and result.record is not None and result.postprocessing is not None
+    if not isinstance(result, CrossValResult) or result.record is None or result.postprocessing is None:
+        raise SystemExit(f"error: the cross-validation left folds {getattr(result, 'pending', '?')} untrained")
     mean, sd = fold_summary(result.folds)
     folds = f"{args.folds}-fold ensemble"
     kept = ", ".join(result.postprocessing.keep_largest) or "no class"
