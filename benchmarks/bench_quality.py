@@ -5,9 +5,10 @@ Every run holds the same seeded 20 % of the cases out (``DataSettings.holdout_fr
 split seed): no search, training or validation sees them, and every Dice below is measured on them.
 
 Ablation: one architecture (the fixed strategy's DynUNet at the chosen budget) retrained with the budget's
-recipe, then with one ingredient of it taken away at a time (foreground oversampling, rotation/scaling,
-gamma, noise/blur, warm-up, mirroring) or with deep supervision added; each row's difference is against the full
-recipe, measured in the same run with the same seed. Curve: ``search`` for every (strategy, budget)
+recipe, then with one ingredient changed at a time (nnU-Net's foreground share, rotation/scaling, gamma,
+noise/blur, warm-up, mirroring): taken away where the budget's preset has it, added where it does not
+(``quick`` trains without most of them); deep supervision is always added. Each row's difference is against
+the budget's recipe, measured in the same run with the same seed. Curve: ``search`` for every (strategy, budget)
 pair, its wall-clock minutes (search + retraining + validation) and held-out Dice, each against the
 quick DiNTS run of the same process. Folds: the fixed architecture at the budget trained once (the
 reference: the single model ``search`` gives), then cross-validated (``--folds``, nnU-Net's 5 by default)
@@ -42,25 +43,44 @@ from automl_seg.plugins import PluginHost, load_plugins
 
 
 @dataclass(frozen=True)
-class Ablation:
-    """One recipe ingredient taken away (or a candidate added): the training and fixed-strategy settings
-    that do it."""
+class Ingredient:
+    """One recipe ingredient and the training settings that turn it on and off. The ablation takes it away
+    where the budget's preset has it and adds it (at the ``standard`` preset's value) where it does not, so
+    one table asks both "does it earn its place?" and "would it help here?". A network change
+    (``strategy``) is always added."""
 
     name: str  #: what ``--rows`` selects it by
     label: str
-    train: Mapping[str, Any] = field(default_factory=dict)
+    on: Mapping[str, Any] = field(default_factory=dict)
+    off: Mapping[str, Any] = field(default_factory=dict)
     strategy: Mapping[str, Any] = field(default_factory=dict)
 
+    def row(self, preset: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The row's label and training overrides against ``preset`` (a budget's ``TRAIN_PRESETS`` entry)."""
+        from automl_seg.engine.settings import TrainSettings
 
-ABLATIONS: list[Ablation] = [
-    Ablation("oversampling", "- foreground oversampling (0.5)", train={"foreground_ratio": 0.5}),
-    Ablation("spatial", "- rotation/scaling", train={"spatial_aug": 0.0}),
-    Ablation("gamma", "- gamma", train={"gamma_aug": 0.0}),
-    Ablation("noise", "- noise/blur", train={"noise_blur_aug": 0.0}),
-    Ablation("warmup", "- warm-up", train={"warmup_steps": 0}),
-    Ablation("mirror", "- mirroring", train={"mirror": False}),
-    Ablation("deep-supervision", "+ deep supervision (2 heads)", strategy={"deep_supervision": 2}),
+        defaults = TrainSettings.model_fields
+        present = all(preset.get(key, defaults[key].default) == value for key, value in self.on.items())
+        if present and not self.strategy:
+            return f"- {self.label}", dict(self.off)
+        return f"+ {self.label}", dict(self.on)
+
+
+INGREDIENTS: list[Ingredient] = [
+    Ingredient(
+        "oversampling",
+        "nnU-Net's foreground share (0.33, not 0.5)",
+        on={"foreground_ratio": 0.33},
+        off={"foreground_ratio": 0.5},
+    ),
+    Ingredient("spatial", "rotation/scaling (p 0.2)", on={"spatial_aug": 0.2}, off={"spatial_aug": 0.0}),
+    Ingredient("gamma", "gamma (p 0.3)", on={"gamma_aug": 0.3}, off={"gamma_aug": 0.0}),
+    Ingredient("noise", "noise/blur (p 0.1)", on={"noise_blur_aug": 0.1}, off={"noise_blur_aug": 0.0}),
+    Ingredient("warmup", "warm-up (200 steps)", on={"warmup_steps": 200}, off={"warmup_steps": 0}),
+    Ingredient("mirror", "mirroring", on={"mirror": True}, off={"mirror": False}),
+    Ingredient("deep-supervision", "deep supervision (2 heads)", strategy={"deep_supervision": 2}),
 ]
+
 #: --smoke: a few cases and steps, so every path runs in minutes
 SMOKE_TRAIN = {"epochs": 1, "iterations": 2, "val_every": 1, "val_cases": 1, "warmup_steps": 1}
 SMOKE_STRATEGY = {"dints": {"epochs": 2, "warmup_epochs": 1, "max_steps_per_epoch": 1, "measure_memory": False}}
@@ -126,34 +146,35 @@ def search_run(
 
 
 def ablation(registry: Any, host: PluginHost, args: argparse.Namespace) -> list[Outcome]:
-    """The fixed architecture retrained with the budget's full recipe, then without each ingredient
-    (``--rows``: only those); a change of the network (deep supervision) is a new search run."""
+    """The fixed architecture retrained with the budget's recipe, then with each ingredient taken away or
+    added (``--rows``: only those); a change of the network (deep supervision) is a new search run."""
     from automl_seg.engine.pipeline import retrain
-    from automl_seg.engine.settings import RunSettings, train_settings
+    from automl_seg.engine.settings import TRAIN_PRESETS, RunSettings, train_settings
 
     smoke = SMOKE_TRAIN if args.smoke else {}
     first, wall = search_run(registry, host, args, "fixed", args.budget, smoke)
     rows = [Outcome(f"{args.budget} recipe", *held_out_dice(registry, first.trained.record.ref, host, args), wall)]
-    for item in chosen_ablations(args.rows):
+    for item in chosen_ingredients(args.rows):
+        label, change = item.row(TRAIN_PRESETS.get(args.budget, {}))
         began = time.perf_counter()
         if item.strategy:
-            result, _ = search_run(registry, host, args, "fixed", args.budget, {**smoke, **item.train}, item.strategy)
+            result, _ = search_run(registry, host, args, "fixed", args.budget, smoke, item.strategy)
             ref = result.trained.record.ref
         else:
             run = RunSettings(budget=args.budget, seed=args.seed, device=args.device, progress=False,
                               workdir=Path(tempfile.mkdtemp(prefix="quality-ablation-")))  # fmt: skip
-            train = train_settings(args.budget, overrides={**smoke, **item.train})
+            train = train_settings(args.budget, overrides={**smoke, **change})
             ref = retrain(first.architecture.ref, run, train, registry=registry, host=host,
                           data_options={"data_root": args.data_root}).record.ref  # fmt: skip
-        rows.append(Outcome(item.label, *held_out_dice(registry, ref, host, args), time.perf_counter() - began))
+        rows.append(Outcome(label, *held_out_dice(registry, ref, host, args), time.perf_counter() - began))
     return rows
 
 
-def chosen_ablations(rows: str | None) -> list[Ablation]:
+def chosen_ingredients(rows: str | None) -> list[Ingredient]:
     """The ablation rows ``--rows`` names (comma-separated), all when None."""
     if rows is None:
-        return ABLATIONS
-    by_name = {item.name: item for item in ABLATIONS}
+        return INGREDIENTS
+    by_name = {item.name: item for item in INGREDIENTS}
     unknown = [name for name in rows.split(",") if name not in by_name]
     if unknown:
         raise SystemExit(f"error: unknown ablation row {', '.join(unknown)}; known: {', '.join(by_name)}")
