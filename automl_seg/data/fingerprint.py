@@ -1,8 +1,8 @@
 """The dataset fingerprint: one validating pass over every case, summarised and cached.
 
 The summary (shapes, spacings, foreground intensity percentiles, class voxel fractions, a sha256
-over the files' bytes, and per case its shape, spacing, foreground and nonzero bounding boxes and
-classes, which the planner and its warnings need) is cached in the per-user cache folder, keyed by
+over the files' bytes, and per case its shape, spacing, foreground and nonzero bounding boxes, classes
+and class centroids, which the planner and its warnings need) is cached in the per-user cache folder, keyed by
 the dataset.json bytes and every case file's path, size and modification time, so an unchanged
 dataset is not re-read. The data root itself is never written to (it may be read-only).
 """
@@ -29,7 +29,7 @@ from automl_seg.progress import track
 log = logging.getLogger(__name__)
 
 #: bump when the fingerprint's content or computation changes, so old cache entries are ignored
-FINGERPRINT_VERSION = 2
+FINGERPRINT_VERSION = 3
 
 
 def cache_dir() -> Path:
@@ -112,6 +112,7 @@ def summarise(info: DatasetInfo, stats: list[CaseStats], content_hash: str) -> F
                 foreground_extent=s.foreground_extent,
                 nonzero_extent=s.nonzero_extent,
                 classes=sorted(label for label, count in s.label_counts.items() if count),
+                class_centroids=s.class_centroids or {},
             )
             for s in stats
         ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Triple = tuple[int, int, int]
 #: spacings within this relative difference count as the same grid
@@ -37,7 +37,19 @@ class Plan(BaseModel):
     )
     crop_nonzero: bool = Field(default=False, description="crop every image to its nonzero region first")
     foreground_ratio: float = Field(default=0.5, ge=0, le=1, description="share of patches centred on foreground")
+    mirror_axes: tuple[int, ...] = Field(
+        default=(0, 1, 2),
+        description="RAS axes that training flips along and test-time mirroring averages over; an axis along "
+        "which the classes lie in a fixed order (anterior before posterior) is left out: a flip swaps them",
+    )
     rationale: str = Field(default="", description="why the planner chose this spacing and patch")
+
+    @field_validator("mirror_axes")
+    @classmethod
+    def _axes(cls, axes: tuple[int, ...]) -> tuple[int, ...]:
+        if any(axis not in (0, 1, 2) for axis in axes) or len(set(axes)) != len(axes):
+            raise ValueError(f"mirror_axes must be distinct axes among 0, 1, 2, not {axes}")
+        return tuple(sorted(axes))
 
     @property
     def resamples_coarser(self) -> bool:
@@ -153,6 +165,9 @@ class CaseFacts(BaseModel):
     foreground_extent: Triple | None = Field(description="sides of the label > 0 bounding box in voxels; None: none")
     nonzero_extent: Triple | None = Field(description="sides of the image != 0 bounding box in voxels; None: none")
     classes: list[int] = Field(description="label values present")
+    class_centroids: dict[int, tuple[float, float, float]] = Field(
+        default_factory=dict, description="each foreground class's centroid in world RAS mm"
+    )
 
 
 class Fingerprint(BaseModel):

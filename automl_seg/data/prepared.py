@@ -15,7 +15,7 @@ from automl_seg.config import DataSettings
 from automl_seg.data.fingerprint import fingerprint_dataset
 from automl_seg.data.models import Augmentation, Fingerprint, Plan, PlanLimits
 from automl_seg.data.msd import DatasetInfo, load_dataset_info
-from automl_seg.data.plan import check_patch_size, derive_plan, plan_warnings
+from automl_seg.data.plan import check_patch_size, derive_plan, mirroring_note, plan_warnings
 from automl_seg.data.split import holdout_cases, split_cases
 from automl_seg.errors import DataError
 from automl_seg.progress import track
@@ -195,6 +195,8 @@ def prepare_data(
     )
     # the planner's reasons matter most where it gave up resolution (data check always shows them)
     log.log(logging.INFO if plan.resamples_coarser else logging.DEBUG, "%s plan: %s", info.name, plan.rationale)
+    if note := mirroring_note(fingerprint):
+        log.info("%s plan: %s", info.name, note)
     return PreparedData(
         info=info,
         fingerprint=fingerprint,

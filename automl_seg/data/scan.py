@@ -3,12 +3,14 @@
 Checks (each a ``DataError`` naming the file): unreadable or truncated NIfTI, wrong number of image
 channels, image/label shape or affine mismatch, non-integer labels or label values that
 ``dataset.json`` does not declare. Measures, in the RAS frame the plan resamples into: shape,
-spacing, label voxel counts, the bounding boxes of the foreground and of the nonzero image, and a
-seeded sample of foreground intensities per channel.
+spacing, label voxel counts, the bounding boxes of the foreground and of the nonzero image, each
+foreground class's centroid in world (RAS) millimetres, and a seeded sample of foreground intensities
+per channel.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -43,6 +45,7 @@ class CaseStats:
     foreground_samples: list[np.ndarray]  # one 1-D array per channel
     foreground_extent: tuple[int, int, int] | None = None  # RAS order, voxels; None: no foreground
     nonzero_extent: tuple[int, int, int] | None = None  # RAS order, voxels; None: an all-zero image
+    class_centroids: dict[int, tuple[float, float, float]] | None = None  # world RAS mm, per foreground class
 
 
 def bounding_box_sides(mask: np.ndarray) -> tuple[int, ...] | None:
@@ -54,6 +57,21 @@ def bounding_box_sides(mask: np.ndarray) -> tuple[int, ...] | None:
             return None
         sides.append(int(hits[-1] - hits[0] + 1))
     return tuple(sides)
+
+
+def class_centroids(
+    label: np.ndarray, affine: np.ndarray, classes: Sequence[int]
+) -> dict[int, tuple[float, float, float]]:
+    """Each foreground class's centroid in world millimetres (NIfTI's RAS+ frame), so that cases stored in
+    other voxel orientations compare: the planner asks whether one class lies before another along an axis."""
+    centroids = {}
+    for value in classes:
+        mask = label == value
+        profiles = [mask.sum(axis=tuple(a for a in range(3) if a != axis)) for axis in range(3)]
+        voxel = [float(np.average(np.arange(profile.size), weights=profile)) for profile in profiles]
+        world = affine[:3, :3] @ np.asarray(voxel) + affine[:3, 3]
+        centroids[int(value)] = (float(world[0]), float(world[1]), float(world[2]))
+    return centroids
 
 
 def _load(path: Path, hasher: Hasher) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
@@ -154,4 +172,5 @@ def scan_case(case: CaseFiles, info: DatasetInfo, hasher: Hasher, seed: int) -> 
         foreground_samples=samples,
         foreground_extent=None if foreground_extent is None else _to_ras(foreground_extent, image_affine),
         nonzero_extent=None if nonzero_extent is None else _to_ras(nonzero_extent, image_affine),
+        class_centroids=class_centroids(label, image_affine, [c for c, n in counts.items() if c != 0 and n]),
     )

@@ -141,7 +141,7 @@ def training_transforms(
     ``augmentation.foreground_ratio`` (default: ``plan.foreground_ratio``) of the patches are
     centred on foreground, the rest on background. Volumes smaller than the patch are padded first,
     so every patch has exactly the patch shape. Then, as ``augmentation`` says: rotation and scaling
-    (zero padding, nearest neighbour for labels), flips on every axis, Gaussian noise and blur,
+    (zero padding, nearest neighbour for labels), flips along the plan's ``mirror_axes``, Gaussian noise and blur,
     gamma, and always a random intensity scale and shift."""
     aug = augmentation or Augmentation()
     ratio = plan.foreground_ratio if aug.foreground_ratio is None else aug.foreground_ratio
@@ -171,7 +171,7 @@ def training_transforms(
             )  # fmt: skip
         )
     if aug.mirror:
-        steps.extend(RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in range(3))
+        steps.extend(RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in plan.mirror_axes)
     if aug.noise_blur:
         steps.append(RandGaussianNoised(IMAGE, prob=aug.noise_blur, std=0.1))
         steps.append(RandGaussianSmoothd(IMAGE, prob=aug.noise_blur, sigma_x=BLUR, sigma_y=BLUR, sigma_z=BLUR))

@@ -252,8 +252,8 @@ def evaluate_reference(
     dist = dist or Distributed()
     torch_device = dist.device(resolve_device(device))
     model = load_model(registry, [ref] if isinstance(ref, str) else list(ref), host, torch_device, postprocessing)
-    window = mirrored(model.network) if tta else model.network
     plan, record = model.plan, model.records[0]
+    window = mirrored(model.network, plan.mirror_axes) if tta else model.network
     post = partial(model.postprocessing.apply, plan=plan) if model.postprocessing.keep_largest else None
     progress = progress and dist.is_main
     with progress_bar(progress) as bar:

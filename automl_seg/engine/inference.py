@@ -10,6 +10,7 @@ the logits linearly before the argmax.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ from automl_seg.errors import DataError
 
 if TYPE_CHECKING:
     from monai.transforms import Compose
+
+log = logging.getLogger(__name__)
 
 Window = Callable[[torch.Tensor], torch.Tensor]
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -83,11 +86,15 @@ def predictor_window(predictor: Callable[[np.ndarray], np.ndarray]) -> Window:
     return window
 
 
-def mirrored(window: Window, axes: Sequence[int] = (2, 3, 4)) -> Window:
+def mirrored(window: Window, mirror_axes: Sequence[int] = (0, 1, 2)) -> Window:
     """Test-time mirroring, nnU-Net's default at inference: the mean of the window's logits over every
-    flip of the patch along ``axes`` (each flipped back), 2^3 = 8 predictions per window in 3D. Training
-    flips every axis at random, so each flip is a view the network has learnt; averaging them smooths
-    out the orientation it happens to segment worst."""
+    flip of the patch along the spatial ``mirror_axes`` (a plan's; each flipped back), 2^3 = 8 predictions
+    per window in 3D. Training flips along the same axes at random, so each flip is a view the network has
+    learnt; averaging them smooths out the orientation it happens to segment worst. No axes: the window."""
+    if not mirror_axes:
+        log.warning("test-time mirroring: the model's plan flips along no axis (its classes keep their order "
+                    "along every axis), so it predicts as without --tta")  # fmt: skip
+    axes = [2 + axis for axis in mirror_axes]  # after the batch and channel dimensions
     flips = [dims for n in range(1, len(axes) + 1) for dims in itertools.combinations(axes, n)]
 
     def mirrored_window(x: torch.Tensor) -> torch.Tensor:

@@ -209,7 +209,7 @@ def predict_reference(
         model = load_model(registry, [r.ref for r in records], host, torch_device, postprocessing)
         window, chosen, used = model.network, model.postprocessing, []
     if tta:
-        window = mirrored(window)
+        window = mirrored(window, plan.mirror_axes)
     post = partial(chosen.apply, plan=plan) if chosen.keep_largest else None
     predictions = predict_files(
         window, source, output_dir, plan, torch_device, overwrite=overwrite, progress=progress, postprocess=post

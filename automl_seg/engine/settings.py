@@ -43,7 +43,7 @@ class TrainSettings(Settings):
         description="share of patches centred on a foreground voxel (nnU-Net: 0.33); None = the plan's "
         "(0.5, or 2/3 where the foreground is small)",
     )
-    mirror: bool = Field(default=True, description="random flips along every axis")
+    mirror: bool = Field(default=True, description="random flips along the plan's mirror axes")
     spatial_aug: float = Field(
         default=0.0, ge=0, le=1, description="probability of a random rotation (up to 30 degrees) and scaling per patch"
     )

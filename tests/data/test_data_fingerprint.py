@@ -38,6 +38,24 @@ def test_fingerprint_matches_the_files(task, settings):
     assert fp.split is not None and sorted(fp.split.train + fp.split.val) == sorted(c.id for c in data.info.cases)
 
 
+def test_class_centroids_are_in_world_millimetres():
+    from automl_seg.data.scan import class_centroids
+
+    label = np.zeros((4, 6, 8), dtype=np.int64)
+    label[1, 2:4, 4] = 1  # voxel centroid (1, 2.5, 4)
+    label[3, 0, 0] = 2
+    affine = np.diag([-2.0, 1.0, 0.5, 1.0])  # x stored right to left, 2 mm; z 0.5 mm
+    affine[:3, 3] = (10.0, 0.0, -1.0)
+    centroids = class_centroids(label, affine, [1, 2])
+    assert centroids[1] == pytest.approx((8.0, 2.5, 1.0)) and centroids[2] == pytest.approx((4.0, 0.0, -1.0))
+
+
+def test_fingerprint_records_each_cases_class_centroids(settings):
+    fp = prepare_data(settings(), progress=False).fingerprint
+    for case in fp.cases:
+        assert set(case.class_centroids) == set(case.classes) - {0}
+
+
 def test_plan_from_synthetic_fingerprint(settings):
     plan = prepare_data(settings(), progress=False).plan
     assert plan.patch_size == (32, 32, 32)  # median ~24-26 rounded up to a multiple of 16

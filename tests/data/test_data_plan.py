@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from automl_seg.data.models import CaseFacts, Fingerprint, IntensityStats, PlanLimits, ShapeSummary
-from automl_seg.data.plan import MIN_COVERAGE, coverage, derive_plan, foreground_extent_mm, plan_warnings
+from automl_seg.data.plan import (
+    MIN_COVERAGE,
+    MIN_ORDERED_CASES,
+    coverage,
+    derive_plan,
+    foreground_extent_mm,
+    mirroring_note,
+    plan_warnings,
+)
 from automl_seg.engine.settings import plan_limits
 
 QUICK = PlanLimits(max_patch_voxels=32**3, max_patch_side=64)
@@ -176,6 +184,46 @@ def test_warnings_name_the_cases():
     assert any("class 2 (tumour) occurs in no case" in w for w in warnings)
     quiet = _fingerprint((64, 64, 64), (1.0, 1.0, 1.0), (20, 20, 20))
     assert plan_warnings(quiet, derive_plan(quiet)) == []
+
+
+def _two_classes(offsets: list[tuple[float, float, float]]) -> Fingerprint:
+    """A two-class fingerprint whose case i holds class 1's centroid at ``offsets[i]`` from class 2's."""
+    fp = _fingerprint((40, 40, 40), (1.0, 1.0, 1.0), (20, 20, 20), cases=len(offsets), classes=[0, 1, 2])
+    cases = [
+        case.model_copy(update={"class_centroids": {2: (10.0, 10.0, 10.0), 1: tuple(10.0 + d for d in offset)}})
+        for case, offset in zip(fp.cases, offsets, strict=True)
+    ]
+    labels = {0: "background", 1: "anterior", 2: "posterior"}
+    return fp.model_copy(update={"cases": cases, "labels": labels})
+
+
+def test_no_flips_along_an_axis_two_classes_keep_their_order_along():
+    rng = np.random.default_rng(0)
+    # class 1 always ahead of class 2 along y; on either side at random along x and z
+    offsets = [(float(rng.choice([-3, 3])), 5.0 + i, float(rng.choice([-3, 3]))) for i in range(10)]
+    fp = _two_classes(offsets)
+    assert derive_plan(fp).mirror_axes == (0, 2)
+    assert mirroring_note(fp) == "no flips along y: anterior and posterior keep their order in 100% of the cases"
+    hippocampus = _two_classes([(1.0 if i else -1.0, 18.0, -7.0) for i in range(20)])  # 95 % along x
+    assert derive_plan(hippocampus).mirror_axes == ()
+
+
+def test_flips_along_every_axis_without_a_class_order_or_evidence_for_one():
+    mixed = [(3.0, 5.0 if i % 4 else -5.0, 1.0) for i in range(MIN_ORDERED_CASES + 4)]  # y: 75 % < the share
+    assert derive_plan(_two_classes(mixed)).mirror_axes == (1,)  # x and z: always the same side
+    few = _two_classes([(3.0, 5.0, 1.0)] * (MIN_ORDERED_CASES - 1))  # too few cases to call it an order
+    assert derive_plan(few).mirror_axes == (0, 1, 2) and mirroring_note(few) == ""
+    one_class = _fingerprint((40, 40, 40), (1.0, 1.0, 1.0), (20, 20, 20), cases=12)
+    assert derive_plan(one_class).mirror_axes == (0, 1, 2)
+
+
+@pytest.mark.parametrize("axes", [(3,), (0, 0), (-1,)])
+def test_plan_mirror_axes_are_distinct_spatial_axes(axes):
+    from pydantic import ValidationError
+
+    plan = derive_plan(_fingerprint((40, 40, 40), (1.0, 1.0, 1.0), (20, 20, 20)))
+    with pytest.raises(ValidationError, match="mirror_axes"):
+        type(plan).model_validate({**plan.model_dump(), "mirror_axes": axes})
 
 
 def test_dints_takes_in_channels_from_the_plan():

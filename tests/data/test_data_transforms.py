@@ -133,6 +133,17 @@ def test_the_plan_sets_the_foreground_ratio_unless_training_does() -> None:
     assert shares[0] == 1.0 and shares[1] <= 0.25
 
 
+@pytest.mark.parametrize("axes", [(0, 1, 2), (1,), ()])
+def test_training_flips_only_along_the_plans_mirror_axes(axes: tuple[int, ...]) -> None:
+    from monai.transforms import RandFlipd
+
+    from automl_seg.data.transforms import training_transforms
+
+    transform = training_transforms(tiny_plan((16, 16, 16)).model_copy(update={"mirror_axes": axes}))
+    flips = [step for step in transform.transforms if isinstance(step, RandFlipd)]
+    assert [flip.flipper.spatial_axis for flip in flips] == list(axes)
+
+
 def test_full_augmentation_keeps_patch_shape_and_label_values() -> None:
     from automl_seg.data.models import Augmentation
     from automl_seg.data.transforms import training_transforms

@@ -63,6 +63,17 @@ def test_mirrored_window_is_the_mean_of_the_eight_flipped_predictions() -> None:
         assert torch.allclose(mirrored(lambda t: 3 * t)(x), 3 * x)  # a flip-equivariant window is unchanged
 
 
+def test_mirrored_window_flips_only_the_plans_mirror_axes(caplog: pytest.LogCaptureFixture) -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(1, 2, 3, padding=1)
+    x = torch.randn(1, 1, 6, 7, 8)
+    with torch.no_grad():
+        one_axis = mirrored(conv, (1,))(x)
+        assert torch.allclose(one_axis, (conv(x) + torch.flip(conv(torch.flip(x, (3,))), (3,))) / 2, atol=1e-6)
+        assert torch.allclose(mirrored(conv, ())(x), conv(x))  # no axis: the plain prediction, with a warning
+    assert "flips along no axis" in caplog.text
+
+
 def test_tta_evaluates_and_predicts_through_the_mirrored_window(
     trained_registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -72,9 +83,9 @@ def test_tta_evaluates_and_predicts_through_the_mirrored_window(
 
     wrapped = []
 
-    def spy(window):  # noqa: ANN001, ANN202
+    def spy(window, mirror_axes):  # noqa: ANN001, ANN202
         wrapped.append(window)
-        return inference.mirrored(window)
+        return inference.mirrored(window, mirror_axes)
 
     monkeypatch.setattr(evaluate, "mirrored", spy)
     monkeypatch.setattr(predict, "mirrored", spy)
