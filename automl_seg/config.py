@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
 from automl_seg.errors import ConfigError
 
@@ -48,6 +48,18 @@ class DataSettings(Settings):
     patch_size: tuple[PositiveInt, PositiveInt, PositiveInt] | None = Field(
         default=None, description="override the plan's patch"
     )
+    mirror_axes: tuple[int, ...] | None = Field(
+        default=None,
+        description="override the plan's mirror axes (training flips, --tta): [0, 1, 2] = every axis, "
+        "nnU-Net's default; [] = none",
+    )
+
+    @field_validator("mirror_axes")
+    @classmethod
+    def _spatial_axes(cls, axes: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if axes is not None and (any(axis not in (0, 1, 2) for axis in axes) or len(set(axes)) != len(axes)):
+            raise ValueError(f"mirror_axes must be distinct axes among 0, 1, 2 (x, y, z), not {list(axes)}")
+        return axes
 
 
 SPLIT_KEYS = ("val_fraction", "split_seed", "max_cases", "holdout_fraction")  #: the DataSettings that choose the cases

@@ -6,8 +6,9 @@ split seed): no search, training or validation sees them, and every Dice below i
 
 Ablation: one architecture (the fixed strategy's DynUNet at the chosen budget) retrained with the budget's
 recipe, then with one ingredient changed at a time (nnU-Net's foreground share, rotation/scaling, gamma,
-noise/blur, warm-up, mirroring): taken away where the budget's preset has it, added where it does not
-(``quick`` trains without most of them); deep supervision is always added. Each row's difference is against
+noise/blur, warm-up): taken away where the budget's preset has it, added where it does not (``quick``
+trains without most of them); deep supervision, and flips along every axis where the plan leaves some
+out (Hippocampus: all), are always added. Each row's difference is against
 the budget's recipe, measured in the same run with the same seed. Curve: ``search`` for every (strategy, budget)
 pair, its wall-clock minutes (search + retraining + validation) and held-out Dice, each against the
 quick DiNTS run of the same process. Folds: the fixed architecture at the budget trained once (the
@@ -46,14 +47,15 @@ from automl_seg.plugins import PluginHost, load_plugins
 class Ingredient:
     """One recipe ingredient and the training settings that turn it on and off. The ablation takes it away
     where the budget's preset has it and adds it (at the ``standard`` preset's value) where it does not, so
-    one table asks both "does it earn its place?" and "would it help here?". A network change
-    (``strategy``) is always added."""
+    one table asks both "does it earn its place?" and "would it help here?". A change of the network
+    (``strategy``) or of the plan (``data``) is always added."""
 
     name: str  #: what ``--rows`` selects it by
     label: str
     on: Mapping[str, Any] = field(default_factory=dict)
     off: Mapping[str, Any] = field(default_factory=dict)
     strategy: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
 
     def row(self, preset: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """The row's label and training overrides against ``preset`` (a budget's ``TRAIN_PRESETS`` entry)."""
@@ -61,7 +63,7 @@ class Ingredient:
 
         defaults = TrainSettings.model_fields
         present = all(preset.get(key, defaults[key].default) == value for key, value in self.on.items())
-        if present and not self.strategy:
+        if present and not (self.strategy or self.data):
             return f"- {self.label}", dict(self.off)
         return f"+ {self.label}", dict(self.on)
 
@@ -77,7 +79,7 @@ INGREDIENTS: list[Ingredient] = [
     Ingredient("gamma", "gamma (p 0.3)", on={"gamma_aug": 0.3}, off={"gamma_aug": 0.0}),
     Ingredient("noise", "noise/blur (p 0.1)", on={"noise_blur_aug": 0.1}, off={"noise_blur_aug": 0.0}),
     Ingredient("warmup", "warm-up (200 steps)", on={"warmup_steps": 200}, off={"warmup_steps": 0}),
-    Ingredient("mirror", "mirroring", on={"mirror": True}, off={"mirror": False}),
+    Ingredient("mirror", "flips along every axis (nnU-Net's default), not the plan's", data={"mirror_axes": (0, 1, 2)}),
     Ingredient("deep-supervision", "deep supervision (2 heads)", strategy={"deep_supervision": 2}),
 ]
 
@@ -94,8 +96,9 @@ class Outcome:
     wall_s: float
 
 
-def data_settings(args: argparse.Namespace) -> DataSettings:
+def data_settings(args: argparse.Namespace, **plan: Any) -> DataSettings:
     return DataSettings(
+        **plan,
         dataset=args.dataset,
         data_root=args.data_root,
         holdout_fraction=args.holdout,
@@ -127,6 +130,7 @@ def search_run(
     budget: str,
     train: Mapping[str, Any],
     strategy_settings: Mapping[str, Any] | None = None,
+    plan: Mapping[str, Any] | None = None,
 ) -> tuple[Any, float]:
     """One whole ``search`` (search, retraining, validation): its result and wall-clock seconds."""
     from automl_seg.engine.pipeline import run_search
@@ -139,7 +143,7 @@ def search_run(
     overrides = {**(SMOKE_STRATEGY.get(strategy, {}) if args.smoke else {}), **(strategy_settings or {})}
     began = time.perf_counter()
     result = run_search(
-        run, data_settings(args), train_settings(budget, overrides=dict(train)), overrides,
+        run, data_settings(args, **(plan or {})), train_settings(budget, overrides=dict(train)), overrides,
         registry=registry, host=host, promote=False,
     )  # fmt: skip
     return result, time.perf_counter() - began
@@ -158,14 +162,14 @@ def ablation(registry: Any, host: PluginHost, args: argparse.Namespace) -> list[
         label, change = item.row(TRAIN_PRESETS.get(args.budget, {}))
         began = time.perf_counter()
         if item.strategy:
-            result, _ = search_run(registry, host, args, "fixed", args.budget, smoke, item.strategy)
+            result, _ = search_run(registry, host, args, "fixed", args.budget, smoke, item.strategy, item.data)
             ref = result.trained.record.ref
         else:
             run = RunSettings(budget=args.budget, seed=args.seed, device=args.device, progress=False,
                               workdir=Path(tempfile.mkdtemp(prefix="quality-ablation-")))  # fmt: skip
             train = train_settings(args.budget, overrides={**smoke, **change})
             ref = retrain(first.architecture.ref, run, train, registry=registry, host=host,
-                          data_options={"data_root": args.data_root}).record.ref  # fmt: skip
+                          data_options={"data_root": args.data_root, **item.data}).record.ref  # fmt: skip
         rows.append(Outcome(label, *held_out_dice(registry, ref, host, args), time.perf_counter() - began))
     return rows
 

@@ -173,7 +173,7 @@ def prepare_data(
     fingerprint = fingerprint_dataset(visible, progress=progress, use_cache=use_cache)
     split = split_cases([case.id for case in visible.cases], settings.val_fraction, settings.split_seed)
     fingerprint = fingerprint.model_copy(update={"split": split})
-    derived = derive_plan(fingerprint, settings.patch_size, limits=limits)
+    derived = derive_plan(fingerprint, settings.patch_size, limits=limits, mirror=settings.mirror_axes)
     if plan is not None and (plan.in_channels, plan.num_classes) != (derived.in_channels, derived.num_classes):
         raise DataError(
             f"{info.name} has {derived.in_channels} channel(s) and {derived.num_classes} classes but the model expects "
@@ -195,7 +195,7 @@ def prepare_data(
     )
     # the planner's reasons matter most where it gave up resolution (data check always shows them)
     log.log(logging.INFO if plan.resamples_coarser else logging.DEBUG, "%s plan: %s", info.name, plan.rationale)
-    if note := mirroring_note(fingerprint):
+    if settings.mirror_axes is None and (note := mirroring_note(fingerprint)):
         log.info("%s plan: %s", info.name, note)
     return PreparedData(
         info=info,

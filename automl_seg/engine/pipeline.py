@@ -456,8 +456,9 @@ def retrain(
     device = dist.device(resolve_device(run.device))
     warn_gpu_budget_on_cpu(run.budget, device)
     plan = record.dataset.plan
+    mirror = {"mirror_axes": tuple(plan["mirror_axes"])} if "mirror_axes" in plan else {}  # newer records store them
     data_settings = build_settings(
-        DataSettings, {**record_split(record), **(data_options or {})},  # the search's cases unless told otherwise
+        DataSettings, {**record_split(record), **mirror, **(data_options or {})},  # the search's, unless told otherwise
         {"dataset": record.dataset.name, "patch_size": tuple(plan["patch_size"]) if plan.get("patch_size") else None},
         source="data settings",
     )  # fmt: skip

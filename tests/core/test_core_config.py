@@ -49,6 +49,13 @@ def test_negative_patch_size_is_rejected():
         build_settings(DataSettings, {"patch_size": [-16, 32, 32]})
 
 
+@pytest.mark.parametrize("axes", [[3], [0, 0], [-1, 2]])
+def test_mirror_axes_must_be_distinct_spatial_axes(axes: list[int]):
+    with pytest.raises(ConfigError, match="mirror_axes must be distinct axes among 0, 1, 2"):
+        build_settings(DataSettings, {"mirror_axes": axes}, source="data")
+    assert build_settings(DataSettings, {"mirror_axes": []}).mirror_axes == ()
+
+
 def test_unparsable_and_missing_files(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: [unclosed\n")

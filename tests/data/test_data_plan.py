@@ -203,6 +203,7 @@ def test_no_flips_along_an_axis_two_classes_keep_their_order_along():
     offsets = [(float(rng.choice([-3, 3])), 5.0 + i, float(rng.choice([-3, 3]))) for i in range(10)]
     fp = _two_classes(offsets)
     assert derive_plan(fp).mirror_axes == (0, 2)
+    assert derive_plan(fp, mirror=(0, 1, 2)).mirror_axes == (0, 1, 2)  # data.mirror_axes overrides the rule
     assert mirroring_note(fp) == "no flips along y: anterior and posterior keep their order in 100% of the cases"
     hippocampus = _two_classes([(1.0 if i else -1.0, 18.0, -7.0) for i in range(20)])  # 95 % along x
     assert derive_plan(hippocampus).mirror_axes == ()
