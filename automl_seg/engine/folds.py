@@ -37,6 +37,7 @@ from automl_seg.errors import ConfigError
 if TYPE_CHECKING:
     from automl_seg_registry import ArchitectureRecord, Registry
 
+    from automl_seg.data.models import Plan
     from automl_seg.data.prepared import PreparedData
     from automl_seg.engine.settings import RunSettings, TrainSettings
     from automl_seg.interfaces import RunInfo
@@ -190,7 +191,7 @@ def cross_validate(
     log.info("postprocessing chosen on %d out-of-fold cases: keep largest component of %s", len(pairs),
              ", ".join(postprocessing.keep_largest) or "no class")  # fmt: skip
     record = _register(parent, done, postprocessing, train, run, registry=registry, host=host, device=device,
-                       info=info, split={**split, "folds": folds}, workdir=workdir)  # fmt: skip
+                       info=info, split={**split, "folds": folds}, workdir=workdir, plan=data.plan)  # fmt: skip
     return CrossValResult(record=record, folds=done, pending=[], postprocessing=postprocessing, workdir=workdir)
 
 
@@ -217,6 +218,7 @@ def _register(
     info: RunInfo,
     split: dict[str, Any],
     workdir: Path,
+    plan: Plan,
 ) -> ArchitectureRecord:
     from automl_seg_registry import Metrics
 
@@ -239,7 +241,7 @@ def _register(
         },
     )
     record = trained_record(
-        parent, metrics, seed=run.seed, host=host, info=info, train=train, device=device, split=split,
+        parent, metrics, seed=run.seed, host=host, info=info, train=train, device=device, split=split, plan=plan,
         provenance={
             FOLDS_KEY: {"count": len(folds), "val_cases": [f.val_cases for f in folds]},
             PROVENANCE_KEY: postprocessing.model_dump(mode="json"),

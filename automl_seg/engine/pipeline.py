@@ -377,14 +377,18 @@ def trained_record(
     device: torch.device,
     split: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
+    plan: Plan | None = None,
 ) -> ArchitectureRecord:
     """The record of ``parent``'s architecture trained from scratch (one model or a cross-validated set):
-    the parent's space, arch, strategy and dataset (with ``split`` where it was trained on other cases),
+    the parent's space, arch, strategy and dataset (with ``split`` where it was trained on other cases,
+    and ``plan``, the one it was trained with, where that differs: other mirror axes),
     its own metrics, seed and package versions, and the parent's provenance with this run's (the run,
     training settings, device) and ``provenance``. The one builder of ``train`` and ``train --folds``."""
     payload = parent.model_dump(exclude={"version", "artifacts", "created"})
     if split is not None:
         payload["dataset"]["split"] = dict(split)
+    if plan is not None:
+        payload["dataset"]["plan"] = plan.model_dump(mode="json")
     payload.update(
         parent=parent.ref,
         metrics=metrics.model_dump(),
@@ -435,6 +439,14 @@ def _outcome_files(outcome: SearchOutcome, workdir: Path) -> dict[str, tuple[Pat
 # -- training a registered architecture -------------------------------------------------------------
 
 
+def retraining_plan(record: ArchitectureRecord, data: DataSettings) -> Plan:
+    """The record's plan, with the mirror axes ``data`` overrides (``data.mirror_axes``)."""
+    plan = record_plan(record)
+    if data.mirror_axes is None:
+        return plan
+    return plan.model_copy(update={"mirror_axes": tuple(sorted(data.mirror_axes))})  # validated by DataSettings
+
+
 def retrain(
     ref: str,
     run: RunSettings,
@@ -456,9 +468,8 @@ def retrain(
     device = dist.device(resolve_device(run.device))
     warn_gpu_budget_on_cpu(run.budget, device)
     plan = record.dataset.plan
-    mirror = {"mirror_axes": tuple(plan["mirror_axes"])} if "mirror_axes" in plan else {}  # newer records store them
     data_settings = build_settings(
-        DataSettings, {**record_split(record), **mirror, **(data_options or {})},  # the search's, unless told otherwise
+        DataSettings, {**record_split(record), **(data_options or {})},  # the search's cases unless told otherwise
         {"dataset": record.dataset.name, "patch_size": tuple(plan["patch_size"]) if plan.get("patch_size") else None},
         source="data settings",
     )  # fmt: skip
@@ -469,7 +480,7 @@ def retrain(
     )  # fmt: skip
     workdir = work_folder(Path(run.workdir) if run.workdir else default_workdir(key))
     with dist.main_first():
-        data = prepare(data_settings, run, device, plan=record_plan(record))
+        data = prepare(data_settings, run, device, plan=retraining_plan(record, data_settings))
     check_run_folds(run, data, dist)
     if data.fingerprint.content_hash != record.dataset.fingerprint_hash:
         log.warning("%s was searched on other data than %s holds now (fingerprints differ)", record.ref, data.info.name)
@@ -549,7 +560,7 @@ def _train_and_register(
     metrics = _trained_metrics(parent, evaluation, result, train, val_cases=len(data.val_cases), spent=spent)
     record = trained_record(
         parent, metrics, seed=run.seed, host=host, info=info, train=train, device=device,
-        split=split,  # retrained on other cases than the parent's
+        split=split, plan=data.plan,  # retrained on other cases than the parent's, perhaps with other flips
         provenance={
             "val_cases": list(data.val_cases),
             **({"processes": dist.world_size} if dist.enabled else {}),

@@ -289,3 +289,32 @@ def test_trained_record_keeps_the_parents_architecture_and_adds_this_runs_facts(
     assert "automl-seg" in record.versions
     moved = trained_record(parent, metrics, **common, device=torch.device("cpu"), split={"val": ["b"]})
     assert moved.dataset.split == {"val": ["b"]} and parent.dataset.split == {"val": ["a"]}
+
+
+def test_mirror_axes_reach_the_record_and_retraining_keeps_them_unless_told(
+    tiny_data_root: Path, tiny_train, tmp_path: Path
+) -> None:
+    from automl_seg_registry import Registry
+
+    from automl_seg.config import DataSettings
+    from automl_seg.engine.pipeline import retrain, run_search
+    from automl_seg.engine.settings import RunSettings, SearchRunSettings
+    from automl_seg.plugins import load_plugins
+
+    host = load_plugins()
+    data = DataSettings(dataset="Task99_Synthetic", data_root=tiny_data_root, patch_size=(16, 16, 16), mirror_axes=(1,))
+    run = SearchRunSettings(strategy="fixed", device="cpu", workdir=tmp_path / "search", progress=False)
+
+    def retrained(options: dict, folder: str) -> list[int]:
+        result = retrain(
+            searched.architecture.ref, RunSettings(device="cpu", workdir=tmp_path / folder, progress=False),
+            tiny_train(), registry=registry, host=host, data_options={"data_root": tiny_data_root, **options},
+        )  # fmt: skip
+        return list(registry.get(result.record.ref).dataset.plan["mirror_axes"])
+
+    with Registry.open(tmp_path / "registry") as registry:
+        searched = run_search(run, data, tiny_train(), {}, registry=registry, host=host)
+        assert searched.trained is not None
+        assert list(registry.get(searched.trained.record.ref).dataset.plan["mirror_axes"]) == [1]
+        assert retrained({}, "kept") == [1]
+        assert retrained({"mirror_axes": (0, 2)}, "told") == [0, 2]
