@@ -18,6 +18,8 @@ def _triple(values: tuple[float, ...]) -> str:
 
 def _tables(data: Any, budget: str | None = None) -> list[Table]:
     """Dataset/fingerprint and plan of a ``PreparedData`` as rich tables."""
+    from automl_seg.data.plan import mirroring_note
+
     fp, plan = data.fingerprint, data.plan
     facts = Table(title=f"{fp.dataset} fingerprint", show_header=False)
     facts.add_column("field", style="bold")
@@ -42,9 +44,13 @@ def _tables(data: Any, budget: str | None = None) -> list[Table]:
     planned.add_column("field", style="bold")
     planned.add_column("value", overflow="fold")
     for key, value in plan.model_dump().items():
-        if isinstance(value, tuple):
+        if key == "mirror_axes":
+            value = ", ".join("xyz"[axis] for axis in value) or "none"
+        elif isinstance(value, tuple):
             value = _triple(value)
         planned.add_row(key, str(value))
+    if note := mirroring_note(fp):
+        planned.add_row("mirroring", note)
     for warning in data.warnings:
         planned.add_row("[yellow]warning[/yellow]", warning)
     return [facts, planned]
