@@ -22,6 +22,10 @@ def test_data_check_reports_208_cases(cli, real_data_root):
     assert len(split["train"]) == 166 and len(split["val"]) == 42
     assert report["fingerprint"]["labels"] == {"0": "background", "1": "Anterior", "2": "Posterior"}
     assert report["plan"]["patch_size"] == [48, 64, 48] and report["plan"]["spacing"] == [1.0, 1.0, 1.0]
+    # the anterior part lies before the posterior part along every axis: no flips (bench_quality's ablation)
+    assert report["plan"]["mirror_axes"] == []
+    centroids = report["fingerprint"]["cases"][0]["class_centroids"]
+    assert set(centroids) == {"1", "2"}
 
 
 def test_real_cases_give_full_patches(real_data_root):
