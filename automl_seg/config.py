@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from automl_seg.errors import ConfigError
 
@@ -28,6 +28,16 @@ Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]  #: what numpy, torch and Optun
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _spatial_axes(axes: tuple[int, ...]) -> tuple[int, ...]:
+    if any(axis not in (0, 1, 2) for axis in axes) or len(set(axes)) != len(axes):
+        raise ValueError(f"mirror_axes must be distinct axes among 0, 1, 2 (x, y, z), not {list(axes)}")
+    return tuple(sorted(axes))
+
+
+#: spatial axes to flip along (a plan's, or a data setting overriding it): distinct, among 0-2, sorted
+MirrorAxes = Annotated[tuple[int, ...], AfterValidator(_spatial_axes)]
 
 
 class DataSettings(Settings):
@@ -48,18 +58,11 @@ class DataSettings(Settings):
     patch_size: tuple[PositiveInt, PositiveInt, PositiveInt] | None = Field(
         default=None, description="override the plan's patch"
     )
-    mirror_axes: tuple[int, ...] | None = Field(
+    mirror_axes: MirrorAxes | None = Field(
         default=None,
         description="override the plan's mirror axes (training flips, --tta): [0, 1, 2] = every axis, "
         "nnU-Net's default; [] = none",
     )
-
-    @field_validator("mirror_axes")
-    @classmethod
-    def _spatial_axes(cls, axes: tuple[int, ...] | None) -> tuple[int, ...] | None:
-        if axes is not None and (any(axis not in (0, 1, 2) for axis in axes) or len(set(axes)) != len(axes)):
-            raise ValueError(f"mirror_axes must be distinct axes among 0, 1, 2 (x, y, z), not {list(axes)}")
-        return axes
 
 
 SPLIT_KEYS = ("val_fraction", "split_seed", "max_cases", "holdout_fraction")  #: the DataSettings that choose the cases

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from automl_seg.config import MirrorAxes
 
 Triple = tuple[int, int, int]
 #: spacings within this relative difference count as the same grid
@@ -37,19 +39,12 @@ class Plan(BaseModel):
     )
     crop_nonzero: bool = Field(default=False, description="crop every image to its nonzero region first")
     foreground_ratio: float = Field(default=0.5, ge=0, le=1, description="share of patches centred on foreground")
-    mirror_axes: tuple[int, ...] = Field(
+    mirror_axes: MirrorAxes = Field(
         default=(0, 1, 2),
         description="RAS axes that training flips along and test-time mirroring averages over; an axis along "
         "which the classes lie in a fixed order (anterior before posterior) is left out: a flip swaps them",
     )
     rationale: str = Field(default="", description="why the planner chose this spacing and patch")
-
-    @field_validator("mirror_axes")
-    @classmethod
-    def _axes(cls, axes: tuple[int, ...]) -> tuple[int, ...]:
-        if any(axis not in (0, 1, 2) for axis in axes) or len(set(axes)) != len(axes):
-            raise ValueError(f"mirror_axes must be distinct axes among 0, 1, 2, not {axes}")
-        return tuple(sorted(axes))
 
     @property
     def resamples_coarser(self) -> bool:

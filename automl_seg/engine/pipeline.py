@@ -444,7 +444,7 @@ def retraining_plan(record: ArchitectureRecord, data: DataSettings) -> Plan:
     plan = record_plan(record)
     if data.mirror_axes is None:
         return plan
-    return plan.model_copy(update={"mirror_axes": tuple(sorted(data.mirror_axes))})  # validated by DataSettings
+    return plan.model_copy(update={"mirror_axes": data.mirror_axes})  # validated and sorted by DataSettings
 
 
 def retrain(
