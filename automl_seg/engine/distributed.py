@@ -230,6 +230,9 @@ def process_group(device: torch.device | str) -> Iterator[Distributed]:
     )
     try:
         yield _context()
+        # every rank reaches the end before any leaves: a rank tearing gloo down while another still
+        # finishes (rank 0 saving, say) can abort the other's transport threads at exit
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
