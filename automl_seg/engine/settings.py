@@ -80,8 +80,10 @@ class TrainSettings(Settings):
 #: recipe is nnU-Net's: a third of the patches on foreground, rotation/scaling, gamma, noise/blur, a
 #: warm-up, then cosine decay. ``benchmarks/bench_quality.py --table ablation`` measures each
 #: ingredient; at the quick budget none helped and rotation/scaling cost 0.010 held-out Dice, so quick
-#: trains without them (the standard budget's ablation is hours of CPU: unmeasured). Flips follow the
-#: plan's mirror axes in every preset.
+#: trains without them. At the standard budget they help: without rotation/scaling and noise/blur the
+#: same DiNTS architecture overfitted its 6400 whole-case steps and lost 0.0085 held-out Dice
+#: (``benchmarks/RESULTS.md``), so standard keeps nnU-Net's recipe. Flips follow the plan's mirror axes
+#: in every preset.
 #:
 #: ``full`` is nnU-Net-like for a GPU (75k steps of poly SGD, the plan's patch).
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
