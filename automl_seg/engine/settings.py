@@ -81,8 +81,9 @@ class TrainSettings(Settings):
 #: warm-up, then cosine decay. ``benchmarks/bench_quality.py --table ablation`` measures each
 #: ingredient; at the quick budget none helped and rotation/scaling cost 0.010 held-out Dice, so quick
 #: trains without them. At the standard budget they help: without rotation/scaling and noise/blur the
-#: same DiNTS architecture overfitted its 6400 whole-case steps and lost 0.0085 held-out Dice
-#: (``benchmarks/RESULTS.md``), so standard keeps nnU-Net's recipe. Flips follow the plan's mirror axes
+#: same DiNTS architecture overfitted its 6400 whole-case steps and scored 0.0085 held-out Dice below
+#: the preset (there with a random translation that on its own gained nothing; ``benchmarks/RESULTS.md``),
+#: so standard keeps nnU-Net's recipe. Flips follow the plan's mirror axes
 #: in every preset.
 #:
 #: ``full`` is nnU-Net-like for a GPU (75k steps of poly SGD, the plan's patch).
