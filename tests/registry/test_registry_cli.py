@@ -1,4 +1,5 @@
-"""``automl-seg registry ...`` through the real CLI (subprocess)."""
+"""``automl-seg registry ...`` through the real CLI: its entry point in process, the declined ``rm`` prompt in
+a subprocess."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from automl_seg_registry import Registry
+
+pytestmark = pytest.mark.cli_in_process  # many CLI calls: no Python start for each
 
 
 @pytest.fixture

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from automl_seg_registry import Compute, PhaseCompute, Registry, load_record
+
+pytestmark = pytest.mark.cli_in_process  # no Python start for each CLI call
 
 
 def test_a_record_without_compute_still_loads(sample_record) -> None:
