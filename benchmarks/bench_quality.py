@@ -11,16 +11,17 @@ trains without most of them); deep supervision, and flips along every axis where
 out (Hippocampus: all), are always added. Each row's difference is against
 the budget's recipe, measured in the same run with the same seed. Curve: ``search`` for every (strategy, budget)
 pair, its wall-clock minutes (search + retraining + validation) and held-out Dice, each against the
-quick DiNTS run of the same process. Folds: the fixed architecture at the budget trained once (the
-reference: the single model ``search`` gives), then cross-validated (``--folds``, nnU-Net's 5 by default)
-and scored as the ensemble of its folds (softmax averaged), without and with the postprocessing chosen on
-the out-of-fold cases.
+quick DiNTS run of the same process. Folds: one strategy's architecture (``--strategy``, the fixed
+DynUNet by default) at the budget trained once (the reference: the single model ``search`` gives), then
+cross-validated (``--folds``, nnU-Net's 5 by default) and scored as the ensemble of its folds (softmax
+averaged), without and with the postprocessing chosen on the out-of-fold cases.
 
     python benchmarks/bench_quality.py                      # ablation and curve on Task04_Hippocampus (hours)
     python benchmarks/bench_quality.py --table ablation --budget standard
     python benchmarks/bench_quality.py --table ablation --budget quick --rows deep-supervision --seed 1
     python benchmarks/bench_quality.py --table curve --budgets quick,standard --strategies dints,fixed
     python benchmarks/bench_quality.py --table folds --budget quick --folds 5
+    python benchmarks/bench_quality.py --table folds --budget quick --folds 5 --strategy dints
     python benchmarks/bench_quality.py --smoke              # minutes: 12 cases, a few steps, every code path
 """
 
@@ -198,15 +199,16 @@ def curve(registry: Any, host: PluginHost, args: argparse.Namespace) -> list[Out
 
 
 def cross_validation(registry: Any, host: PluginHost, args: argparse.Namespace) -> list[Outcome]:
-    """The fixed architecture trained once (the reference), then cross-validated on the same cases and
-    scored as the ensemble of its folds, without and with the postprocessing chosen out of fold."""
+    """``--strategy``'s architecture searched and trained once (the reference), then cross-validated on the
+    same cases and scored as the ensemble of its folds, without and with the postprocessing chosen out of
+    fold."""
     from automl_seg.engine.folds import CrossValResult, fold_summary
     from automl_seg.engine.pipeline import retrain
     from automl_seg.engine.postprocess import Postprocessing
     from automl_seg.engine.settings import RunSettings, train_settings
 
     smoke = SMOKE_TRAIN if args.smoke else {}
-    single, wall = search_run(registry, host, args, "fixed", args.budget, smoke)
+    single, wall = search_run(registry, host, args, args.strategy, args.budget, smoke)
     rows = [Outcome("single model", *held_out_dice(registry, single.trained.record.ref, host, args), wall)]
     run = RunSettings(budget=args.budget, seed=args.seed, device=args.device, progress=False, folds=args.folds,
                       workdir=Path(tempfile.mkdtemp(prefix="quality-folds-")))  # fmt: skip
@@ -255,6 +257,7 @@ def main() -> None:
     parser.add_argument("--budgets", default="quick,standard", help="the curve's budgets")
     parser.add_argument("--strategies", default="dints,fixed", help="the curve's strategies")
     parser.add_argument("--folds", type=int, default=5, help="the folds table's cross-validation folds")
+    parser.add_argument("--strategy", default="fixed", help="the folds table's strategy (its architecture)")
     parser.add_argument("--holdout", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
@@ -278,7 +281,7 @@ def main() -> None:
             console.print(table("held-out Dice versus wall clock (search + retrain + validation)", rows, rows[0]))
         if args.table == "folds":
             rows = cross_validation(reg, host, args)
-            title = f"cross-validation and ensembling, fixed DynUNet, {args.budget} budget (wall: training)"
+            title = f"cross-validation and ensembling, {args.strategy} strategy, {args.budget} budget (wall: training)"
             console.print(table(title, rows, rows[0]))
 
 
